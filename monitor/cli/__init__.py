@@ -1,0 +1,1 @@
+"""Command-line interface: `tokenpulse <command>`; one module per command, each with `register()`."""

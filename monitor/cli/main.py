@@ -1,0 +1,42 @@
+"""`tokenpulse` entry point: builds the argument parser from each command module and dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+
+#: Command modules under monitor.cli, in the order `--help` lists them. Each has `register(subparsers)`.
+COMMAND_MODULES = ("measure", "mock")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenpulse",
+        description="Load-test and monitor LLM inference APIs (OpenRouter and OpenAI-compatible): "
+                    "TTFT, throughput, errors and availability per provider.",
+    )
+    parser.add_argument("--version", action="version", version=f"tokenpulse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"monitor.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

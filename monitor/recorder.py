@@ -1,0 +1,465 @@
+"""Sans-IO chat-stream recorder: (monotonic timestamp, bytes) in, `StreamResult` out.
+
+Every timing and token decision in tokenpulse is made here and nowhere else (DESIGN.md §2): the load
+test and the prober both feed this class from their drivers, so their figures mean the same thing.
+
+The driver's only duties are to read `t0` just before sending, to stamp every read with the monotonic
+clock *at receipt* (before any parsing) and to report transport failures. The recorder decodes SSE,
+parses each chunk and decides what counts as a token, when the stream ended and why it failed.
+
+What counts as a token-carrying event (TTFT): a non-empty `delta.content`, `delta.reasoning` (or vLLM's
+`reasoning_content`), a non-empty `reasoning_details` entry, or a non-empty `tool_calls` list. Role-only
+chunks, empty strings, `null`, SSE comments and usage-only chunks do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from monitor.outcomes import ErrorClass, Outcome, error_class_for_status
+from monitor.redact import clip, redact
+from monitor.sse import SSEDecoder
+
+#: Error bodies beyond this are not kept (only the first part is parsed for a message).
+ERROR_BODY_LIMIT = 64 * 1024
+#: Default cap on a streamed response: a runaway stream becomes a protocol_error, not an OOM.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Characters per token when the server sends no usage (a common rule of thumb for English text).
+CHARS_PER_TOKEN_ESTIMATE = 4.0
+
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_NS = 1e-9
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """Everything measured about one streamed chat completion.
+
+    Times are seconds from t0 (just before the request was sent). `token_times_s` holds the arrival of
+    each token-carrying event; its successive differences are the chunk gaps (inter-token latency per
+    chunk, as vLLM defines ITL). Token counts come from the server's `usage` unless `tokens_estimated`.
+    """
+
+    outcome: Outcome
+    error_class: ErrorClass | None
+    error_message: str | None
+    http_status: int | None
+    t0_ns: int
+    ttfb_s: float | None
+    ttft_s: float | None
+    ttfc_s: float | None
+    e2e_s: float | None
+    tpot_s: float | None
+    output_tokens_per_s: float | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    cached_tokens: int | None
+    cost_usd: float | None
+    tokens_estimated: bool
+    chunk_count: int
+    token_times_s: list[float]
+    provider: str | None
+    generation_id: str | None
+    finish_reason: str | None
+    retry_after_s: float | None
+    bytes_received: int
+    keepalive_count: int
+    #: Ground truth from a mock that stamps chunks (`tokenpulse_truth`): the server's own TTFT and the
+    #: client lag of each token event (receipt minus send, same CLOCK_MONOTONIC). None otherwise.
+    truth_ttft_s: float | None = None
+    truth_lags_s: list[float] | None = None
+    text: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def chunk_gaps_s(self) -> list[float]:
+        t = self.token_times_s
+        return [b - a for a, b in zip(t, t[1:])]
+
+    def to_dict(self, *, include_series: bool = False) -> dict[str, Any]:
+        """JSON-ready dict using the field names of `tokenpulse measure --json`."""
+        d = asdict(self)
+        d["outcome"] = self.outcome.value
+        d["error_class"] = self.error_class.value if self.error_class else None
+        del d["t0_ns"]
+        if not include_series:
+            del d["token_times_s"]
+            del d["truth_lags_s"]
+        if d["text"] is None:
+            del d["text"]
+        return d
+
+
+class StreamRecorder:
+    """Feed it the response of one streaming request; ask it for the `StreamResult`.
+
+    Call order: `on_headers` once, `on_bytes` for every read, then `on_eof` (stream closed) or
+    `on_failure` (transport error or timeout detected by the driver). `finished` turns true when the
+    recorder needs no more bytes (terminal error or byte cap); drivers should then stop reading.
+    """
+
+    __slots__ = (
+        "t0_ns", "_secrets", "_max_bytes", "_keep_text", "_prompt_tokens_hint", "_decoder",
+        "status", "_content_type_ok", "_t_headers", "_t_first_token", "_t_first_content",
+        "_t_last_token", "_t_done", "_t_end", "_token_ns", "_truth_sent", "_truth_recv", "_usage",
+        "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
+        "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
+        "finished",
+    )
+
+    def __init__(
+        self,
+        t0_ns: int,
+        *,
+        secrets: Sequence[str] = (),
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        keep_text: bool = False,
+        prompt_tokens_hint: int | None = None,
+    ) -> None:
+        self.t0_ns = t0_ns
+        self._secrets = tuple(secrets)
+        self._max_bytes = max_response_bytes
+        self._keep_text = keep_text
+        self._prompt_tokens_hint = prompt_tokens_hint
+        self._decoder = SSEDecoder()
+        self.status: int | None = None
+        self._content_type_ok = False
+        self._t_headers: int | None = None
+        self._t_first_token: int | None = None
+        self._t_first_content: int | None = None
+        self._t_last_token: int | None = None
+        self._t_done: int | None = None
+        self._t_end: int | None = None
+        self._token_ns: list[int] = []
+        self._truth_sent: list[int] = []
+        self._truth_recv: int | None = None
+        self._usage: dict[str, Any] | None = None
+        self._provider: str | None = None
+        self._generation_id: str | None = None
+        self._finish_reason: str | None = None
+        self._retry_after: float | None = None
+        self._bytes = 0
+        self._error_body = bytearray()
+        self._error_class: ErrorClass | None = None
+        self._error_message: str | None = None
+        self._content_chars = 0
+        self._reasoning_chars = 0
+        self._text: list[str] | None = [] if keep_text else None
+        self._done = False
+        self.finished = False
+
+    # ----------------------------------------------------------------- properties drivers use
+    @property
+    def first_token_seen(self) -> bool:
+        """Drivers switch from the TTFT deadline to the idle timeout once this is true."""
+        return self._t_first_token is not None
+
+    # ------------------------------------------------------------------------------ events in
+    def on_headers(self, t_ns: int, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        """The response head arrived at `t_ns` (TTFB)."""
+        self._t_headers = t_ns
+        self.status = status
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        lower = {k.lower(): v for k, v in items}
+        content_type = lower.get("content-type", "")
+        self._content_type_ok = content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+        self._generation_id = lower.get("x-generation-id") or None
+        self._retry_after = _parse_retry_after(lower.get("retry-after"))
+
+    def on_bytes(self, t_ns: int, data: bytes) -> None:
+        """Bytes of the body were received at `t_ns` (stamped before any parsing)."""
+        if self.finished or not data:
+            return
+        self._bytes += len(data)
+        if self.status is None or self.status >= 300 or not self._content_type_ok:
+            room = ERROR_BODY_LIMIT - len(self._error_body)
+            if room > 0:
+                self._error_body += data[:room]
+            return
+        if self._bytes > self._max_bytes:
+            self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"response exceeded {self._max_bytes} bytes")
+            return
+        for event in self._decoder.feed(data):
+            self._on_event(t_ns, event.data)
+            if self.finished:
+                return
+
+    def on_eof(self, t_ns: int) -> None:
+        """The body ended (connection closed or final chunk of a chunked body) at `t_ns`."""
+        if self._t_end is not None:
+            return
+        self._t_end = t_ns
+        self.finished = True
+        if self._error_class is not None:
+            return
+        status = self.status
+        if status is None:
+            self._set_error(ErrorClass.PROTOCOL_ERROR, "connection closed before a response head")
+            return
+        http_class = error_class_for_status(status)
+        if http_class is not None or status >= 300:
+            self._set_error(http_class or ErrorClass.PROTOCOL_ERROR, self._error_body_message())
+            return
+        if not self._content_type_ok:
+            message = self._error_body_message() if self._error_body else "no body"
+            self._set_error(ErrorClass.PROTOCOL_ERROR, f"expected text/event-stream: {message}")
+            return
+        if self._done or self._finish_reason is not None:
+            if self._t_first_token is None:
+                self._set_error(ErrorClass.EMPTY_RESPONSE, "stream ended without any token")
+            return
+        if self._decoder.pending_data:
+            self._set_error(ErrorClass.TRUNCATED, "stream closed inside an event, without [DONE]")
+        else:
+            self._set_error(ErrorClass.TRUNCATED, "stream closed without [DONE] or a finish reason")
+
+    def on_failure(self, t_ns: int, error_class: ErrorClass, message: str) -> None:
+        """A transport error or a timeout ended the request at `t_ns`."""
+        if self._error_class is None:
+            self._fail(t_ns, error_class, message)
+        if self._t_end is None:
+            self._t_end = t_ns
+
+    # ----------------------------------------------------------------------------- internals
+    def _on_event(self, t_ns: int, data: str) -> None:
+        if data == "[DONE]":
+            self._done = True
+            self._t_done = t_ns
+            return
+        if self._done:
+            return  # nothing after [DONE] is part of the answer
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"invalid JSON in data line: {data[:120]!r}")
+            return
+        if not isinstance(obj, dict):
+            self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, "data line is not a JSON object")
+            return
+        if self._provider is None:
+            provider = obj.get("provider")
+            if isinstance(provider, str) and provider:
+                self._provider = provider
+        if self._generation_id is None:
+            gen_id = obj.get("id")
+            if isinstance(gen_id, str) and gen_id:
+                self._generation_id = gen_id
+        carries_token = False
+        carries_content = False
+        choices = obj.get("choices")
+        if choices:
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
+                delta = choice.get("delta")
+                if isinstance(delta, dict) and delta:
+                    content = delta.get("content")
+                    if content and isinstance(content, str):
+                        carries_token = carries_content = True
+                        self._content_chars += len(content)
+                        if self._text is not None:
+                            self._text.append(content)
+                    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                    if reasoning and isinstance(reasoning, str):
+                        carries_token = True
+                        self._reasoning_chars += len(reasoning)
+                    else:  # some providers send only the structured form
+                        detail_chars = _reasoning_details_chars(delta.get("reasoning_details"))
+                        if detail_chars:
+                            carries_token = True
+                            self._reasoning_chars += detail_chars
+                    tool_calls = delta.get("tool_calls")
+                    if tool_calls and isinstance(tool_calls, list):
+                        carries_token = True
+                        self._content_chars += _tool_call_chars(tool_calls)
+                finish = choice.get("finish_reason")
+                if finish:
+                    self._finish_reason = str(finish)
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and usage:
+            self._usage = usage
+        truth = obj.get("tokenpulse_truth")
+        if carries_token:
+            if self._t_first_token is None:
+                self._t_first_token = t_ns
+            if carries_content and self._t_first_content is None:
+                self._t_first_content = t_ns
+            self._t_last_token = t_ns
+            self._token_ns.append(t_ns)
+            if isinstance(truth, dict):
+                self._truth_sent.append(int(truth.get("sent_ns", 0)))
+                if self._truth_recv is None:
+                    self._truth_recv = int(truth.get("recv_ns", 0))
+        error = obj.get("error")
+        if error:
+            self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, _error_text(error))
+        elif self._finish_reason == "error":
+            self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, "finish_reason: error")
+
+    def _fail(self, t_ns: int, error_class: ErrorClass, message: str) -> None:
+        self._set_error(error_class, message)
+        self.finished = True
+        if self._t_end is None:
+            self._t_end = t_ns
+
+    def _set_error(self, error_class: ErrorClass, message: str) -> None:
+        if self._error_class is None:
+            self._error_class = error_class
+            self._error_message = clip(redact(message, self._secrets))
+
+    def _error_body_message(self) -> str:
+        body = bytes(self._error_body)
+        prefix = f"HTTP {self.status}" if self.status is not None else "response"
+        if not body:
+            return prefix
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            title = _TITLE_RE.search(body)
+            text = (title.group(1) if title else body[:200]).decode("utf-8", "replace")
+            return f"{prefix}: {text}"
+        if isinstance(obj, dict) and obj.get("error"):
+            return f"{prefix}: {_error_text(obj['error'])}"
+        return f"{prefix}: {body[:200].decode('utf-8', 'replace')}"
+
+    # ------------------------------------------------------------------------------- result
+    def result(self) -> StreamResult:
+        """Build the result. Safe to call once the request has ended (after on_eof/on_failure)."""
+        t0 = self.t0_ns
+        end = self._t_done if self._t_done is not None else self._t_end
+
+        def secs(t: int | None) -> float | None:
+            return None if t is None else (t - t0) * _NS
+
+        usage = self._usage or {}
+        output_tokens = _as_int(usage.get("completion_tokens"))
+        prompt_tokens = _as_int(usage.get("prompt_tokens"))
+        reasoning_tokens = _as_int(_dig(usage, "completion_tokens_details", "reasoning_tokens"))
+        cached_tokens = _as_int(_dig(usage, "prompt_tokens_details", "cached_tokens"))
+        cost = usage.get("cost")
+        cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        estimated = output_tokens is None
+        if estimated:
+            output_tokens = _estimate_tokens(self._content_chars + self._reasoning_chars)
+            reasoning_tokens = _estimate_tokens(self._reasoning_chars)
+            if prompt_tokens is None:
+                prompt_tokens = self._prompt_tokens_hint
+
+        tpot = speed = None
+        first, last = self._t_first_token, self._t_last_token
+        if first is not None and last is not None and last > first and output_tokens:
+            decode_s = (last - first) * _NS
+            if output_tokens > 1:
+                tpot = decode_s / (output_tokens - 1)
+            speed = output_tokens / decode_s
+
+        truth_ttft = truth_lags = None
+        if self._truth_sent and len(self._truth_sent) == len(self._token_ns):
+            if self._truth_recv:
+                truth_ttft = (self._truth_sent[0] - self._truth_recv) * _NS
+            truth_lags = [(r - s) * _NS for r, s in zip(self._token_ns, self._truth_sent)]
+
+        ok = self._error_class is None and self.finished
+        return StreamResult(
+            outcome=Outcome.OK if ok else Outcome.ERROR,
+            error_class=None if ok else (self._error_class or ErrorClass.TRUNCATED),
+            error_message=None if ok else (self._error_message or "request did not finish"),
+            http_status=self.status,
+            t0_ns=t0,
+            ttfb_s=secs(self._t_headers),
+            ttft_s=secs(first),
+            ttfc_s=secs(self._t_first_content),
+            e2e_s=secs(end),
+            tpot_s=tpot,
+            output_tokens_per_s=speed,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cached_tokens=cached_tokens,
+            cost_usd=cost_usd,
+            tokens_estimated=estimated,
+            chunk_count=len(self._token_ns),
+            token_times_s=[(t - t0) * _NS for t in self._token_ns],
+            provider=self._provider,
+            generation_id=self._generation_id,
+            finish_reason=self._finish_reason,
+            retry_after_s=self._retry_after,
+            bytes_received=self._bytes,
+            keepalive_count=self._decoder.comments,
+            truth_ttft_s=truth_ttft,
+            truth_lags_s=truth_lags,
+            text="".join(self._text) if self._text is not None else None,
+        )
+
+
+def _reasoning_details_chars(details: Any) -> int:
+    """Characters of reasoning in an OpenRouter `reasoning_details` list (0 when it carries none)."""
+    if not details or not isinstance(details, list):
+        return 0
+    total = 0
+    for item in details:
+        if isinstance(item, dict):
+            for key in ("text", "summary", "data"):
+                value = item.get(key)
+                if value and isinstance(value, str):
+                    total += len(value)
+                    break
+    return total
+
+
+def _tool_call_chars(tool_calls: list[Any]) -> int:
+    total = 0
+    for call in tool_calls:
+        if isinstance(call, dict):
+            function = call.get("function")
+            if isinstance(function, dict):
+                total += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
+    return max(total, 1)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message") or ""
+        return f"{code}: {message}" if code is not None else str(message)
+    return str(error)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta-seconds form; an HTTP date is rare from API gateways)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 and math.isfinite(seconds) else None
+
+
+def _dig(d: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(key)  # type: ignore[assignment]
+    return d
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def _estimate_tokens(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN_ESTIMATE) if chars else 0

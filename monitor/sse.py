@@ -1,0 +1,143 @@
+"""Sans-IO Server-Sent Events decoder: bytes in, events out.
+
+Implements the WHATWG "event stream interpretation" rules
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
+LF, CR and CRLF line ends; comment lines (leading colon); `data` lines joined with "\n"; `event`, `id`
+and `retry` fields; a field with no colon; one leading space of a value stripped; a leading UTF-8 BOM.
+
+Why sans-IO: the same decoder sits under every transport (httpx sync/async, geventhttpclient, raw
+sockets) and is fed exactly the bytes the transport received, at the moment they were received. It never
+waits for more input than a line needs, so an event is emitted as soon as its terminating blank line
+arrives: holding events back is the bug that inflates TTFT in clients that iterate over lines lazily.
+
+Lines are split on bytes and decoded per complete line, so a UTF-8 character split across two reads is
+decoded correctly without an incremental codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event. `data` is the joined data buffer without its trailing newline."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Incremental event-stream decoder.
+
+    `feed(chunk)` returns the events completed by that chunk (possibly none). `comments` counts comment
+    lines (keep-alives such as `: OPENROUTER PROCESSING`); they are never events. At end of stream the
+    spec discards an event that was not terminated by a blank line; `pending_data` tells whether that
+    happened, so a caller can classify a truncated stream.
+    """
+
+    __slots__ = ("_buf", "_skip_lf", "_bom_checked", "_data", "_event", "_has_data", "last_event_id",
+                 "retry", "comments")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._skip_lf = False  # previous chunk ended with CR: a leading LF belongs to that CRLF
+        self._bom_checked = False
+        self._data: list[str] = []
+        self._event = ""
+        self._has_data = False
+        self.last_event_id: str | None = None
+        self.retry: int | None = None
+        self.comments = 0
+
+    @property
+    def pending_data(self) -> bool:
+        """True when field lines were received after the last dispatched event (an unterminated event)."""
+        return self._has_data or bool(self._buf)
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume received bytes and return the events they complete, in order."""
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buf = self._buf + chunk if self._buf else chunk
+        if not self._bom_checked:
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf  # could still be a BOM; wait for more
+                return []
+            self._bom_checked = True
+            if buf.startswith(_BOM):
+                buf = buf[3:]
+        events: list[SSEEvent] = []
+        # Fast path: LF-only streams (what every LLM server sends) need no CR handling.
+        if b"\r" not in buf:
+            lines = buf.split(b"\n")
+            self._buf = lines.pop()
+            for line in lines:
+                self._line(line, events)
+            return events
+        lines = buf.splitlines(keepends=True)
+        last = lines[-1]
+        if last.endswith(b"\r"):
+            # A CR ends the line now; if the next chunk starts with LF it is the rest of a CRLF.
+            self._skip_lf = True
+            self._buf = b""
+        elif last.endswith(b"\n"):
+            self._buf = b""
+        else:
+            self._buf = lines.pop()
+        for line in lines:
+            self._line(line.rstrip(b"\r\n"), events)
+        return events
+
+    def _line(self, raw: bytes, out: list[SSEEvent]) -> None:
+        if not raw:
+            self._dispatch(out)
+            return
+        if raw[0] == 0x3A:  # ':' comment
+            self.comments += 1
+            return
+        line = raw.decode("utf-8", errors="replace")
+        colon = line.find(":")
+        if colon == -1:
+            field, value = line, ""
+        else:
+            field = line[:colon]
+            value = line[colon + 1:]
+            if value[:1] == " ":
+                value = value[1:]
+        if field == "data":
+            self._data.append(value)
+            self._has_data = True
+        elif field == "event":
+            self._event = value
+            self._has_data = True
+        elif field == "id":
+            if "\x00" not in value:
+                self.last_event_id = value
+        elif field == "retry":
+            if value.isascii() and value.isdigit():
+                self.retry = int(value)
+        # any other field is ignored, as the spec says
+
+    def _dispatch(self, out: list[SSEEvent]) -> None:
+        data = self._data
+        event = self._event
+        self._data = []
+        self._event = ""
+        self._has_data = False
+        if not data:
+            return  # spec: an empty data buffer dispatches nothing (the event type is reset)
+        out.append(SSEEvent(
+            data="\n".join(data),
+            event=event or "message",
+            id=self.last_event_id,
+            retry=self.retry,
+        ))
