@@ -1,0 +1,371 @@
+"""The one validated configuration model, shared by the prober and the load tests.
+
+Why one model: a provider probed by the prober and load-tested by Locust must be the same target with
+the same request (pinned provider, same reasoning setting), and a typo must fail before anything starts.
+Every model forbids unknown keys. `load_config` substitutes `${VAR}` / `${VAR:-default}` in string values
+(after YAML parsing, so a value can never inject YAML) and turns every problem into a `ConfigError` that
+names the file, the field path and the problem. Secrets are referenced by environment variable name only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.drivers.request import ChatRequest, Timeouts
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
+#: Provider label value for endpoints that have no provider routing (plain OpenAI-compatible servers).
+NO_PROVIDER = "default"
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutsConfig(_Strict):
+    """Seconds. See `monitor.drivers.request.Timeouts` for what each one bounds."""
+
+    connect_s: PositiveSeconds = 10.0
+    ttft_s: PositiveSeconds = 60.0
+    idle_s: PositiveSeconds = 30.0
+    total_s: PositiveSeconds = 300.0
+
+    def to_timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_s, ttft=self.ttft_s, idle=self.idle_s, total=self.total_s)
+
+
+class Reasoning(_Strict):
+    """OpenRouter's `reasoning` request object. Probes pin it: never compare providers run with
+    different reasoning settings (DESIGN.md §3)."""
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    max_tokens: int | None = Field(default=None, ge=0)
+    exclude: bool | None = None
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> Reasoning:
+        if self.effort is not None and self.max_tokens is not None:
+            raise ValueError("set either effort or max_tokens, not both")
+        return self
+
+    def to_request(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ProbeProfile(_Strict):
+    """What a probe asks. Deterministic by default (temperature 0, fixed seed) so runs compare."""
+
+    prompt: str = Field(default="Reply with a short paragraph about the sea.", min_length=1)
+    system: str | None = None
+    max_tokens: int = Field(default=64, ge=1, le=1_000_000)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    seed: int | None = 1234
+    reasoning: Reasoning | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    def messages(self) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": self.prompt})
+        return messages
+
+
+class Price(_Strict):
+    """USD per million tokens; used when the server does not report `usage.cost`."""
+
+    prompt_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    completion_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float:
+        return ((prompt_tokens or 0) * self.prompt_per_mtok + (completion_tokens or 0) * self.completion_per_mtok) / 1e6
+
+
+class ConfirmThresholds(_Strict):
+    """Flap damping for the confirmed state, as uptime monitors do: N failures in a row before
+    `down`, M successes in a row before `up` again."""
+
+    failures_before_down: int = Field(default=3, ge=1, le=100)
+    successes_before_up: int = Field(default=2, ge=1, le=100)
+
+
+class SLO(_Strict):
+    """Targets for goodput, status and burn-rate alerts."""
+
+    ttft_s: PositiveSeconds = 2.0
+    tpot_s: PositiveSeconds = 0.05
+    availability: float = Field(default=0.99, gt=0, lt=1)
+
+
+class ModelTarget(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    providers: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
+    discover: bool = False
+    profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    interval_s: PositiveSeconds | None = None
+    jitter_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    timeouts: TimeoutsConfig | None = None
+    price: Price | None = None
+
+    @field_validator("providers")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({p for p in value if value.count(p) > 1})
+        if dupes:
+            raise ValueError(f"duplicate providers: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _discover_xor_list(self) -> ModelTarget:
+        if self.discover and self.providers:
+            raise ValueError("set either providers or discover: true, not both")
+        return self
+
+
+class Endpoint(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    base_url: str
+    kind: Literal["openrouter", "openai"] = "openrouter"
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    headers: dict[str, str] = Field(default_factory=dict)
+    models: list[ModelTarget] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(f"must be an http(s) URL such as https://openrouter.ai/api/v1, got {value!r}")
+        if value.rstrip("/").endswith("/chat/completions"):
+            raise ValueError("give the API root (…/v1), not the /chat/completions URL")
+        return value.rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_header(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(k.lower() == "authorization" for k in value):
+            raise ValueError("do not put credentials in headers; name the variable in api_key_env")
+        return value
+
+    @model_validator(mode="after")
+    def _providers_need_openrouter(self) -> Endpoint:
+        if self.kind == "openai":
+            for i, model in enumerate(self.models):
+                if model.providers or model.discover:
+                    raise ValueError(f"models.{i}: providers/discover need kind: openrouter "
+                                     "(plain OpenAI-compatible servers have no provider routing)")
+        return self
+
+
+class ProbeSettings(_Strict):
+    interval_s: PositiveSeconds = 60.0
+    jitter_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+    max_in_flight: int = Field(default=32, ge=1, le=10_000)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds)
+    credits_interval_s: PositiveSeconds = 300.0
+
+
+class Workload(_Strict):
+    """What load-test users send (issue: Locust scenarios)."""
+
+    kind: Literal["synthetic", "dataset"] = "synthetic"
+    input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000)
+    input_tokens_stddev: int = Field(default=0, ge=0)
+    output_tokens_mean: int = Field(default=128, ge=1, le=1_000_000)
+    output_tokens_stddev: int = Field(default=0, ge=0)
+    fixed_output: bool = Field(default=False, description="send min_tokens/ignore_eos so every answer has max_tokens")
+    unique_prefix: bool = Field(default=True, description="a unique prefix per request defeats prompt caching")
+    dataset: str | None = Field(default=None, description="JSONL of OpenAI `messages` lists or ShareGPT records")
+    turns: int = Field(default=1, ge=1, le=50, description="multi-turn conversations: turns per conversation")
+    reasoning: Reasoning | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    seed: int = 42
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dataset_needs_path(self) -> Workload:
+        if self.kind == "dataset" and not self.dataset:
+            raise ValueError("kind: dataset needs dataset: <path to a JSONL file>")
+        return self
+
+
+class LoadSettings(_Strict):
+    workload: Workload = Field(default_factory=Workload)
+    timeouts: TimeoutsConfig = Field(default_factory=lambda: TimeoutsConfig(ttft_s=120.0, idle_s=60.0, total_s=600.0))
+    warmup_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
+class Config(_Strict):
+    endpoints: list[Endpoint] = Field(min_length=1)
+    profiles: dict[str, ProbeProfile] = Field(default_factory=lambda: {"default": ProbeProfile()})
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    slo: SLO = Field(default_factory=SLO)
+    load: LoadSettings = Field(default_factory=LoadSettings)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [e.name for e in self.endpoints]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"endpoints: duplicate names: {', '.join(dupes)}")
+        for ei, endpoint in enumerate(self.endpoints):
+            for mi, model in enumerate(endpoint.models):
+                for pi, profile in enumerate(model.profiles):
+                    if profile not in self.profiles:
+                        known = ", ".join(sorted(self.profiles)) or "none"
+                        raise ValueError(f"endpoints.{ei}.models.{mi}.profiles.{pi}: unknown profile "
+                                         f"{profile!r} (defined: {known})")
+        return self
+
+    def targets(self) -> Iterator[Target]:
+        """Every (endpoint, model, provider, profile) with an explicit provider list (or no routing).
+        Models with `discover: true` are resolved by the caller (it needs the network)."""
+        for endpoint in self.endpoints:
+            for model in endpoint.models:
+                if model.discover:
+                    continue
+                providers = model.providers or [NO_PROVIDER]
+                for provider in providers:
+                    for profile in model.profiles:
+                        yield self.target(endpoint, model, provider, profile)
+
+    def target(self, endpoint: Endpoint, model: ModelTarget, provider: str, profile: str) -> Target:
+        return Target(
+            endpoint=endpoint,
+            model=model,
+            provider=provider,
+            profile_name=profile,
+            profile=self.profiles[profile],
+            interval_s=model.interval_s or self.probe.interval_s,
+            jitter_s=model.jitter_s if model.jitter_s is not None else self.probe.jitter_s,
+            timeouts=(model.timeouts or self.probe.timeouts).to_timeouts(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One probed thing: its labels and everything needed to build its request."""
+
+    endpoint: Endpoint
+    model: ModelTarget
+    provider: str
+    profile_name: str
+    profile: ProbeProfile
+    interval_s: float
+    jitter_s: float
+    timeouts: Timeouts
+
+    @property
+    def key(self) -> str:
+        return f"{self.endpoint.name}/{self.model.id}/{self.provider}/{self.profile_name}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"endpoint": self.endpoint.name, "model": self.model.id, "provider": self.provider}
+
+    @property
+    def pinned_provider(self) -> str | None:
+        return None if self.provider == NO_PROVIDER else self.provider
+
+    def chat_request(self) -> ChatRequest:
+        p = self.profile
+        return ChatRequest(
+            model=self.model.id,
+            messages=p.messages(),
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            seed=p.seed,
+            reasoning=p.reasoning.to_request() if p.reasoning else None,
+            provider=self.pinned_provider,
+            extra_body=p.extra_body,
+        )
+
+
+# --------------------------------------------------------------------------------------- loading
+class ConfigError(Exception):
+    """A config problem: `str()` is `FILE: FIELD.PATH: problem` lines, ready for stderr."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {path + ': ' if path else ''}{msg}" for path, msg in problems))
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`."""
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError("", [(path, f"environment variable {name} is not set (use ${{{name}:-default}})")])
+        text = value.replace("$${", "\x00")
+        return _VAR.sub(repl, text).replace("\x00", "${")
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("", "the file must hold a mapping with an `endpoints` list")])
+    try:
+        data = substitute_env(data, os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError(source, exc.problems) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [("", f"invalid YAML: {where}{problem}")]) from None
+    return parse_config(data, source=source, env=env)
+
+
+def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
+    loc = [str(part) for part in err.get("loc", ())]
+    # pydantic puts the failing union member / validator name in loc for some errors; drop those parts.
+    loc = [part for part in loc if not part.startswith(("function-", "literal[", "union["))]
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        field = loc.pop() if loc else ""
+        return ".".join(loc), f"unknown key {field!r}"
+    message = str(err.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if kind == "missing":
+        message = "required field is missing"
+    value = err.get("input")
+    if kind not in ("missing", "model_type") and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if not (isinstance(value, float) and not math.isfinite(value)) and repr(value) not in message:
+            message = f"{message} (got {value!r})"
+    return ".".join(loc), message
