@@ -237,12 +237,11 @@ class StreamRecorder:
             return
         if self._done:
             return  # nothing after [DONE] is part of the answer
-        try:
-            obj = json.loads(data)
-        except ValueError:
+        obj = _parse_json(data)
+        if obj is _INVALID:
             self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"invalid JSON in data line: {data[:120]!r}")
             return
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, "data line is not a JSON object")
             return
         if self._provider is None:
@@ -258,10 +257,10 @@ class StreamRecorder:
         choices = obj.get("choices")
         if choices:
             for choice in choices:
-                if not isinstance(choice, dict):
+                if type(choice) is not dict:
                     continue
                 delta = choice.get("delta")
-                if isinstance(delta, dict) and delta:
+                if delta and type(delta) is dict:
                     content = delta.get("content")
                     if content and isinstance(content, str):
                         carries_token = carries_content = True
@@ -273,7 +272,8 @@ class StreamRecorder:
                         carries_token = True
                         self._reasoning_chars += len(reasoning)
                     else:  # some providers send only the structured form
-                        detail_chars = _reasoning_details_chars(delta.get("reasoning_details"))
+                        details = delta.get("reasoning_details")
+                        detail_chars = _reasoning_details_chars(details) if details else 0
                         if detail_chars:
                             carries_token = True
                             self._reasoning_chars += detail_chars
@@ -399,6 +399,24 @@ class StreamRecorder:
             truth_lags_s=truth_lags,
             text="".join(self._text) if self._text is not None else None,
         )
+
+
+_INVALID = object()
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse_json(data: str) -> Any:
+    """json.loads, minus its per-call whitespace regex on the hot path; `_INVALID` when not JSON."""
+    try:
+        obj, end = _raw_decode(data)
+        if end == len(data) or not data[end:].strip():
+            return obj
+    except ValueError:
+        pass
+    try:
+        return json.loads(data)  # leading whitespace, or a genuine error
+    except ValueError:
+        return _INVALID
 
 
 def _reasoning_details_chars(details: Any) -> int:

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SSEEvent:
-    """One dispatched event. `data` is the joined data buffer without its trailing newline."""
+    """One dispatched event. `data` is the joined data buffer without its trailing newline.
+
+    Not frozen: a frozen dataclass costs an extra object.__setattr__ per field on the hot path."""
 
     data: str
     event: str = "message"
@@ -100,6 +102,10 @@ class SSEDecoder:
     def _line(self, raw: bytes, out: list[SSEEvent]) -> None:
         if not raw:
             self._dispatch(out)
+            return
+        if raw[:6] == b"data: ":  # the common case, decided without splitting the line
+            self._data.append(raw[6:].decode("utf-8", errors="replace"))
+            self._has_data = True
             return
         if raw[0] == 0x3A:  # ':' comment
             self.comments += 1
