@@ -90,19 +90,18 @@ class AsyncStreamDriver:
             recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT, "no free connection in the client pool")
         except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
             recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
-        except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError) as exc:
-            recorder.on_failure(clock(), _protocol_class(recorder), _describe(exc))
+        except httpx.RemoteProtocolError as exc:
+            # The peer closed before the HTTP body was complete (e.g. an unfinished chunked body):
+            # the connection dropped. A properly ended body without [DONE] is the recorder's `truncated`.
+            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
+        except (httpx.LocalProtocolError, httpx.DecodingError) as exc:
+            recorder.on_failure(clock(), ErrorClass.PROTOCOL_ERROR, _describe(exc))
         except httpx.TransportError as exc:
             recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
         finally:
             if response is not None:
                 await response.aclose()
         return recorder.result()
-
-
-def _protocol_class(recorder: StreamRecorder) -> ErrorClass:
-    """A peer that closes mid-body shows up as a protocol error in httpx; for us it is a truncation."""
-    return ErrorClass.TRUNCATED if recorder.status is not None else ErrorClass.CONNECT_ERROR
 
 
 def _describe(exc: Exception) -> str:

@@ -29,16 +29,19 @@ class _GeventResponse:
         self._response = response
         self._client_owner = owner
         self.status: int = response.status_code
-        self.headers = list(response.headers.items())
+        self.headers = list(response.items())  # `response.headers` is already an items() iterator
 
     def read_some(self) -> bytes:
         try:
             return self._response.readline(b"\n")
-        except HTTPConnectionClosed:
-            return b""  # closed before the body completed: the recorder classifies it (truncated)
         except HTTPParseError as exc:
+            # The C parser reports an EOF inside the body as "Incomplete response.": the connection
+            # dropped (DESIGN §4 connect_error), as httpx's RemoteProtocolError says on the async path.
+            if str(exc).startswith("Incomplete"):
+                raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete") from None
             raise TransportError(ErrorClass.PROTOCOL_ERROR, f"HTTP parse error: {exc}") from None
-        except (ConnectionError, OSError) as exc:
+        except (HTTPConnectionClosed, ConnectionError, OSError) as exc:
+            # Closed before the HTTP body was complete: the connection dropped.
             raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
 
     def close(self, *, complete: bool) -> None:

@@ -24,9 +24,7 @@ class _HttpxResponse:
     def read_some(self) -> bytes:
         try:
             return next(self._chunks, b"")
-        except httpx.RemoteProtocolError:
-            return b""  # peer closed mid-body: the recorder classifies it (truncated)
-        except httpx.TransportError as exc:
+        except httpx.TransportError as exc:  # includes a peer that closed mid-body: the connection dropped
             raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
 
     def close(self, *, complete: bool) -> None:

@@ -1,0 +1,311 @@
+"""Client lag and TTFT error of each client stack, side by side in one run, against the mock's truth.
+
+For each concurrency level, each client variant runs in its own process pinned to one core (the mock
+runs in another process on the other core) and opens N concurrent streams of 50 tokens/s (one token
+per chunk every 20 ms, TTFT 100 ms, 150 tokens). The mock stamps every chunk with its send time
+(`X-Tokenpulse-Truth: 1`); lag = receipt time - send time (both CLOCK_MONOTONIC), TTFT error =
+measured TTFT - the server's own TTFT. Variants:
+
+- bare: raw asyncio + uvloop protocol, regex instead of JSON: the practical floor (the yardstick);
+- async-httpx: `AsyncStreamDriver` (the prober's driver), one shared httpx pool, uvloop;
+- gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (the Locust default);
+- gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline).
+
+    python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150]
+
+Loopback only; every run is bounded (one round of streams per level and variant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("bare", "async-httpx", "gevent-geventhttpclient", "gevent-httpx")
+MODEL = "bench/paced-stream"
+FARM = """
+seed: 7
+credit_limit_usd: null
+models:
+  bench/paced-stream:
+    name: Paced stream for client benchmarks
+    context_length: 8192
+    pricing: {prompt: 0.1, completion: 0.1}
+    output_tokens: {min: %(tokens)d, max: %(tokens)d}
+    providers:
+      bench:
+        name: Bench
+        profile:
+          ttft: {median_ms: 100, p99_ms: 100}
+          decode: {tokens_per_s: 50, request_jitter: 0, chunk_jitter: 0, tokens_per_chunk: 1}
+          capacity: 100000
+          keepalive_ms: 0
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# ------------------------------------------------------------------------------------- workers
+def _body(tokens: int) -> bytes:
+    return json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "go"}], "stream": True,
+                       "max_tokens": tokens, "stream_options": {"include_usage": True}}).encode()
+
+
+def _prepared(base_url: str, tokens: int):  # type: ignore[no-untyped-def]
+    from monitor.drivers import ChatRequest, prepare
+
+    return prepare(base_url, ChatRequest(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                         max_tokens=tokens), want_ground_truth=True)
+
+
+def _collect(results: list[Any]) -> dict[str, Any]:
+    lags: list[float] = []
+    ttft_err: list[float] = []
+    ok = 0
+    for r in results:
+        if r.ok:
+            ok += 1
+        if r.truth_lags_s:
+            lags.extend(r.truth_lags_s)
+        if r.ttft_s is not None and r.truth_ttft_s is not None:
+            ttft_err.append(r.ttft_s - r.truth_ttft_s)
+    return {"ok": ok, "errors": len(results) - ok, "lags": lags, "ttft_err": ttft_err}
+
+
+def worker_async_httpx(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
+    import asyncio
+
+    import uvloop
+
+    from monitor.drivers import Timeouts
+    from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
+
+    prepared = _prepared(base_url, tokens)
+
+    async def main() -> list[Any]:
+        async with AsyncStreamDriver(new_async_client(max_connections=streams)) as driver:
+            async def one(i: int) -> Any:
+                await asyncio.sleep(stagger * i / streams)
+                return await driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
+            await one(0)  # warm-up: imports, first connection
+            clock = _Clock()
+            results = await asyncio.gather(*(one(i) for i in range(streams)))
+            timing.update(clock.stop())
+            return results
+
+    timing: dict[str, float] = {}
+    return _collect(uvloop.run(main())) | timing
+
+
+def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, transport: str) -> dict[str, Any]:
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+
+    from monitor.drivers import Timeouts
+    from monitor.drivers.sync import SyncStreamDriver
+    from monitor.drivers.transports import make_sync_transport
+
+    prepared = _prepared(base_url, tokens)
+
+    def one(i: int) -> Any:
+        gevent.sleep(stagger * i / streams)
+        driver = SyncStreamDriver(make_sync_transport(transport))
+        try:
+            return driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
+        finally:
+            driver.close()
+
+    gevent.spawn(one, 0).get()  # warm-up: imports, first connection
+    clock = _Clock()
+    jobs = [gevent.spawn(one, i) for i in range(streams)]
+    gevent.joinall(jobs)
+    timing = clock.stop()
+    for job in jobs:
+        if job.exception is not None:
+            print(f"stream failed: {job.exception!r}", file=sys.stderr)
+    return _collect([job.value for job in jobs if job.successful()]) | timing
+
+
+_SENT = re.compile(rb'"sent_ns":(\d+)')
+_RECV = re.compile(rb'"recv_ns":(\d+)')
+_TOKEN = re.compile(rb'"content":"[^"]')
+
+
+def worker_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
+    """Raw HTTP/1.1 over asyncio protocols: stamp, split on blank lines, regex the truth out."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import uvloop
+
+    parts = urlsplit(base_url)
+    body = _body(tokens)
+    head = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+            f"Content-Type: application/json\r\nX-Tokenpulse-Truth: 1\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    lags: list[float] = []
+    ttft_err: list[float] = []
+    done_count = [0, 0]
+
+    class Reader(asyncio.Protocol):
+        def __init__(self, finished: asyncio.Future[None]) -> None:
+            self.buf = b""
+            self.t0 = time.monotonic_ns()
+            self.first = True
+            self.finished = finished
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            transport.write(head + body)  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            now = time.monotonic_ns()
+            self.buf += data
+            *events, self.buf = self.buf.split(b"\n\n")
+            for event in events:
+                if not _TOKEN.search(event):
+                    if b"[DONE]" in event:
+                        done_count[0] += 1
+                    continue
+                sent = _SENT.search(event)
+                if sent is None:
+                    continue
+                lags.append((now - int(sent.group(1))) * 1e-9)
+                if self.first:
+                    self.first = False
+                    recv = _RECV.search(event)
+                    if recv is not None:
+                        ttft_err.append((now - self.t0) * 1e-9 - (int(sent.group(1)) - int(recv.group(1))) * 1e-9)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.finished.done():
+                self.finished.set_result(None)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def one(i: int) -> None:
+            await asyncio.sleep(stagger * i / streams)
+            finished: asyncio.Future[None] = loop.create_future()
+            try:
+                await loop.create_connection(lambda: Reader(finished), parts.hostname, parts.port)
+                await finished
+            except OSError:
+                done_count[1] += 1
+
+        await one(0)  # warm-up, then reset the tallies
+        lags.clear()
+        ttft_err.clear()
+        done_count[:] = [0, 0]
+        clock = _Clock()
+        await asyncio.gather(*(one(i) for i in range(streams)))
+        timing.update(clock.stop())
+
+    timing: dict[str, float] = {}
+    uvloop.run(main())
+    ok = done_count[0]
+    return {"ok": ok, "errors": streams - ok, "lags": lags, "ttft_err": ttft_err} | timing
+
+
+class _Clock:
+    """CPU and wall time of the measured round only (after imports and the warm-up stream)."""
+
+    def __init__(self) -> None:
+        self.cpu = time.process_time()
+        self.wall = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        return {"cpu": time.process_time() - self.cpu, "wall": time.monotonic() - self.wall}
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    from monitor.mock.runner import raise_fd_limit
+
+    raise_fd_limit()
+    if args.worker == "bare":
+        out = worker_bare(args.base_url, args.streams, args.tokens, args.stagger)
+    elif args.worker == "async-httpx":
+        out = worker_async_httpx(args.base_url, args.streams, args.tokens, args.stagger)
+    else:
+        out = worker_gevent(args.base_url, args.streams, args.tokens, args.stagger,
+                            args.worker.removeprefix("gevent-"))
+    wall, cpu = out["wall"], out["cpu"]
+    lags, errs = out["lags"], out["ttft_err"]
+    print(json.dumps({
+        "variant": args.worker, "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
+        "events": len(lags), "cpu_share": cpu / wall, "cpu_us_per_event": cpu / max(len(lags), 1) * 1e6,
+        "lag_p50_ms": percentile(lags, 0.5) * 1e3, "lag_p99_ms": percentile(lags, 0.99) * 1e3,
+        "ttft_err_p50_ms": percentile(errs, 0.5) * 1e3, "ttft_err_p99_ms": percentile(errs, 0.99) * 1e3,
+    }))
+
+
+# ---------------------------------------------------------------------------------- orchestrator
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", default="64,256,512,1024")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--tokens", type=int, default=150)
+    parser.add_argument("--stagger", type=float, default=1.0, help="seconds over which streams start")
+    parser.add_argument("--json-out", help="also write the rows as JSON to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--streams", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(args)
+        return
+
+    from monitor.mock import MockServerProcess
+
+    cores = sorted(os.sched_getaffinity(0))
+    mock_core, client_core = ({cores[0]}, {cores[-1]}) if len(cores) > 1 else (set(cores), set(cores))
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        farm = Path(tmp) / "farm.yaml"
+        farm.write_text(FARM % {"tokens": args.tokens})
+        with MockServerProcess(config_path=farm) as mock:
+            os.sched_setaffinity(mock.pid, mock_core)
+            for level in [int(x) for x in args.levels.split(",")]:
+                for variant in args.variants.split(","):
+                    cmd = [sys.executable, __file__, "--worker", variant, "--base-url", mock.base_url,
+                           "--streams", str(level), "--tokens", str(args.tokens), "--stagger", str(args.stagger)]
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                                          preexec_fn=lambda: os.sched_setaffinity(0, client_core))
+                    if proc.returncode != 0:
+                        print(f"{variant} @ {level}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    row = json.loads(proc.stdout.strip().splitlines()[-1])
+                    rows.append(row)
+                    print(f"{variant:>24} @ {level:>5}: lag p50 {row['lag_p50_ms']:6.2f} ms  p99 "
+                          f"{row['lag_p99_ms']:7.2f} ms  TTFT err p50 {row['ttft_err_p50_ms']:6.2f} p99 "
+                          f"{row['ttft_err_p99_ms']:7.2f} ms  CPU {row['cpu_share']:5.0%}  "
+                          f"{row['cpu_us_per_event']:5.1f} us/event  ok {row['ok']}/{level}", flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=2))
+    print("\nvariant                   streams  lag p50   lag p99  TTFT err p50/p99     CPU   us/event  ok")
+    for r in rows:
+        print(f"{r['variant']:24} {r['streams']:>7}  {r['lag_p50_ms']:5.2f}ms {r['lag_p99_ms']:7.2f}ms  "
+              f"{r['ttft_err_p50_ms']:6.2f}/{r['ttft_err_p99_ms']:7.2f}ms  {r['cpu_share']:5.0%}  "
+              f"{r['cpu_us_per_event']:7.1f}  {r['ok']}")
+
+
+if __name__ == "__main__":
+    main()
