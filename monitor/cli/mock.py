@@ -1,0 +1,63 @@
+"""`tokenpulse mock`: serve the embedded mock provider farm until SIGINT/SIGTERM.
+
+Prints one line with the base URL once listening (MockServerProcess parses it), nothing else on
+stdout. A farm file that does not validate prints one `error: <file>: <field path>: <problem>` line
+per problem on stderr and exits 2; a port that cannot be bound exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from monitor.mock.farm import FarmConfigError, default_farm, load_farm
+from monitor.mock.runner import run_mock_server, url_host
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any (default: 8080)")
+    parser.add_argument("--config", metavar="FARM.yaml",
+                        help="farm definition (default: the built-in default_farm.yaml)")
+    parser.add_argument("--seed", type=int, help="override the farm's seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of the `mock` subcommand; returns the process exit code."""
+    try:
+        farm = load_farm(args.config) if args.config else default_farm()
+    except FarmConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.seed is not None:
+        farm = farm.model_copy(update={"seed": args.seed})
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def ready(port: int) -> None:
+        base = f"http://{url_host(args.host)}:{port}"
+        print(f"tokenpulse mock serving {base}/api/v1 (OpenAI-compatible: {base}/v1)", flush=True)
+
+    try:
+        run_mock_server(farm, args.host, args.port, ready=ready)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add the `mock` subcommand to an argparse subparsers object (from add_subparsers())."""
+    parser = subparsers.add_parser(
+        "mock", help="serve the mock OpenRouter-compatible provider farm",
+        description="Serve the embedded OpenRouter/OpenAI-compatible mock provider farm until "
+                    "interrupted. Base URL: http://HOST:PORT/api/v1 (OpenAI-compatible: /v1).")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
