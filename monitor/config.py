@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitor.drivers.request import ChatRequest, Timeouts
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
+#: A provider slug, optionally with OpenRouter's endpoint variant (`deepinfra/fp8`, as `tag` in the
+#: model endpoints listing); `provider.only` accepts both forms.
+PROVIDER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,62})?$"
 #: Provider label value for endpoints that have no provider routing (plain OpenAI-compatible servers).
 NO_PROVIDER = "default"
 
@@ -109,7 +112,7 @@ class SLO(_Strict):
 
 class ModelTarget(_Strict):
     id: str = Field(min_length=1, max_length=200)
-    providers: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list)
+    providers: list[Annotated[str, Field(pattern=PROVIDER_PATTERN)]] = Field(default_factory=list)
     discover: bool = False
     profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
     interval_s: PositiveSeconds | None = None
@@ -173,6 +176,9 @@ class ProbeSettings(_Strict):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds)
     credits_interval_s: PositiveSeconds = 300.0
+    #: How often `discover: true` models re-read their provider list (new providers are added; a
+    #: failed discovery is retried every minute until it succeeds).
+    discovery_interval_s: PositiveSeconds = 3600.0
 
 
 class Workload(_Strict):

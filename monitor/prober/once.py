@@ -1,0 +1,107 @@
+"""`tokenpulse probe --once`: probe every target once, concurrently (bounded), and report.
+
+Why: the same probes as the scheduled prober, for cron jobs and CI smoke checks. It uses the same
+runner (so a result means the same thing) and discovery, then prints a table or a JSON list whose rows
+hold `endpoint`, `model`, `provider`, `profile` and the fields of `tokenpulse measure --json`
+(`StreamResult.to_dict()`); the server-reported provider name, which that dict calls `provider`, is
+renamed `reported_provider` so that `provider` stays the configured slug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.config import Config
+from monitor.drivers.async_httpx import AsyncStreamDriver
+from monitor.format import fmt_number, fmt_seconds, render_table
+from monitor.metrics import ProberMetrics
+from monitor.prober.discovery import DiscoveryError, discover_providers
+from monitor.prober.runner import ProbeRunner
+from monitor.prober.targets import KeyRing, ProbeTarget, discovered_targets, discovery_models, plan
+from monitor.prober.transport import client_for
+from monitor.recorder import StreamResult
+
+log = logging.getLogger("monitor.prober")
+
+
+@dataclass(frozen=True, slots=True)
+class OnceRow:
+    probe: ProbeTarget
+    result: StreamResult
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.result.to_dict()
+        row["reported_provider"] = row.pop("provider")
+        return {"endpoint": self.probe.endpoint, "model": self.probe.model, "provider": self.probe.provider,
+                "profile": self.probe.profile, **row}
+
+
+@dataclass(frozen=True, slots=True)
+class OnceReport:
+    rows: list[OnceRow]
+    discovery_errors: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.discovery_errors and bool(self.rows) and all(r.result.ok for r in self.rows)
+
+
+async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) -> OnceReport:
+    """Probe every target (discovered ones included) once, at most `probe.max_in_flight` at a time.
+    Results are recorded in `metrics` too (a fresh registry unless given), exactly as the prober would."""
+    keys = KeyRing(config.endpoints)
+    client = client_for(config.probe.max_in_flight)
+    try:
+        targets = list(config.targets())
+        errors: list[str] = []
+        for endpoint, index in discovery_models(config):
+            model_id = endpoint.models[index].id
+            try:
+                providers = await discover_providers(client, endpoint, model_id, api_key=keys.key(endpoint))
+            except DiscoveryError as exc:
+                log.warning("%s", exc)
+                errors.append(str(exc))
+                continue
+            targets += discovered_targets(config, endpoint, index, providers)
+        probes = plan(targets, keys)
+        runner = ProbeRunner(AsyncStreamDriver(client), metrics or ProberMetrics(), slo=config.slo,
+                             confirm=config.probe.confirm, secrets=keys.secrets)
+        semaphore = asyncio.Semaphore(config.probe.max_in_flight)
+
+        async def one(probe: ProbeTarget) -> OnceRow:
+            async with semaphore:
+                return OnceRow(probe, await runner.probe(probe))
+
+        rows = list(await asyncio.gather(*(one(p) for p in probes)))
+    finally:
+        await client.aclose()
+    return OnceReport(rows, errors)
+
+
+def render_json(report: OnceReport) -> str:
+    return json.dumps([row.to_dict() for row in report.rows], indent=2)
+
+
+def render_text(report: OnceReport) -> str:
+    headers = ["endpoint", "model", "provider", "outcome", "TTFT", "TTFC", "E2E", "tok/s", "tokens"]
+    rows = []
+    for row in report.rows:
+        r, p = row.result, row.probe
+        provider = p.provider if p.profile == "default" else f"{p.provider} ({p.profile})"
+        outcome = "ok" if r.ok else (r.error_class.value if r.error_class else "error")
+        tokens = fmt_number(r.output_tokens) + (" (est.)" if r.tokens_estimated and r.output_tokens else "")
+        rows.append([p.endpoint, p.model, provider, outcome, fmt_seconds(r.ttft_s), fmt_seconds(r.ttfc_s),
+                     fmt_seconds(r.e2e_s), fmt_number(r.output_tokens_per_s), tokens])
+    table = render_table(headers, rows) if rows else "no target probed"
+    failed = [f"{row.probe.key}: {row.result.error_class}: {row.result.error_message}"
+              for row in report.rows if not row.result.ok]
+    lines = [table]
+    if failed:
+        lines += ["", "failures:", *(f"  {line}" for line in failed)]
+    if report.discovery_errors:
+        lines += ["", "discovery failed:", *(f"  {e}" for e in report.discovery_errors)]
+    return "\n".join(lines)

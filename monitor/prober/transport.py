@@ -1,0 +1,274 @@
+"""A lean HTTP/1.1 transport for httpx on raw asyncio streams, used by the prober's client.
+
+Why: at a thousand targets the prober's CPU went mostly to httpcore's connection-pool bookkeeping and
+its h11/anyio layers (profiled: ~4.5 ms of CPU per probe, over half of it there), as DESIGN.md §6
+measured for httpx's pool. The probe path needs little of that machinery: one request per connection
+at a time, keep-alive reuse, Content-Length or chunked bodies, TLS. This transport does only that and
+plugs in under the unchanged `AsyncStreamDriver` (which still stamps every read and feeds the
+recorder), raising httpx's own exception types so the driver classifies failures exactly as before.
+
+It yields the payload of each socket read as it arrives (after removing the chunked framing with the
+same `ChunkedDecoder` as the load test's raw-socket transport), so the driver's receipt timestamps mean
+what they meant over httpcore. A connection reset inside a body is
+an `httpx.ReadError` (so `connect_error`, which DESIGN.md §4 defines to include resets), where
+httpcore reports some resets as an incomplete body; a clean close before the end of a framed body is
+a `RemoteProtocolError` (`truncated`), as with httpcore. Proxies are not supported: the prober uses
+httpx's default transport when proxy environment variables are set (`client_for`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import ssl
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from monitor.drivers.async_httpx import new_async_client
+from monitor.drivers.transports.rawsocket import ChunkedDecoder
+
+MAX_HEAD_BYTES = 64 * 1024
+READ_SIZE = 64 * 1024
+KEEPALIVE_EXPIRY_S = 5.0
+MAX_IDLE_PER_ORIGIN = 256
+
+Origin = tuple[str, str, int]
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    origin: Origin
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float = field(default_factory=time.monotonic)
+    reused: bool = False
+
+    def usable(self, now: float) -> bool:
+        return (now - self.idle_since < KEEPALIVE_EXPIRY_S and not self.writer.is_closing()
+                and not self.reader.at_eof())
+
+    def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+
+
+class _Retry(Exception):
+    """A reused keep-alive connection was already closed by the server; try a fresh one."""
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over asyncio streams with a per-origin keep-alive pool."""
+
+    def __init__(self) -> None:
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        timeouts = request.extensions.get("timeout", {})
+        connect_timeout = timeouts.get("connect")
+        body = await request.aread()
+        head = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        payload = b"".join(head) + body
+        for attempt in (0, 1):
+            conn = self._checkout(origin) if attempt == 0 else None
+            if conn is None:
+                conn = await self._connect(origin, connect_timeout)
+            try:
+                return await self._exchange(conn, request, payload)
+            except _Retry:
+                conn.close()
+            except BaseException:
+                conn.close()
+                raise
+        raise httpx.RemoteProtocolError("server disconnected without sending a response", request=request)
+
+    async def _exchange(self, conn: _Connection, request: httpx.Request, payload: bytes) -> httpx.Response:
+        try:
+            conn.writer.write(payload)
+            await conn.writer.drain()
+        except OSError as exc:
+            if conn.reused:
+                raise _Retry from exc
+            raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
+        try:
+            raw_head = await conn.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if conn.reused and not exc.partial:
+                raise _Retry from exc
+            raise httpx.RemoteProtocolError("server disconnected without sending a response",
+                                            request=request) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise httpx.RemoteProtocolError("response head too large", request=request) from exc
+        except OSError as exc:
+            if conn.reused and isinstance(exc, ConnectionResetError):
+                raise _Retry from exc
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+        status, reason, headers = _parse_head(raw_head, request)
+        lower = {k.lower(): v for k, v in headers}
+        keep_alive = lower.get(b"connection", b"").lower() != b"close"
+        if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            framing, length = "none", 0
+        elif b"chunked" in lower.get(b"transfer-encoding", b"").lower():
+            framing, length = "chunked", 0
+        elif b"content-length" in lower:
+            try:
+                framing, length = "length", int(lower[b"content-length"])
+            except ValueError:
+                raise httpx.RemoteProtocolError("invalid Content-Length", request=request) from None
+        else:
+            framing, length, keep_alive = "close", 0, False
+        stream = _BodyStream(self, conn, request, framing, length, keep_alive)
+        return httpx.Response(status, headers=headers, stream=stream,
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = origin
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            context = self._ssl
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=host if context else None, limit=MAX_HEAD_BYTES)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
+        return _Connection(origin, reader, writer)
+
+    def _checkout(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.usable(now):
+                conn.reused = True
+                return conn
+            conn.close()
+        return None
+
+    def release(self, conn: _Connection) -> None:
+        idle = self._idle.setdefault(conn.origin, [])
+        if len(idle) >= MAX_IDLE_PER_ORIGIN:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+class _BodyStream(httpx.AsyncByteStream):
+    """The response body: each socket read's payload, de-chunked, as soon as it arrives."""
+
+    def __init__(self, transport: LeanTransport, conn: _Connection, request: httpx.Request, framing: str,
+                 length: int, keep_alive: bool) -> None:
+        self._transport = transport
+        self._conn = conn
+        self._request = request
+        self._framing = framing
+        self._remaining = length
+        self._keep_alive = keep_alive
+        self._complete = framing == "none" or (framing == "length" and length == 0)
+        self._chunked = ChunkedDecoder() if framing == "chunked" else None
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        reader = self._conn.reader
+        while not self._complete:
+            try:
+                data = await reader.read(READ_SIZE)
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
+            if not data:
+                if self._framing == "close":
+                    self._complete = True
+                    return
+                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body",
+                                                request=self._request)
+            if self._chunked is not None:
+                try:
+                    payload = self._chunked.feed(data)
+                except ValueError as exc:
+                    raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
+                self._complete = self._chunked.done
+            elif self._framing == "length":
+                if len(data) > self._remaining:
+                    data = data[: self._remaining]
+                    self._keep_alive = False
+                payload = data
+                self._remaining -= len(data)
+                self._complete = self._remaining == 0
+            else:
+                payload = data
+            if payload:
+                yield payload
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._complete and self._keep_alive:
+            self._transport.release(self._conn)
+        else:
+            self._conn.close()
+
+
+def _parse_head(raw: bytes, request: httpx.Request) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    lines = raw[:-4].split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise httpx.RemoteProtocolError(f"invalid status line {lines[0][:80]!r}", request=request)
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip():
+            raise httpx.RemoteProtocolError("invalid response header", request=request)
+        headers.append((name, value.strip()))
+    return int(parts[1]), parts[2] if len(parts) > 2 else b"", headers
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """Probes are independent: a sticky-session cookie set by one answer must not pin the next probe
+    to the same backend, so the prober's client never stores or sends cookies."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
+def uses_proxy() -> bool:
+    """True when a proxy is configured in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, ...)."""
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
+
+
+def client_for(max_in_flight: int) -> httpx.AsyncClient:
+    """The prober's client: the lean transport, or httpx's default one when a proxy is configured;
+    no cookies either way."""
+    if uses_proxy():
+        client = new_async_client(max_connections=max_in_flight)
+        client.cookies = _NoCookies()  # a CookieJar is kept as is (a Cookies object would be copied)
+        return client
+    return httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(None), follow_redirects=False,
+                             cookies=_NoCookies())

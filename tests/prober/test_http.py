@@ -1,0 +1,133 @@
+"""The prober's HTTP endpoints: /metrics parses and holds only config and enum label values, /healthz,
+/readyz before and after the first round, the status JSON, and the small server's error paths."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.metrics import NO_ERROR, TARGET_STATES
+from monitor.mock import MockServerThread
+from monitor.outcomes import ALL_ERROR_CLASSES, Outcome
+from monitor.prober.service import Prober
+
+from prober_support import config_data, make_config, sample
+
+PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
+#: Label names the prober may export, and where each one's values come from.
+ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version"}
+
+
+def config_for(server: MockServerThread) -> dict[str, Any]:
+    data = config_data(server.base_url, PROVIDERS)
+    data["probe"]["credits_interval_s"] = 60
+    return data
+
+
+def test_endpoints_and_metrics(farm_server: MockServerThread) -> None:
+    config = make_config(config_for(farm_server))
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> Prober:
+        prober = Prober(config, interval_override=0.5, listen=("127.0.0.1", 0))
+        await prober.start()
+        base = f"http://127.0.0.1:{prober.http.port}"  # type: ignore[union-attr]
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                seen["ready_at_start"] = (await client.get("/readyz")).status_code
+                await asyncio.sleep(2.0)
+                for path in ("/metrics", "/healthz", "/readyz", "/api/status", "/", "/nope"):
+                    seen[path] = await client.get(path)
+                seen["head"] = await client.head("/metrics")
+                seen["post"] = await client.post("/metrics")
+                seen["query"] = await client.get("/healthz?verbose=1")
+        finally:
+            await prober.stop()
+        return prober
+
+    prober = asyncio.run(scenario())
+    assert seen["ready_at_start"] == 503
+    assert seen["/readyz"].status_code == 200
+    assert seen["/healthz"].status_code == 200 and seen["query"].status_code == 200
+    assert seen["/nope"].status_code == 404
+    assert seen["post"].status_code == 405
+    assert seen["head"].status_code == 200 and seen["head"].content == b""
+
+    metrics = seen["/metrics"]
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = list(text_string_to_metric_families(metrics.text))
+    names = {f.name for f in families}
+    for expected in ("tokenpulse_requests", "tokenpulse_ttft_seconds", "tokenpulse_target_state",
+                     "tokenpulse_scheduler_lag_seconds", "tokenpulse_probes_in_flight",
+                     "tokenpulse_probe_misfires", "tokenpulse_openrouter_credits_remaining_usd"):
+        assert expected in names, expected
+    allowed_values = {
+        "endpoint": {"mock"}, "model": {"test/chat"}, "provider": set(PROVIDERS),
+        "outcome": {o.value for o in Outcome}, "error_class": {NO_ERROR, *ALL_ERROR_CLASSES},
+        "state": set(TARGET_STATES),
+    }
+    for family in families:
+        assert family.name.startswith("tokenpulse_"), family.name
+        for s in family.samples:
+            assert set(s.labels) <= ALLOWED_LABELS, (s.name, s.labels)
+            for name, value in s.labels.items():
+                if name in allowed_values:
+                    assert value in allowed_values[name], (s.name, name, value)
+    # the figures behind the text agree with the registry
+    labels = {"endpoint": "mock", "model": "test/chat"}
+    assert sample(prober, "tokenpulse_requests_total", **labels, provider="err502", outcome="error",
+                  error_class="server_error") >= 2
+    assert sample(prober, "tokenpulse_target_state", **labels, provider="err502", state="down") == 1
+    assert sample(prober, "tokenpulse_target_up", **labels, provider="err502") == 0
+    assert sample(prober, "tokenpulse_target_state", **labels, provider="ratelimit", state="unknown") == 1
+    assert sample(prober, "tokenpulse_target_state", **labels, provider="fast-a", state="up") == 1
+    remaining = prober.metrics.registry.get_sample_value("tokenpulse_openrouter_credits_remaining_usd",
+                                                         {"endpoint": "mock"})
+    assert remaining is not None and 0 < remaining <= 100
+
+    status = seen["/api/status"].json()
+    assert status["ready"] is True
+    (group,) = status["groups"]
+    assert [t["provider"] for t in group["targets"]] == PROVIDERS
+    by_provider = {t["provider"]: t for t in group["targets"]}
+    assert by_provider["err502"]["state"] == "down" and by_provider["err502"]["uptime_1h"] == 0.0
+    assert by_provider["ratelimit"]["uptime_1h"] is None  # caller-side errors do not count
+    assert by_provider["ratelimit"]["recent_failures"][0]["error_class"] == "rate_limited"
+    assert by_provider["fast-a"]["uptime_1h"] == 1.0 and by_provider["fast-a"]["median_ttft_s"] > 0
+    assert seen["/"].headers["content-type"].startswith("text/html")
+
+
+def test_outage_confirms_down_then_recovery_confirms_up(farm_server: MockServerThread) -> None:
+    """failures_before_down = successes_before_up = 2 (prober_support.probe_settings)."""
+    config = make_config(config_data(farm_server.base_url, ["fast-b"]))
+    states: list[str] = []
+
+    async def scenario() -> None:
+        prober = Prober(config, interval_override=0.3, listen=None)
+        await prober.start()
+        (tracked,) = prober.runner.tracked.values()
+
+        async def until(state: str) -> None:
+            while tracked.state.state != state:
+                await asyncio.sleep(0.05)
+            states.append(state)
+
+        try:
+            await asyncio.wait_for(until("up"), 20)
+            farm_server.set_outage("fast-b", True, status=502)
+            await asyncio.wait_for(until("degraded"), 20)
+            await asyncio.wait_for(until("down"), 20)
+            farm_server.set_outage("fast-b", False)
+            await asyncio.wait_for(until("up"), 20)
+            labels = {"endpoint": "mock", "model": "test/chat", "provider": "fast-b"}
+            states.append(f"failures={sample(prober, 'tokenpulse_consecutive_failures', **labels):.0f}")
+        finally:
+            farm_server.set_outage("fast-b", False)
+            await prober.stop()
+
+    asyncio.run(scenario())
+    assert states == ["up", "degraded", "down", "up", "failures=0"]
