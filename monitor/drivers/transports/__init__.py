@@ -6,7 +6,7 @@ from monitor.drivers.sync import SyncTransport
 
 #: The Locust-path default, chosen by benchmarks/client_lag.py (see docs/benchmarks.md).
 DEFAULT_SYNC_TRANSPORT = "geventhttpclient"
-SYNC_TRANSPORTS = ("geventhttpclient", "httpx")
+SYNC_TRANSPORTS = ("geventhttpclient", "httpx", "raw")
 
 
 def make_sync_transport(name: str = DEFAULT_SYNC_TRANSPORT) -> SyncTransport:
@@ -18,4 +18,8 @@ def make_sync_transport(name: str = DEFAULT_SYNC_TRANSPORT) -> SyncTransport:
         from monitor.drivers.transports.httpx_sync import HttpxSyncTransport
 
         return HttpxSyncTransport()
+    if name == "raw":
+        from monitor.drivers.transports.rawsocket import RawSocketTransport
+
+        return RawSocketTransport()
     raise ValueError(f"unknown sync transport {name!r}; choose one of {', '.join(SYNC_TRANSPORTS)}")

@@ -1,0 +1,343 @@
+"""Raw-socket HTTP/1.1 transport for the sync driver: the fastest correct reader under gevent.
+
+Why: with geventhttpclient each SSE event costs two `readline` calls (the data line and the blank line),
+each with its own driver deadline and recorder call, about 40-70 µs per event in all; one Locust process
+then tops out near 250 streams of 50 tokens/s (benchmarks/locust_capacity.py). Here one `recv` returns
+everything the kernel has received, de-chunked, so an event costs one read. Nothing is held back: the
+bytes handed to the driver are exactly those that arrived, and the driver stamps them at once (the
+recorder's SSE decoder copes with events split across reads or several in one).
+
+Scope: what an OpenAI-compatible streaming API needs: POST with a body, HTTP/1.1 keep-alive (one
+connection per origin, owned by one Locust user), `Transfer-Encoding: chunked`, `Content-Length` or
+close-delimited bodies, TLS through the standard `ssl` module (gevent-cooperative), TCP_NODELAY so the
+request is never delayed by Nagle's algorithm. A kept-alive connection that the server closed while idle
+is detected (no byte of a response before EOF) and the request is sent again once on a new connection.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+from gevent import socket as gsocket
+
+from monitor.drivers.request import PreparedRequest, Timeouts
+from monitor.drivers.sync import TransportError
+from monitor.outcomes import ErrorClass
+
+_RECV = 65536
+_MAX_HEAD = 64 * 1024
+
+
+class ChunkedDecoder:
+    """Incremental `Transfer-Encoding: chunked` decoder: `feed(bytes) -> payload bytes`; `done` at the end."""
+
+    __slots__ = ("_buf", "_remaining", "_state", "done")
+
+    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._remaining = 0
+        self._state = self._SIZE
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if not self._buf and self._state == self._SIZE:
+            # Fast path: a read holding exactly one whole chunk (what a paced SSE stream sends).
+            end = data.find(b"\r\n")
+            if 0 < end <= 16:
+                try:
+                    size = int(data[:end], 16)
+                except ValueError:
+                    size = -1
+                start = end + 2
+                if size > 0 and len(data) == start + size + 2 and data.endswith(b"\r\n"):
+                    return data[start:start + size]
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        pos = 0
+        while not self.done:
+            state = self._state
+            if state == self._DATA:
+                take = min(self._remaining, len(buf) - pos)
+                if take <= 0:
+                    break
+                out += buf[pos:pos + take]
+                pos += take
+                self._remaining -= take
+                if self._remaining:
+                    break
+                self._state = self._DATA_END
+            elif state == self._DATA_END:
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise ValueError("chunk data not followed by CRLF")
+                pos += 2
+                self._state = self._SIZE
+            else:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > 4096:
+                        raise ValueError("chunk size line too long")
+                    break
+                line = bytes(buf[pos:end])
+                pos = end + 2
+                if state == self._TRAILER:
+                    if not line:
+                        self.done = True
+                    continue
+                size_text = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise ValueError(f"bad chunk size {size_text[:20]!r}") from None
+                if size < 0:
+                    raise ValueError("negative chunk size")
+                if size == 0:
+                    self._state = self._TRAILER
+                else:
+                    self._remaining = size
+                    self._state = self._DATA
+        del buf[:pos]
+        return bytes(out)
+
+
+class _Connection:
+    """A connection and its fastest way to wait for bytes.
+
+    gevent's `socket.recv` first tries a non-blocking `recv`, which on a paced stream almost always fails
+    with EWOULDBLOCK (a raised and caught exception plus a wasted syscall), then waits and tries again.
+    On a plain TCP socket we wait for readability first and then `recv` once: a third less work per SSE
+    event. TLS sockets keep the ordinary path (decrypted bytes may already sit in the TLS buffer, so
+    the file descriptor's readability says nothing)."""
+
+    __slots__ = ("recv", "sock", "used")
+
+    def __init__(self, sock: socket.socket, *, tls: bool = False) -> None:
+        self.sock = sock
+        self.used = False
+        raw = getattr(sock, "_sock", None)
+        wait = getattr(sock, "_wait", None)
+        read_event = getattr(sock, "_read_event", None)
+        if not tls and raw is not None and wait is not None and read_event is not None:
+            def recv(size: int) -> bytes:
+                while True:
+                    wait(read_event)
+                    try:
+                        return raw.recv(size)
+                    except BlockingIOError:
+                        continue  # woken without data (rare): wait again
+            self.recv = recv
+        else:
+            self.recv = sock.recv
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class _RawResponse:
+    __slots__ = ("_chunked", "_conn", "_finished", "_left", "_owner", "_pending", "_reusable", "headers", "status")
+
+    def __init__(self, owner: RawSocketTransport, conn: _Connection, status: int, headers: list[tuple[str, str]],
+                 rest: bytes) -> None:
+        self._owner = owner
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+        lower = {k.lower(): v.lower() for k, v in headers}
+        self._reusable = "close" not in lower.get("connection", "")
+        self._chunked = ChunkedDecoder() if "chunked" in lower.get("transfer-encoding", "") else None
+        self._left: int | None = None
+        if self._chunked is None:
+            length = lower.get("content-length")
+            if length is not None and length.strip().isdigit():
+                self._left = int(length)
+            else:
+                self._reusable = False  # delimited by close
+        self._finished = False
+        self._pending = self._decode(rest) if rest else b""
+
+    def _decode(self, data: bytes) -> bytes:
+        if self._chunked is not None:
+            try:
+                out = self._chunked.feed(data)
+            except ValueError as exc:
+                raise TransportError(ErrorClass.PROTOCOL_ERROR, f"bad chunked body: {exc}") from None
+            self._finished = self._chunked.done
+            return out
+        if self._left is not None:
+            out = data[: self._left]
+            self._left -= len(out)
+            self._finished = self._left == 0
+            return out
+        return data
+
+    def read_some(self) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        while not self._finished:
+            try:
+                data = self._conn.recv(_RECV)
+            except (ConnectionError, OSError) as exc:
+                raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+            if not data:
+                self._reusable = False
+                if self._chunked is not None or self._left is not None:
+                    # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on
+                    # every other path; a body that ended properly without [DONE] is the recorder's call.
+                    raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete")
+                return b""  # a close-delimited body ends here
+            out = self._decode(data)
+            if out:
+                return out
+        return b""
+
+    def close(self, *, complete: bool) -> None:
+        if complete and self._finished and self._reusable:
+            self._owner.release(self._conn)
+        else:
+            self._owner.discard(self._conn)
+
+
+class RawSocketTransport:
+    """One kept-alive connection per origin, for one Locust user (not shared between greenlets)."""
+
+    name = "raw"
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], _Connection] = {}
+        self._origin_of: dict[int, tuple[str, str, int]] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    def _connect(self, scheme: str, host: str, port: int, timeout: float | None) -> _Connection:
+        try:
+            sock = gsocket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                if self._tls is None:
+                    self._tls = ssl.create_default_context()
+                    self._tls.set_alpn_protocols(["http/1.1"])
+                from gevent import ssl as gssl
+
+                sock = gssl.SSLContext.wrap_socket(self._tls, sock, server_hostname=host)  # type: ignore[arg-type]
+            sock.settimeout(None)  # the driver's deadlines bound every read
+        except TimeoutError:
+            raise TransportError(ErrorClass.TIMEOUT_CONNECT, f"connect timeout after {timeout:g} s") from None
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+        return _Connection(sock, tls=scheme == "https")
+
+    def open(self, request: PreparedRequest, timeouts: Timeouts) -> _RawResponse:
+        parts = urlsplit(request.url)
+        scheme = parts.scheme or "http"
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if scheme == "https" else 80)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default_port = port == (443 if scheme == "https" else 80)
+        host_header = (f"[{host}]" if ":" in host else host) + ("" if default_port else f":{port}")
+        lines = [f"POST {path} HTTP/1.1", f"Host: {host_header}", f"Content-Length: {len(request.body)}"]
+        lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in ("host", "content-length")]
+        wire = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
+        origin = (scheme, host, port)
+        for attempt in (0, 1):
+            conn = self._idle.pop(origin, None)
+            reused = conn is not None
+            if conn is None:
+                conn = self._connect(scheme, host, port, timeouts.connect)
+            self._origin_of[id(conn)] = origin
+            try:
+                conn.sock.sendall(wire)
+                status, headers, rest = self._read_head(conn)
+            except _StaleConnection:
+                self.discard(conn)
+                if reused and attempt == 0:
+                    continue  # the server closed the idle connection: once more on a new one
+                raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head") from None
+            except TransportError:
+                self.discard(conn)
+                raise
+            except (ConnectionError, OSError) as exc:
+                self.discard(conn)
+                if reused and attempt == 0:
+                    continue
+                raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+            except BaseException:  # a deadline (gevent.Timeout) or a kill: the connection is unusable
+                self.discard(conn)
+                raise
+            conn.used = True
+            return _RawResponse(self, conn, status, headers, rest)
+        raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head")
+
+    @staticmethod
+    def _read_head(conn: _Connection) -> tuple[int, list[tuple[str, str]], bytes]:
+        buf = bytearray()
+        while True:
+            data = conn.sock.recv(_RECV)
+            if not data:
+                if not buf:
+                    raise _StaleConnection()
+                raise TransportError(ErrorClass.PROTOCOL_ERROR, "connection closed inside the response head")
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(buf) > _MAX_HEAD:
+                raise TransportError(ErrorClass.PROTOCOL_ERROR, "response head larger than 64 KiB")
+        head = bytes(buf[:end]).decode("latin-1")
+        rest = bytes(buf[end + 4:])
+        status_line, *header_lines = head.split("\r\n")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or not fields[0].startswith("HTTP/1.") or not fields[1].isdigit():
+            raise TransportError(ErrorClass.PROTOCOL_ERROR, f"bad status line {status_line[:80]!r}")
+        headers = []
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers.append((name.strip(), value.strip()))
+        status = int(fields[1])
+        if 100 <= status < 200:  # an interim response (100 Continue): the real head follows
+            return RawSocketTransport._read_head_after(conn, rest)
+        return status, headers, rest
+
+    @staticmethod
+    def _read_head_after(conn: _Connection, rest: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        class _Prefixed:
+            def __init__(self, first: bytes) -> None:
+                self.first = first
+
+            def recv(self, n: int) -> bytes:
+                if self.first:
+                    data, self.first = self.first, b""
+                    return data
+                return conn.sock.recv(n)
+
+        return RawSocketTransport._read_head(_Connection(_Prefixed(rest)))  # type: ignore[arg-type]
+
+    def release(self, conn: _Connection) -> None:
+        origin = self._origin_of.get(id(conn))
+        if origin is None or origin in self._idle:
+            self.discard(conn)
+            return
+        self._idle[origin] = conn
+
+    def discard(self, conn: _Connection) -> None:
+        self._origin_of.pop(id(conn), None)
+        conn.close()
+
+    def close(self) -> None:
+        for conn in self._idle.values():
+            conn.close()
+        self._idle.clear()
+        self._origin_of.clear()
+
+
+class _StaleConnection(Exception):
+    """EOF before any byte of a response: a kept-alive connection the server had already closed."""

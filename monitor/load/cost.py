@@ -1,0 +1,88 @@
+"""`--max-cost`: stop a load test *before* its estimated spend passes a cap.
+
+Why reservations: a request is paid for once sent, whatever happens next, and its price is only known
+when its usage arrives at the end. Checking the spend after the fact always overshoots by everything in
+flight. So each request reserves its worst case before it is sent (prompt estimate x prompt price +
+max_tokens x completion price, or the largest cost seen so far for that target when that is higher or no
+price is configured), and the reservation is replaced by the actual cost when it ends. A request whose
+reservation does not fit is not sent, and the run drains and stops; spent + reserved never exceeds the
+cap. Without a configured price and before the first `usage.cost` of a target, its worst case is unknown
+(0): the cap then holds only from the first finished request on (docs/load-testing.md says so).
+
+Actual cost of a request: the server's `usage.cost` when present (OpenRouter sends it), else usage x the
+configured price, else unknown (None).
+
+Distributed runs: each worker gets an equal share of the cap (the master splits it by the number of
+workers at the start); when one worker's share is exhausted, the master drains and stops every worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.config import Price
+from monitor.outcomes import ErrorClass
+from monitor.recorder import StreamResult
+
+#: Failures that mean the server never started generating: nothing is billed (OpenRouter does not
+#: charge for requests refused with an HTTP error).
+_UNBILLED = frozenset({ErrorClass.CLIENT_ERROR, ErrorClass.RATE_LIMITED, ErrorClass.SERVER_ERROR,
+                       ErrorClass.CONNECT_ERROR, ErrorClass.TIMEOUT_CONNECT})
+
+
+def request_cost(result: StreamResult, price: Price | None) -> float | None:
+    """Estimated spend of one request: `usage.cost`, else usage x price, else None (unknown).
+
+    A request refused before any token (HTTP error, no connection) costs 0."""
+    if result.cost_usd is not None:
+        return result.cost_usd
+    if result.error_class in _UNBILLED and result.ttft_s is None:
+        return 0.0
+    if price is None:
+        return None
+    return price.cost(result.prompt_tokens, result.output_tokens)
+
+
+def worst_case_cost(price: Price | None, prompt_tokens: int | None, max_tokens: int | None) -> float:
+    """Upper bound of a request's cost from its prompt estimate and max_tokens (0 without a price)."""
+    if price is None:
+        return 0.0
+    return price.cost(prompt_tokens or 0, max_tokens or 0)
+
+
+@dataclass(slots=True)
+class Reservation:
+    key: str
+    amount: float
+
+
+@dataclass(slots=True)
+class CostGuard:
+    """Budget of one process. `cap_usd=None` means unlimited (it still totals the spend)."""
+
+    cap_usd: float | None
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    exhausted: bool = False
+    largest_seen: dict[str, float] = field(default_factory=dict)
+
+    def reserve(self, key: str, worst_case_usd: float) -> Reservation | None:
+        """Reserve a request's worst case; None (and `exhausted`) when it would pass the cap."""
+        amount = max(worst_case_usd, self.largest_seen.get(key, 0.0))
+        if self.cap_usd is not None and (self.exhausted or self.spent_usd + self.reserved_usd + amount > self.cap_usd):
+            self.exhausted = True
+            return None
+        self.reserved_usd += amount
+        return Reservation(key, amount)
+
+    def settle(self, reservation: Reservation, actual_usd: float | None) -> None:
+        """Replace the reservation by the actual cost (unknown cost: the reservation is kept as spent)."""
+        self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
+        spent = reservation.amount if actual_usd is None else actual_usd
+        self.spent_usd += spent
+        if actual_usd is not None and actual_usd > self.largest_seen.get(reservation.key, 0.0):
+            self.largest_seen[reservation.key] = actual_usd
+
+    def release(self, reservation: Reservation) -> None:
+        """The request was never sent (user stopped first): free its reservation."""
+        self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)

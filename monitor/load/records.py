@@ -1,0 +1,114 @@
+"""Per-request JSONL: one line per finished request, written with a single `write(2)` the moment it ends.
+
+Why one unbuffered append per record: a run killed with SIGKILL (OOM killer, CI timeout) must keep
+every request it completed. The kernel finishes a `write` before it delivers a kill, and the file is
+opened with O_APPEND, so the file only ever holds whole lines; no Python buffer can hold one back.
+
+Distributed runs: every Locust process that runs users writes its own `records-<process>.jsonl` (and
+`health-<process>.jsonl`) in the run folder; nothing per request crosses the network, so the master is
+never a bottleneck and a lost connection loses no record. `--processes` puts all files in one folder; on
+several machines each writes locally and the files are collected into one folder for `tokenpulse
+report`, which reads every `records-*.jsonl` it finds (docs/load-testing.md).
+
+Fields: `StreamResult.to_dict()` (the names of `tokenpulse measure --json`, with the token arrival times
+`token_times_s` and, with ground truth, `truth_lags_s`), plus where and when the request ran:
+`start_time` (Unix seconds), `t_s` (seconds since the run start), `user_id`, `worker`, `step`, `level`,
+`phase` (warmup or measure), `users` (target concurrency), `endpoint`, `model`, `target_provider` (the
+configured provider; `provider` is what the server said), `queue_wait_s` (open-loop arrival rate only),
+`turn`, `input_tokens_target`, `output_tokens_target` and `estimated_cost_usd`. No request text, header
+or key is ever written; error messages were already redacted by the recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from monitor.recorder import StreamResult
+
+META_FILE = "meta.json"
+RECORDS_GLOB = "records-*.jsonl"
+HEALTH_GLOB = "health-*.jsonl"
+RECORD_VERSION = 1
+#: Series are rounded to the microsecond: finer is noise and doubles the file.
+_SERIES_DIGITS = 6
+
+
+class JsonlAppender:
+    """Append-only JSONL file; each `write` is one `os.write` of one complete line."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.count = 0
+
+    def write(self, obj: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        try:
+            text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # a NaN/inf from a server's usage: keep the record, drop the bad number
+            text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+        data = (text + "\n").encode()
+        view = memoryview(data)
+        while view:  # a regular file takes it in one go; loop only for the pathological partial write
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def build_record(result: StreamResult, **context: Any) -> dict[str, Any]:
+    """The JSONL record of one request: the measure --json fields plus the load-test context."""
+    record = result.to_dict(include_series=True)
+    record["token_times_s"] = [round(t, _SERIES_DIGITS) for t in result.token_times_s]
+    if result.truth_lags_s is None:
+        del record["truth_lags_s"]
+    else:
+        record["truth_lags_s"] = [round(t, _SERIES_DIGITS + 1) for t in result.truth_lags_s]
+    record["v"] = RECORD_VERSION
+    record.update(context)
+    return record
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Complete JSON lines of a file; a torn last line (impossible with JsonlAppender, possible with
+    other writers) is skipped rather than failing the whole report."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def process_tag(worker_index: int | None, pid: int | None = None) -> str:
+    """File-name tag of one Locust process: `local`, or `w<index>-<host>-<pid>` for a worker."""
+    if worker_index is None:
+        return "local"
+    host = os.uname().nodename.split(".")[0] or "host"
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host)
+    return f"w{worker_index}-{safe}-{pid or os.getpid()}"
