@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean stack dashboards
 
 venv: $(STAMP)
 
@@ -20,6 +20,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The observability stack without Docker (needs Debian's prometheus and prometheus-alertmanager;
+# Grafana when installed). Ctrl-C stops it. With Docker: docker compose up -d (docs/observability.md).
+stack: $(STAMP)
+	$(BIN)/tokenpulse stack up
+
+# Regenerate dashboards/json from dashboards/generate.py (a test checks they are in step).
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

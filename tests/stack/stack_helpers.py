@@ -1,0 +1,117 @@
+"""Helpers of the observability-stack tests (tests/stack/), imported by the test modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.stack import find_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES_DIR = ROOT / "prometheus" / "rules"
+RULE_TESTS_DIR = ROOT / "prometheus" / "tests"
+DASHBOARD_DIR = ROOT / "dashboards" / "json"
+
+
+def require(names: tuple[str, ...] | str) -> str:
+    """The path of the first installed binary of `names`; skip the test without one unless CI=true."""
+    names = (names,) if isinstance(names, str) else names
+    path = find_binary(names)
+    if path:
+        return path
+    message = f"{' / '.join(names)} not installed (apt-get install prometheus prometheus-alertmanager)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI must run this test (.ci/run installs it)")
+    pytest.skip(message)
+
+
+
+
+
+
+def rule_groups() -> list[tuple[Path, dict[str, Any]]]:
+    groups = []
+    for path in sorted(RULES_DIR.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            groups.append((path, group))
+    return groups
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for _, group in rule_groups() for rule in group["rules"] if "alert" in rule]
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    return [rule for _, group in rule_groups() for rule in group["rules"] if "record" in rule]
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARD_DIR.glob("*.json"))}
+
+
+def panel_targets(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(panel, target) for every query of every panel, rows' nested panels included."""
+    out = []
+    for panel in dashboard.get("panels", []):
+        for inner in [panel, *panel.get("panels", [])]:
+            for target in inner.get("targets", []):
+                out.append((inner, target))
+    return out
+
+
+def variable_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, query) of every query variable."""
+    return [(v["name"], v["query"] if isinstance(v["query"], str) else v["query"]["query"])
+            for v in dashboard.get("templating", {}).get("list", []) if v.get("type") == "query"]
+
+
+#: What Grafana substitutes for its built-in variables, as the tests' Prometheus needs them (1 s scrapes,
+#: a minute or two of data). Dashboard variables ($endpoint...) are multi-value with "All" = ".*".
+GRAFANA_BUILTINS = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}
+
+
+def substitute(expr: str, dashboard: dict[str, Any]) -> str:
+    for name in sorted((v["name"] for v in dashboard.get("templating", {}).get("list", [])), key=len, reverse=True):
+        expr = expr.replace(f"${{{name}}}", ".*").replace(f"${name}", ".*")
+    for name, value in GRAFANA_BUILTINS.items():
+        expr = expr.replace(name, value)
+    leftover = re.findall(r"\$\w+", expr)
+    assert not leftover, f"unknown variables {leftover} in {expr}"
+    return expr
+
+
+def prom_query(base_url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Instant query through Prometheus' HTTP API; raises on an error status (e.g. a parse error)."""
+    data = urllib.parse.urlencode({"query": expr}).encode()
+    request = urllib.request.Request(f"{base_url}/api/v1/query", data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    result = body["data"]["result"]
+    return result if isinstance(result, list) else [result]
+
+
+def shortened_rules(dst: Path, *, interval: str = "1s", for_: str = "1s") -> list[Path]:
+    """A copy of prometheus/rules with every group evaluated every `interval` and every `for` cut to
+    `for_`, so an end-to-end test sees rules and alerts within seconds. The expressions are untouched."""
+    dst.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for path in sorted(RULES_DIR.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for group in data["groups"]:
+            group["interval"] = interval
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = for_
+        out = dst / path.name
+        out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        paths.append(out)
+    return paths
