@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from monitor.drivers.async_httpx import new_async_client
-from monitor.drivers.transports.rawsocket import ChunkedDecoder
+from monitor.drivers.chunked import ChunkedDecoder
 
 MAX_HEAD_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024

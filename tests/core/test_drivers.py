@@ -158,7 +158,7 @@ def test_ttft_matches_ground_truth_at_low_load(farm_server: MockServerThread,
 def test_sync_httpx_transport_under_monkey_patching(tmp_path: Any) -> None:
     """The httpx transport only works under gevent monkey-patching (Locust's setting): run it so, in a
     child process, against a mock in another process."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         from gevent import monkey; monkey.patch_all()
         import json, sys
         from monitor.drivers import ChatRequest, Timeouts, prepare
@@ -166,8 +166,8 @@ def test_sync_httpx_transport_under_monkey_patching(tmp_path: Any) -> None:
         from monitor.drivers.transports import make_sync_transport
         base = sys.argv[1]
         req = prepare(base, ChatRequest(model="nvidia/nemotron-3-super-120b-a12b",
-                      messages=[{{"role": "user", "content": "hi"}}], max_tokens=16, provider="swiftinfer",
-                      reasoning={{"enabled": False}}))
+                      messages=[{"role": "user", "content": "hi"}], max_tokens=16, provider="swiftinfer",
+                      reasoning={"enabled": False}))
         driver = SyncStreamDriver(make_sync_transport("httpx"))
         ok = driver.run(req, Timeouts(ttft=10, idle=10, total=30))
         again = driver.run(req, Timeouts(ttft=10, idle=10, total=30))  # over the kept-alive connection

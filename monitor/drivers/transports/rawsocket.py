@@ -22,88 +22,13 @@ from urllib.parse import urlsplit
 
 from gevent import socket as gsocket
 
+from monitor.drivers.chunked import ChunkedDecoder
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.drivers.sync import TransportError
 from monitor.outcomes import ErrorClass
 
 _RECV = 65536
 _MAX_HEAD = 64 * 1024
-
-
-class ChunkedDecoder:
-    """Incremental `Transfer-Encoding: chunked` decoder: `feed(bytes) -> payload bytes`; `done` at the end."""
-
-    __slots__ = ("_buf", "_remaining", "_state", "done")
-
-    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._remaining = 0
-        self._state = self._SIZE
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        if not self._buf and self._state == self._SIZE:
-            # Fast path: a read holding exactly one whole chunk (what a paced SSE stream sends).
-            end = data.find(b"\r\n")
-            if 0 < end <= 16:
-                try:
-                    size = int(data[:end], 16)
-                except ValueError:
-                    size = -1
-                start = end + 2
-                if size > 0 and len(data) == start + size + 2 and data.endswith(b"\r\n"):
-                    return data[start:start + size]
-        buf = self._buf
-        buf += data
-        out = bytearray()
-        pos = 0
-        while not self.done:
-            state = self._state
-            if state == self._DATA:
-                take = min(self._remaining, len(buf) - pos)
-                if take <= 0:
-                    break
-                out += buf[pos:pos + take]
-                pos += take
-                self._remaining -= take
-                if self._remaining:
-                    break
-                self._state = self._DATA_END
-            elif state == self._DATA_END:
-                if len(buf) - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise ValueError("chunk data not followed by CRLF")
-                pos += 2
-                self._state = self._SIZE
-            else:
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > 4096:
-                        raise ValueError("chunk size line too long")
-                    break
-                line = bytes(buf[pos:end])
-                pos = end + 2
-                if state == self._TRAILER:
-                    if not line:
-                        self.done = True
-                    continue
-                size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ValueError(f"bad chunk size {size_text[:20]!r}") from None
-                if size < 0:
-                    raise ValueError("negative chunk size")
-                if size == 0:
-                    self._state = self._TRAILER
-                else:
-                    self._remaining = size
-                    self._state = self._DATA
-        del buf[:pos]
-        return bytes(out)
 
 
 class _Connection:
