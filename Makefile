@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tokenpulse demo
+	$(BIN)/tokenpulse demo --wait
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -347,7 +347,9 @@ class StreamRecorder:
         cached_tokens = _as_int(_dig(usage, "prompt_tokens_details", "cached_tokens"))
         cost = usage.get("cost")
         cost_usd = float(cost) if isinstance(cost, (int, float)) else None
-        estimated = output_tokens is None
+        # Estimate only what a provider evidently processed: a request that failed before its first
+        # token (an HTTP error, a timeout) has no token counts at all, rather than invented ones.
+        estimated = output_tokens is None and self._t_first_token is not None
         if estimated:
             output_tokens = _estimate_tokens(self._content_chars + self._reasoning_chars)
             reasoning_tokens = _estimate_tokens(self._reasoning_chars)

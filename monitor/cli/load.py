@@ -8,7 +8,9 @@ report of what ran is still written).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from typing import Any
 
 from monitor.cli.measure import positive_int
 from monitor.drivers.transports import SYNC_TRANSPORTS
@@ -123,8 +125,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
+def run_locust_stoppable(plan: Any, *, quiet: bool) -> tuple[int, bool]:
+    """Run Locust with SIGTERM treated like Ctrl-C: Locust runs in its own session, so a supervisor that
+    terminates `tokenpulse load` (the demo, a CI job, systemd) must not orphan it; the report of what ran
+    is still written."""
+    from monitor.load.runner import run_locust
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return run_locust(plan, quiet=quiet)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
-    from monitor.load.runner import UsageError, log_tail, plan_run, run_locust
+    from monitor.load.runner import UsageError, log_tail, plan_run
     from monitor.report.build import write_report
     from monitor.report.markdown import console_report
     from monitor.report.run import RunError
@@ -142,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"; Locust UI {plan.web_url}" if plan.web_url else ""
         metrics = f"; metrics :{args.metrics_port}/metrics" if args.metrics_port and plan.role != "worker" else ""
         print(f"tokenpulse load: run folder {plan.out}{where}{metrics}", file=sys.stderr)
-    code, interrupted = run_locust(plan, quiet=args.quiet)
+    code, interrupted = run_locust_stoppable(plan, quiet=args.quiet)
     if plan.role == "worker":
         print(f"tokenpulse load: worker finished (exit {code}); its records are in "
               f"{plan.env.get('TOKENPULSE_OUT', 'the master’s --out path on this machine')}", file=sys.stderr)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from monitor import __version__
 
 #: Command modules under monitor.cli, in the order `--help` lists them. Each has `register(subparsers)`.
-COMMAND_MODULES = ("measure", "mock", "probe", "stack", "load", "report")
+COMMAND_MODULES = ("demo", "measure", "mock", "probe", "load", "report", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:

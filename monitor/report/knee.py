@@ -10,8 +10,9 @@ counted) and T = TTFT p95:
 - the knee is the level of the last step before the first one that does not scale. When every step
   scales, the knee was not reached within the levels tested (`level` is None).
 
-The TTFT criterion is only applied when both steps have at least MIN_SAMPLES successful requests: a p95
-of a handful of requests is noise, and a knee found by noise would be worse than none.
+A step takes part only with at least MIN_STEP_OK successful requests (its throughput is otherwise a
+count of a few completions), and the TTFT criterion is only applied when both steps have at least
+MIN_SAMPLES: a p95 of a handful of requests is noise, and a knee found by noise would be worse than none.
 
 Why these two: throughput that stops growing is the definition of saturation (the target's slots are
 full and added users only queue); a TTFT that doubles is the same queueing seen from the client, and
@@ -27,6 +28,7 @@ from typing import Any
 GAIN_RATIO = 0.5
 TTFT_FACTOR = 2.0
 MIN_SAMPLES = 20
+MIN_STEP_OK = 5
 
 RULE_TEXT = (f"last level before the throughput gained per added unit of load falls below "
              f"{GAIN_RATIO:.0%} of the per-unit throughput at the lowest level, or TTFT p95 exceeds "
@@ -43,10 +45,11 @@ class StepPoint:
 
 def find_knee(points: Sequence[StepPoint]) -> dict[str, Any]:
     """`{"level", "reason", "rule"}`; level None when not reached or not determinable."""
-    usable = [p for p in sorted(points, key=lambda p: p.level) if p.throughput is not None and p.level > 0]
+    usable = [p for p in sorted(points, key=lambda p: p.level)
+              if p.throughput is not None and p.level > 0 and p.ok >= MIN_STEP_OK]
     result: dict[str, Any] = {"level": None, "reason": None, "rule": RULE_TEXT}
     if len(usable) < 2:
-        result["reason"] = "needs at least two measured steps"
+        result["reason"] = f"needs at least two steps with >= {MIN_STEP_OK} successful requests"
         return result
     base = usable[0]
     assert base.throughput is not None

@@ -218,3 +218,10 @@ def test_to_dict_has_the_measure_json_fields() -> None:
         assert key in d
     assert d["outcome"] == "ok" and d["error_class"] is None
     json.dumps(d)
+
+
+def test_no_token_counts_are_invented_for_a_request_that_failed_before_its_first_token() -> None:
+    body = json.dumps({"error": {"code": 502, "message": "upstream down"}}).encode()
+    r = record([(10, body)], status=502, headers={"content-type": "application/json"}, prompt_tokens_hint=40)
+    assert (r.prompt_tokens, r.output_tokens, r.reasoning_tokens) == (None, None, None)
+    assert not r.tokens_estimated

@@ -185,3 +185,10 @@ def test_evaluate_flags_regressions_per_target_and_all(tmp_path: Path) -> None:
     assert not any(v.failed for v in evaluate(rules, base, base))
     (missing,) = evaluate([parse_rule("ttft_p95@nosuch:+10%")], base, base)
     assert missing.failed
+
+
+def test_knee_ignores_steps_with_too_few_completions() -> None:
+    # One completion per step says nothing about throughput: no knee rather than a knee found by noise.
+    sparse = [StepPoint(1, 10, 0.2, 1), StepPoint(2, 11, 0.2, 1), StepPoint(4, 11, 0.2, 2)]
+    result = find_knee(sparse)
+    assert result["level"] is None and "at least two steps" in result["reason"]
