@@ -37,25 +37,33 @@ class _Strict(BaseModel):
 
 
 class TimeoutsConfig(_Strict):
-    """Seconds. See `monitor.drivers.request.Timeouts` for what each one bounds."""
+    """Per-request time limits in seconds. Each expiry is its own error class (docs/metrics.md)."""
 
-    connect_s: PositiveSeconds = 10.0
-    ttft_s: PositiveSeconds = 60.0
-    idle_s: PositiveSeconds = 30.0
-    total_s: PositiveSeconds = 300.0
+    connect_s: PositiveSeconds = Field(default=10.0, description="TCP and TLS connection set-up "
+                                       "(`timeout_connect`).")
+    ttft_s: PositiveSeconds = Field(default=60.0, description="from sending the request to the first token of "
+                                    "any kind; keep-alive comments do not reset it (`timeout_ttft`).")
+    idle_s: PositiveSeconds = Field(default=30.0, description="longest silence between two reads once the "
+                                    "first token has arrived (`timeout_idle`).")
+    total_s: PositiveSeconds = Field(default=300.0, description="the whole request, from sending it to the "
+                                     "end of the stream (`timeout_total`).")
 
     def to_timeouts(self) -> Timeouts:
         return Timeouts(connect=self.connect_s, ttft=self.ttft_s, idle=self.idle_s, total=self.total_s)
 
 
 class Reasoning(_Strict):
-    """OpenRouter's `reasoning` request object. Probes pin it: never compare providers run with
-    different reasoning settings (DESIGN.md §3)."""
+    """OpenRouter's `reasoning` request object, sent as it is. Probes pin it: never compare providers run
+    with different reasoning settings (DESIGN.md §3). Set either `effort` or `max_tokens`, not both."""
 
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
-    max_tokens: int | None = Field(default=None, ge=0)
-    exclude: bool | None = None
-    enabled: bool | None = None
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+        default=None, description="reasoning effort level (OpenRouter maps it onto each provider's setting).")
+    max_tokens: int | None = Field(default=None, ge=0, description="reasoning token budget, for models that "
+                                   "take a budget rather than an effort level.")
+    exclude: bool | None = Field(default=None, description="true: the model still reasons (and bills the "
+                                 "tokens) but the reasoning text is not streamed, so TTFT equals TTFC.")
+    enabled: bool | None = Field(default=None, description="turn reasoning on or off with the model's "
+                                 "default effort.")
 
     @model_validator(mode="after")
     def _one_budget(self) -> Reasoning:
@@ -70,13 +78,19 @@ class Reasoning(_Strict):
 class ProbeProfile(_Strict):
     """What a probe asks. Deterministic by default (temperature 0, fixed seed) so runs compare."""
 
-    prompt: str = Field(default="Reply with a short paragraph about the sea.", min_length=1)
-    system: str | None = None
-    max_tokens: int = Field(default=64, ge=1, le=1_000_000)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    seed: int | None = 1234
-    reasoning: Reasoning | None = None
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    prompt: str = Field(default="Reply with a short paragraph about the sea.", min_length=1,
+                        description="the user message.")
+    system: str | None = Field(default=None, description="an optional system message, sent first.")
+    max_tokens: int = Field(default=64, ge=1, le=1_000_000, description="output token limit; on OpenRouter it "
+                            "bounds reasoning and answer tokens together.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="sampling temperature; 0 keeps answers "
+                               "(and their lengths) comparable from probe to probe.")
+    seed: int | None = Field(default=1234, description="sampling seed sent with the request (null: none); "
+                             "providers may ignore it.")
+    reasoning: Reasoning | None = Field(default=None, description="the pinned reasoning setting (null: send "
+                                        "none, so the model's default applies).")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to the request body "
+                                       "as they are, last, so they can override any field tokenpulse sets.")
 
     def messages(self) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
@@ -87,8 +101,9 @@ class ProbeProfile(_Strict):
 class Price(_Strict):
     """USD per million tokens; used when the server does not report `usage.cost`."""
 
-    prompt_per_mtok: float = Field(ge=0, allow_inf_nan=False)
-    completion_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    prompt_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per million prompt tokens.")
+    completion_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per million output "
+                                       "tokens (reasoning tokens included).")
 
     def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float:
         return ((prompt_tokens or 0) * self.prompt_per_mtok + (completion_tokens or 0) * self.completion_per_mtok) / 1e6
@@ -98,27 +113,48 @@ class ConfirmThresholds(_Strict):
     """Flap damping for the confirmed state, as uptime monitors do: N failures in a row before
     `down`, M successes in a row before `up` again."""
 
-    failures_before_down: int = Field(default=3, ge=1, le=100)
-    successes_before_up: int = Field(default=2, ge=1, le=100)
+    failures_before_down: int = Field(default=3, ge=1, le=100, description="provider-side failures in a row "
+                                      "before a target is confirmed `down` (429 and other caller-side errors "
+                                      "neither count nor reset the streak).")
+    successes_before_up: int = Field(default=2, ge=1, le=100, description="successes in a row before a `down` "
+                                     "target is `up` again.")
 
 
 class SLO(_Strict):
-    """Targets for goodput, status and burn-rate alerts."""
+    """Targets for goodput, status and burn-rate alerts. The Prometheus rules and dashboards carry the
+    defaults as constants (docs/observability.md, "Changing the SLOs")."""
 
-    ttft_s: PositiveSeconds = 2.0
-    tpot_s: PositiveSeconds = 0.05
-    availability: float = Field(default=0.99, gt=0, lt=1)
+    ttft_s: PositiveSeconds = Field(default=2.0, description="TTFT objective: the prober's `up` vs `degraded` "
+                                    "(median of the last 3 probes) and load-test goodput.")
+    tpot_s: PositiveSeconds = Field(default=0.05, description="TPOT objective, for load-test goodput.")
+    availability: float = Field(default=0.99, gt=0, lt=1, description="availability objective (share of "
+                                "eligible requests that succeed), recorded in load-test metadata; the "
+                                "burn-rate alerts use 0.99.")
 
 
 class ModelTarget(_Strict):
-    id: str = Field(min_length=1, max_length=200)
-    providers: list[Annotated[str, Field(pattern=PROVIDER_PATTERN)]] = Field(default_factory=list)
-    discover: bool = False
-    profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
-    interval_s: PositiveSeconds | None = None
-    jitter_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    timeouts: TimeoutsConfig | None = None
-    price: Price | None = None
+    """One model of an endpoint, and the providers to measure it on. Set either `providers` or
+    `discover: true`, not both; each provider at most once."""
+
+    id: str = Field(min_length=1, max_length=200, description="the model id sent in requests and used as "
+                    "the `model` label, e.g. `nvidia/nemotron-3-super-120b-a12b`.")
+    providers: list[Annotated[str, Field(pattern=PROVIDER_PATTERN)]] = Field(
+        default_factory=list, description="OpenRouter provider slugs or endpoint tags (`deepinfra/fp8`); each "
+        "is its own target, pinned with `provider.only` and `allow_fallbacks: false`. Empty: one unpinned "
+        "target with provider label `default`.")
+    discover: bool = Field(default=False, description="read the provider list from the model's endpoints "
+                           "listing at start and every `probe.discovery_interval_s` (prober only; load tests "
+                           "need an explicit list).")
+    profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1, description="names of "
+                                "`profiles` entries to probe with; each is its own target.")
+    interval_s: PositiveSeconds | None = Field(default=None, description="overrides `probe.interval_s` for "
+                                               "this model.")
+    jitter_s: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="overrides "
+                                   "`probe.jitter_s` for this model.")
+    timeouts: TimeoutsConfig | None = Field(default=None, description="overrides `probe.timeouts` for this "
+                                            "model's probes.")
+    price: Price | None = Field(default=None, description="turns usage into cost when the server sends no "
+                                "`usage.cost`; also lets `--max-cost` bound a request before it is sent.")
 
     @field_validator("providers")
     @classmethod
@@ -136,12 +172,21 @@ class ModelTarget(_Strict):
 
 
 class Endpoint(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    base_url: str
-    kind: Literal["openrouter", "openai"] = "openrouter"
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    headers: dict[str, str] = Field(default_factory=dict)
-    models: list[ModelTarget] = Field(min_length=1)
+    """One API. `base_url` is the API root (`…/api/v1`, `…/v1`), not the `/chat/completions` URL;
+    `headers` may not hold `Authorization`; `providers` and `discover` need `kind: openrouter`."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the `endpoint` label; unique in the file.")
+    base_url: str = Field(description="API root as written for the openai SDK, e.g. "
+                          "`https://openrouter.ai/api/v1` or `http://gpu-box:8000/v1`.")
+    kind: Literal["openrouter", "openai"] = Field(default="openrouter", description="`openrouter`: provider "
+                                                  "pinning, discovery and key credits; `openai`: any "
+                                                  "OpenAI-compatible server, one target per model.")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of "
+                                    "the environment variable holding the API key (sent as a bearer token; "
+                                    "never logged). Unset variable: requests go without a key, with a warning.")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers, e.g. "
+                                    "OpenRouter's `X-Title`.")
+    models: list[ModelTarget] = Field(min_length=1, description="the models to measure on this endpoint.")
 
     @field_validator("base_url")
     @classmethod
@@ -170,33 +215,49 @@ class Endpoint(_Strict):
 
 
 class ProbeSettings(_Strict):
-    interval_s: PositiveSeconds = 60.0
-    jitter_s: float = Field(default=5.0, ge=0, allow_inf_nan=False)
-    max_in_flight: int = Field(default=32, ge=1, le=10_000)
-    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
-    confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds)
-    credits_interval_s: PositiveSeconds = 300.0
+    """The prober's schedule and defaults (docs/prober.md)."""
+
+    interval_s: PositiveSeconds = Field(default=60.0, description="time between two probes of a target.")
+    jitter_s: float = Field(default=5.0, ge=0, allow_inf_nan=False, description="random delay added to each "
+                            "scheduled probe, capped at a quarter of the interval.")
+    max_in_flight: int = Field(default=32, ge=1, le=10_000, description="probes running at once, over all "
+                               "targets; waiting for a slot shows as scheduler lag.")
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="per-probe time limits.")
+    confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds, description="flap damping of the "
+                                       "confirmed up/down state.")
+    credits_interval_s: PositiveSeconds = Field(default=300.0, description="how often OpenRouter key credits "
+                                                "are read (`GET /key`).")
     #: How often `discover: true` models re-read their provider list (new providers are added; a
     #: failed discovery is retried every minute until it succeeds).
-    discovery_interval_s: PositiveSeconds = 3600.0
+    discovery_interval_s: PositiveSeconds = Field(default=3600.0, description="how often `discover: true` "
+                                                  "models re-read their provider list (a failed discovery "
+                                                  "is retried every minute).")
 
 
 class Workload(_Strict):
-    """What load-test users send (issue: Locust scenarios)."""
+    """What load-test users send (docs/load-testing.md, "Workloads"). `kind: dataset` needs `dataset`."""
 
-    kind: Literal["synthetic", "dataset"] = "synthetic"
-    input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000)
-    input_tokens_stddev: int = Field(default=0, ge=0)
-    output_tokens_mean: int = Field(default=128, ge=1, le=1_000_000)
-    output_tokens_stddev: int = Field(default=0, ge=0)
+    kind: Literal["synthetic", "dataset"] = Field(default="synthetic", description="`synthetic` prompts of a "
+                                                  "target length, or records from `dataset`.")
+    input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000, description="synthetic prompt length in "
+                                   "tokens (built at 4 characters per token).")
+    input_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of the prompt length, clipped "
+                                     "to [1, mean + 4 sd].")
+    output_tokens_mean: int = Field(default=128, ge=1, le=1_000_000, description="`max_tokens` of each "
+                                    "request.")
+    output_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of `max_tokens`.")
     fixed_output: bool = Field(default=False, description="send min_tokens/ignore_eos so every answer has max_tokens")
     unique_prefix: bool = Field(default=True, description="a unique prefix per request defeats prompt caching")
     dataset: str | None = Field(default=None, description="JSONL of OpenAI `messages` lists or ShareGPT records")
     turns: int = Field(default=1, ge=1, le=50, description="multi-turn conversations: turns per conversation")
-    reasoning: Reasoning | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    seed: int = 42
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    reasoning: Reasoning | None = Field(default=None, description="pinned for every request (null: send "
+                                        "none).")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="sampling temperature (null: the "
+                                      "server's default).")
+    seed: int = Field(default=42, description="seeds prompt lengths and dataset picks, so a run can be "
+                      "replayed.")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to every request body "
+                                       "as they are, e.g. `{top_p: 0.9}`.")
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> Workload:
@@ -206,17 +267,34 @@ class Workload(_Strict):
 
 
 class LoadSettings(_Strict):
-    workload: Workload = Field(default_factory=Workload)
-    timeouts: TimeoutsConfig = Field(default_factory=lambda: TimeoutsConfig(ttft_s=120.0, idle_s=60.0, total_s=600.0))
-    warmup_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Settings of `tokenpulse load` (docs/load-testing.md)."""
+
+    workload: Workload = Field(default_factory=Workload, description="what each request asks.")
+    timeouts: TimeoutsConfig = Field(default_factory=lambda: TimeoutsConfig(ttft_s=120.0, idle_s=60.0, total_s=600.0),
+                                     description="per-request time limits; longer than the prober's, as "
+                                     "queues grow under load.")
+    warmup_s: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="excluded from the figures "
+                            "at the start of each step (`--warmup` overrides it).")
+    error_backoff_s: float = Field(
+        default=1.0, ge=0, le=60, allow_inf_nan=False,
+        description="closed-loop shapes: after a failed request a user pauses this long (or the server's "
+                    "Retry-After, up to 60 s) before its next one, so a provider that fails fast (an outage, "
+                    "429s) is not hammered in a tight loop that swamps the run with errors; 0 disables. "
+                    "Open-loop (rate) arrivals are never delayed by it.")
 
 
 class Config(_Strict):
-    endpoints: list[Endpoint] = Field(min_length=1)
-    profiles: dict[str, ProbeProfile] = Field(default_factory=lambda: {"default": ProbeProfile()})
-    probe: ProbeSettings = Field(default_factory=ProbeSettings)
-    slo: SLO = Field(default_factory=SLO)
-    load: LoadSettings = Field(default_factory=LoadSettings)
+    """The whole file. Endpoint names are unique, and every profile a model names is defined."""
+
+    endpoints: list[Endpoint] = Field(min_length=1, description="the APIs to measure.")
+    profiles: dict[str, ProbeProfile] = Field(default_factory=lambda: {"default": ProbeProfile()},
+                                              description="named probe requests; models refer to them by "
+                                              "name. Defining `profiles` replaces the built-in `default`.")
+    probe: ProbeSettings = Field(default_factory=ProbeSettings, description="the prober's schedule and "
+                                 "defaults.")
+    slo: SLO = Field(default_factory=SLO, description="objectives for goodput, state and alerts.")
+    load: LoadSettings = Field(default_factory=LoadSettings, description="load-test workload, timeouts and "
+                               "warm-up.")
 
     @model_validator(mode="after")
     def _references(self) -> Config:

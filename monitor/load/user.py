@@ -23,6 +23,7 @@ from locust import User, constant, task
 from monitor.drivers.request import prepare
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports import make_sync_transport
+from monitor.load.backoff import error_backoff
 from monitor.load.cost import request_cost, worst_case_cost
 from monitor.load.exporter import observation
 from monitor.load.records import build_record
@@ -88,6 +89,8 @@ class TokenpulseUser(User):
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
                      start_time, scheduled_ns, queue_wait_s, cost)
         self.stream.on_result(result)
+        if not result.ok and scheduled_ns is None:
+            gevent.sleep(error_backoff(result, s.config.load.error_backoff_s))
 
     def _finish(self, result: StreamResult, turn: int, input_target: int, output_target: int, start_time: float,
                 scheduled_ns: int | None, queue_wait_s: float | None, cost: float | None) -> None:
