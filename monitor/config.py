@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.drivers.request import ChatRequest, Timeouts
+from monitor.yamlfile import YamlReadError, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
 #: A provider slug, optionally with OpenRouter's endpoint variant (`deepinfra/fp8`, as `tag` in the
@@ -423,16 +423,12 @@ def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [("", f"invalid YAML: {where}{problem}")]) from None
+        data = read_yaml(path)
+    except YamlReadError as exc:
+        if exc.unreadable:
+            raise ConfigError(source, [("", exc.problem)]) from None
+        where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
+        raise ConfigError(source, [("", f"invalid YAML: {where}{exc.problem}")]) from None
     return parse_config(data, source=source, env=env)
 
 

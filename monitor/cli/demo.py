@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from monitor.cli.load import levels as parse_levels
-from monitor.cli.load import positive_float
+from monitor.cli.argtypes import positive_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Any
 
-from monitor.cli.measure import positive_int
+from monitor.cli.argtypes import positive_float, positive_int
 from monitor.drivers.transports import SYNC_TRANSPORTS
 from monitor.load.options import DEFAULT_METRICS_PORT, LOAD_TRANSPORT
 from monitor.load.schedule import SHAPES, parse_levels
@@ -53,16 +53,6 @@ def non_negative_seconds(text: str) -> float:
     value = duration(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 

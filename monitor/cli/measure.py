@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 
+from monitor.cli.argtypes import positive_int, positive_seconds
 from monitor.drivers import ChatRequest, Timeouts, prepare, read_api_key
 from monitor.drivers.async_httpx import AsyncStreamDriver
 from monitor.format import fmt_number, fmt_seconds, fmt_usd, render_fields
@@ -21,26 +22,6 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8080/api/v1"
 DEFAULT_MODEL = "nvidia/nemotron-3-super-120b-a12b"
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def reasoning_setting(effort: str | None) -> dict[str, object] | None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from monitor.cli.measure import positive_seconds
+from monitor.cli.argtypes import positive_seconds
 from monitor.config import Config, ConfigError, load_config
 from monitor.drivers import read_api_key
 from monitor.redact import redact

@@ -37,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.yamlfile import YamlReadError, read_yaml
+
 __all__ = [
     "DecodeProfile",
     "ErrorMix",
@@ -341,16 +343,12 @@ def load_farm(path: str | Path) -> MockFarm:
     """Read and validate a farm YAML file."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FarmConfigError(source, [("(file)", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(yaml)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FarmConfigError(source, [(where, f"invalid YAML: {problem}")]) from None
+        data = read_yaml(path)
+    except YamlReadError as exc:
+        if exc.unreadable:
+            raise FarmConfigError(source, [("(file)", exc.problem)]) from None
+        where = f"line {exc.line} column {exc.column}" if exc.line else "(yaml)"
+        raise FarmConfigError(source, [(where, f"invalid YAML: {exc.problem}")]) from None
     return farm_from_data(data, source)
 
 
