@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean stack dashboards
+.PHONY: demo test venv bench clean stack dashboards docs
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ stack: $(STAMP)
 # Regenerate dashboards/json from dashboards/generate.py (a test checks they are in step).
 dashboards: $(STAMP)
 	$(BIN)/python dashboards/generate.py
+
+# Regenerate docs/config-reference.md and docs/metrics-reference.md from the code (a test checks they are current).
+docs: $(STAMP)
+	$(BIN)/python -m monitor.docs_gen
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

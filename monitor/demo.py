@@ -373,7 +373,8 @@ def _next_steps() -> str:
         "                          or without Docker: tokenpulse stack up",
         "  your own providers:     export OPENROUTER_API_KEY=...",
         "                          tokenpulse probe --config examples/openrouter.yaml",
-        "                          tokenpulse load --config examples/openrouter.yaml --max-cost 1.00 --users 4 --run-time 2m",
+        "                          tokenpulse load --config openrouter-load.yaml --max-cost 1.00 --users 4 --run-time 2m",
+        "                          (a load test lists its providers: docs/getting-started-openrouter.md shows the file)",
         "  see docs/getting-started-openrouter.md and docs/self-hosted.md",
     ])
 

@@ -30,7 +30,8 @@ examples:
   tokenpulse load --config examples/mock.yaml --users 16 --run-time 60s
   tokenpulse load --config examples/mock.yaml --shape sweep --levels 1,4,16,32 --step-time 30s \\
       --provider steadystack
-  tokenpulse load --config examples/openrouter.yaml --shape rate --rate 2 --run-time 5m --max-cost 1.50
+  tokenpulse load --config openrouter-load.yaml --shape rate --rate 2 --run-time 5m --max-cost 1.50
+      (providers listed explicitly: discover: true is for the prober; docs/getting-started-openrouter.md)
   tokenpulse load --config F --master --expect-workers 2 ...   # then on each worker machine:
   tokenpulse load --worker --master-host HOST [--out DIR]
 

@@ -21,7 +21,7 @@ from monitor.recorder import StreamResult
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/api/v1"
 DEFAULT_MODEL = "nvidia/nemotron-3-super-120b-a12b"
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 def reasoning_setting(effort: str | None) -> dict[str, object] | None:
