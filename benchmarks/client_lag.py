@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("bare", "async-httpx", "gevent-geventhttpclient", "gevent-httpx")
+VARIANTS = ("bare", "async-httpx", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7

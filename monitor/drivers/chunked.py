@@ -23,16 +23,42 @@ class ChunkedDecoder:
 
     def feed(self, data: bytes) -> bytes:
         if not self._buf and self._state == self._SIZE:
-            # Fast path: a read holding exactly one whole chunk (what a paced SSE stream sends).
-            end = data.find(b"\r\n")
-            if 0 < end <= 16:
+            # Fast path: whole chunks at the start of a read (a paced SSE stream sends one chunk per
+            # event, and a reader that fell behind gets several per read), taken as slices of the read
+            # without copying it into the buffer. What is left (a partial chunk, an extension, the last
+            # chunk) goes through the state machine below from the same state.
+            pos = 0
+            parts: list[bytes] | None = None
+            total = len(data)
+            while True:
+                end = data.find(b"\r\n", pos)
+                if not 0 < end - pos <= 16:
+                    break
                 try:
-                    size = int(data[:end], 16)
+                    size = int(data[pos:end], 16)
                 except ValueError:
-                    size = -1
+                    break
                 start = end + 2
-                if size > 0 and len(data) == start + size + 2 and data.endswith(b"\r\n"):
-                    return data[start:start + size]
+                stop = start + size
+                if size <= 0 or stop + 2 > total or data[stop:stop + 2] != b"\r\n":
+                    break
+                payload = data[start:stop]
+                pos = stop + 2
+                if pos == total:
+                    if parts is None:
+                        return payload
+                    parts.append(payload)
+                    return b"".join(parts)
+                if parts is None:
+                    parts = [payload]
+                else:
+                    parts.append(payload)
+            if parts is not None:
+                return b"".join(parts) + self._feed_slow(data[pos:])
+        return self._feed_slow(data)
+
+    def _feed_slow(self, data: bytes) -> bytes:
+        """The general state machine: any framing, any split, chunk extensions and trailers."""
         buf = self._buf
         buf += data
         out = bytearray()

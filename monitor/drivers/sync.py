@@ -82,17 +82,24 @@ class SyncStreamDriver:
             watchdog.set(deadline_ns, t0)
             response = self.transport.open(request, timeouts)
             recorder.on_headers(clock(), response.status, response.headers)
+            # The per-read loop runs for every SSE event of every stream: names are bound once, and
+            # the deadline is recomputed only once the first token has arrived (before it, the TTFT
+            # or total deadline is fixed and already armed; after it, the idle deadline moves with
+            # every read).
+            next_deadline, arm = deadlines.next_deadline, watchdog.set
+            read, on_bytes = response.read_some, recorder.on_bytes
             now = clock()
             while True:
-                deadline_ns, expiry = deadlines.next_deadline(now, recorder.first_token_seen)
-                watchdog.set(deadline_ns, now)
-                data = response.read_some()
+                if recorder.first_token_seen:
+                    deadline_ns, expiry = next_deadline(now, True)
+                    arm(deadline_ns, now)
+                data = read()
                 now = clock()
                 if not data:
                     complete = True
                     recorder.on_eof(now)
                     break
-                recorder.on_bytes(now, data)
+                on_bytes(now, data)
                 if recorder.finished:
                     break
         except _Expired:

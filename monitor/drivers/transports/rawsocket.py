@@ -68,12 +68,14 @@ class _Connection:
 
 
 class _RawResponse:
-    __slots__ = ("_chunked", "_conn", "_finished", "_left", "_owner", "_pending", "_reusable", "headers", "status")
+    __slots__ = ("_chunked", "_conn", "_finished", "_left", "_owner", "_pending", "_recv", "_reusable", "headers",
+                 "status")
 
     def __init__(self, owner: RawSocketTransport, conn: _Connection, status: int, headers: list[tuple[str, str]],
                  rest: bytes) -> None:
         self._owner = owner
         self._conn = conn
+        self._recv = conn.recv  # bound once: read_some runs once per SSE event
         self.status = status
         self.headers = headers
         lower = {k.lower(): v.lower() for k, v in headers}
@@ -108,9 +110,10 @@ class _RawResponse:
         if self._pending:
             data, self._pending = self._pending, b""
             return data
+        recv = self._recv
         while not self._finished:
             try:
-                data = self._conn.recv(_RECV)
+                data = recv(_RECV)
             except (ConnectionError, OSError) as exc:
                 raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
             if not data:
@@ -144,7 +147,17 @@ class RawSocketTransport:
 
     def _connect(self, scheme: str, host: str, port: int, timeout: float | None) -> _Connection:
         try:
-            sock = gsocket.create_connection((host, port), timeout=timeout)
+            family = _ip_family(host)
+            if family is None:
+                sock = gsocket.create_connection((host, port), timeout=timeout)
+            else:  # an address: no getaddrinfo (gevent runs it on a thread-pool thread, ~0.3 ms per connect)
+                sock = gsocket.socket(family, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(timeout)
+                    sock.connect((host, port))
+                except BaseException:
+                    sock.close()
+                    raise
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 if self._tls is None:
@@ -262,6 +275,17 @@ class RawSocketTransport:
             conn.close()
         self._idle.clear()
         self._origin_of.clear()
+
+
+def _ip_family(host: str) -> int | None:
+    """The address family of an IP address literal, None for a host name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 class _StaleConnection(Exception):
