@@ -7,7 +7,9 @@ per chunk every 20 ms, TTFT 100 ms, 150 tokens). The mock stamps every chunk wit
 measured TTFT - the server's own TTFT. Variants:
 
 - bare: raw asyncio + uvloop protocol, regex instead of JSON: the practical floor (the yardstick);
-- async-httpx: `AsyncStreamDriver` (the prober's driver), one shared httpx pool, uvloop;
+- async: `AsyncStreamDriver` (the prober's and `measure`'s driver) with its default client (httpx over
+  `LeanTransport`, which pushes each read into the driver), uvloop;
+- async-httpcore: the same driver over httpx's own transport (one httpcore pool), uvloop;
 - gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (the Locust default);
 - gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline).
 
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("bare", "async-httpx", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw")
+VARIANTS = ("bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -88,18 +90,19 @@ def _collect(results: list[Any]) -> dict[str, Any]:
     return {"ok": ok, "errors": len(results) - ok, "lags": lags, "ttft_err": ttft_err}
 
 
-def worker_async_httpx(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
+def worker_async(base_url: str, streams: int, tokens: int, stagger: float, client: str) -> dict[str, Any]:
     import asyncio
 
     import uvloop
 
     from monitor.drivers import Timeouts
-    from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
+    from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client, new_async_client
 
     prepared = _prepared(base_url, tokens)
 
     async def main() -> list[Any]:
-        async with AsyncStreamDriver(new_async_client(max_connections=streams)) as driver:
+        make_client = httpcore_async_client if client == "httpcore" else new_async_client
+        async with AsyncStreamDriver(make_client(max_connections=streams)) as driver:
             async def one(i: int) -> Any:
                 await asyncio.sleep(stagger * i / streams)
                 return await driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
@@ -241,8 +244,8 @@ def run_worker(args: argparse.Namespace) -> None:
     raise_fd_limit()
     if args.worker == "bare":
         out = worker_bare(args.base_url, args.streams, args.tokens, args.stagger)
-    elif args.worker == "async-httpx":
-        out = worker_async_httpx(args.base_url, args.streams, args.tokens, args.stagger)
+    elif args.worker.startswith("async"):
+        out = worker_async(args.base_url, args.streams, args.tokens, args.stagger, args.worker.removeprefix("async").lstrip("-") or "lean")
     else:
         out = worker_gevent(args.base_url, args.streams, args.tokens, args.stagger,
                             args.worker.removeprefix("gevent-"))

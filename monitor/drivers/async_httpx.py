@@ -1,32 +1,70 @@
 """Async driver over httpx, used by the prober and `tokenpulse measure`.
 
 It only sends, reads bytes, stamps them with the monotonic clock at receipt and feeds the recorder.
-Deadlines are enforced with one `asyncio.timeout` rescheduled per read (no task per read), and are chosen
-by `DeadlineClock` so that an expiry is classified as TTFT, idle or total.
+Deadlines are enforced by one lazily re-armed loop timer (`_Deadline`, no task and no new timer per
+read), and are chosen by `DeadlineClock` so that an expiry is classified as TTFT, idle or total.
 
-httpx's pool suits the prober's modest concurrency; DESIGN.md §6 shows it degrading past ~100 streams
-in one pool, which is why the load-test path uses the sync driver instead.
+A transport may offer to push the body instead of being iterated: the response extension `PUSH_BODY`
+(`LeanTransport`, the default, sets it) is called with a callback that receives each read's bytes from
+the connection's `data_received`; the driver stamps them there. Same bytes, same stamps at receipt, no
+await per SSE event. Any other httpx transport is iterated with `aiter_raw()`.
+
+The default client runs on `LeanTransport` (lean_transport.py): httpx's own pool (httpcore) degrades
+past ~100 streams in one pool (DESIGN.md §6; benchmarks/client_lag.py, variant async-httpcore), the
+lean transport carries what the bare reader carries within a small factor. httpx's transport is used
+only when a proxy is configured, since the lean transport does not speak to proxies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import time
+import urllib.request
+from typing import Any
 
 import httpx
 
-from monitor.drivers.deadlines import DeadlineClock
+from monitor.drivers.deadlines import Deadline, DeadlineClock
+from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport, PushBody
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
 
 _NS = 1e-9
 
-
 def new_async_client(*, max_connections: int = 100) -> httpx.AsyncClient:
-    """A client tuned for streaming probes: no overall httpx timeouts (ours are finer), keep-alive."""
+    """The driver's client: `LeanTransport`, or httpx's default transport when a proxy is configured in
+    the environment. No overall httpx timeouts (the driver's are finer), keep-alive, no redirects, and
+    no cookies: measured requests are independent, and a sticky-session cookie set by one answer must
+    not pin the next request to the same backend."""
+    if uses_proxy():
+        client = httpcore_async_client(max_connections=max_connections)
+    else:
+        client = httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(None), follow_redirects=False)
+    client.cookies = _NoCookies()  # a CookieJar is kept as is (a Cookies object would be copied)
+    return client
+
+
+def httpcore_async_client(*, max_connections: int = 100) -> httpx.AsyncClient:
+    """httpx's own transport (httpcore pool), for side-by-side benchmarks against the default."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits, follow_redirects=False)
+
+
+def uses_proxy() -> bool:
+    """True when a proxy is configured in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, ...)."""
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that never stores or sends anything (see `new_async_client`)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
 
 
 class AsyncStreamDriver:
@@ -59,30 +97,41 @@ class AsyncStreamDriver:
         recorder = StreamRecorder(t0, secrets=request.secrets, max_response_bytes=self._max_bytes,
                                   keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint)
         deadlines = DeadlineClock(t0, timeouts)
-        expiry = ErrorClass.TIMEOUT_TOTAL
+        next_deadline = deadlines.next_deadline
+        deadline = _Deadline()
         response: httpx.Response | None = None
 
-        def arm(scope: asyncio.Timeout, now_ns: int) -> ErrorClass:
-            deadline_ns, reason = deadlines.next_deadline(now_ns, recorder.first_token_seen)
-            # loop.time() is time.monotonic(): the same clock as monotonic_ns.
-            scope.reschedule(None if deadline_ns is None else deadline_ns * _NS)
-            return reason
+        def on_bytes(data: bytes) -> bool:
+            """One read: stamp, record, move the idle deadline; False once the recorder needs no more."""
+            now = clock()
+            recorder.on_bytes(now, data)
+            if recorder.finished:
+                return False
+            if recorder.first_token_seen:  # before it, the TTFT (or total) deadline is fixed
+                deadline.set(next_deadline(now, True))
+            return True
 
         try:
-            async with asyncio.timeout(None) as scope:
-                expiry = arm(scope, t0)
+            try:
+                deadline.set(next_deadline(t0, False))
                 response = await self._client.send(http_request, stream=True)
                 recorder.on_headers(clock(), response.status_code, response.headers.multi_items())
-                stream = response.aiter_raw()
-                async for data in stream:
-                    now = clock()
-                    recorder.on_bytes(now, data)
-                    if recorder.finished:
-                        break
-                    expiry = arm(scope, now)
+                push: PushBody | None = response.extensions.get(PUSH_BODY)
+                if push is not None:
+                    await push(on_bytes)
+                else:
+                    async for data in response.aiter_raw():
+                        if not on_bytes(data):
+                            break
                 recorder.on_eof(clock())
+            finally:
+                timed_out = deadline.close()
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
+            recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
         except TimeoutError:
-            recorder.on_failure(clock(), expiry, DeadlineClock.describe(expiry, timeouts))
+            recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
         except httpx.ConnectTimeout:
             recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT,
                                 DeadlineClock.describe(ErrorClass.TIMEOUT_CONNECT, timeouts))
@@ -102,6 +151,69 @@ class AsyncStreamDriver:
             if response is not None:
                 await response.aclose()
         return recorder.result()
+
+
+class _Deadline:
+    """The request's deadline on the event loop: one timer, re-armed lazily (the asyncio twin of the
+    sync driver's `_Watchdog`, which explains the scheme).
+
+    Why not `asyncio.timeout` rescheduled per read, as before: that cancels a timer handle and pushes a
+    new one on the loop's heap for every SSE event of every probe. Here a read only stores its
+    deadline; the timer fires at the earliest deadline it was armed for and then either re-arms for the
+    current one or cancels the request's task, exactly as `asyncio.timeout` does (including its
+    `uncancel` bookkeeping, so an outside cancellation is never mistaken for a timeout). An expiry is
+    checked against the monotonic clock, so it never happens before the deadline.
+    """
+
+    __slots__ = ("_cancelling", "_fire_ns", "_handle", "_loop", "_task", "deadline_ns", "expired", "expiry")
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("the driver must run in a task")
+        self._loop = asyncio.get_running_loop()
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._handle: asyncio.TimerHandle | None = None
+        self._fire_ns: int | None = None
+        self.deadline_ns: int | None = None
+        self.expiry = ErrorClass.TIMEOUT_TOTAL
+        self.expired = False
+
+    def set(self, deadline: Deadline) -> None:
+        self.deadline_ns, self.expiry = deadline
+        at = self.deadline_ns
+        if at is not None and (self._fire_ns is None or at < self._fire_ns):
+            self._arm(at)
+
+    def _arm(self, at_ns: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._fire_ns = at_ns
+        # loop.time() is time.monotonic(): the same clock as monotonic_ns.
+        self._handle = self._loop.call_at(at_ns * _NS, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._fire_ns = None
+        deadline = self.deadline_ns
+        if deadline is None or self.expired:
+            return
+        now = time.monotonic_ns()
+        if now >= deadline:
+            self.expired = True
+            self._task.cancel()
+        else:
+            self._arm(deadline)
+
+    def close(self) -> bool:
+        """Disarm for good. True when this deadline expired and no other cancellation is pending: the
+        CancelledError in flight is then ours, to be reported as a timeout."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.deadline_ns = None
+        return self.expired and self._task.uncancel() <= self._cancelling
 
 
 def _describe(exc: Exception) -> str:

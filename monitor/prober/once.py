@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import Config
-from monitor.drivers.async_httpx import AsyncStreamDriver
+from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.format import fmt_number, fmt_seconds, render_table
 from monitor.metrics import ProberMetrics
 from monitor.prober.discovery import DiscoveryError, discover_providers
 from monitor.prober.runner import ProbeRunner
-from monitor.prober.targets import KeyRing, ProbeTarget, discovered_targets, discovery_models, plan
-from monitor.prober.transport import client_for
+from monitor.prober.targets import (
+    KeyRing,
+    ProbeTarget,
+    discovered_targets,
+    discovery_models,
+    plan,
+)
 from monitor.recorder import StreamResult
 
 log = logging.getLogger("monitor.prober")
@@ -54,7 +59,7 @@ async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) ->
     """Probe every target (discovered ones included) once, at most `probe.max_in_flight` at a time.
     Results are recorded in `metrics` too (a fresh registry unless given), exactly as the prober would."""
     keys = KeyRing(config.endpoints)
-    client = client_for(config.probe.max_in_flight)
+    client = new_async_client(max_connections=config.probe.max_in_flight)
     try:
         targets = list(config.targets())
         errors: list[str] = []

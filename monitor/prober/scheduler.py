@@ -73,6 +73,31 @@ class GridIntervalTrigger(IntervalTrigger):
         return datetime.fromtimestamp(fire, tz=self.timezone)
 
 
+class _LoopScheduler(AsyncIOScheduler):
+    """AsyncIOScheduler whose own timer wakes it at most once per due time.
+
+    Why: the event loop's timers have millisecond resolution and may fire up to a millisecond early
+    (uvloop rounds the delay and measures it from the time cached at the start of a loop iteration).
+    APScheduler then finds no job due, re-arms for the sub-millisecond remainder, and wakes again:
+    measured five wake-ups per probe at 1,000 targets, each also bounced through
+    `call_soon_threadsafe` (`wakeup` is meant for other threads). Here the timer waits a whole
+    millisecond longer than asked, rounded up (probes start at most ~2 ms later, inside the jitter), and
+    calls the scheduler directly on the loop. Everything else (`wakeup` from other threads, jobs,
+    executors, events) is APScheduler's own.
+    """
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            delay = math.ceil(wait_seconds * 1000.0) / 1000.0 + 0.001
+            self._timeout = self._eventloop.call_later(delay, self._wakeup_on_loop)
+
+    def _wakeup_on_loop(self) -> None:
+        """`wakeup` without the hop through `call_soon_threadsafe`: the timer runs on the loop."""
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
 class ProbeScheduler:
     """Owns the APScheduler instance, the in-flight cap and the prober's own health figures."""
 
@@ -80,7 +105,7 @@ class ProbeScheduler:
         self._runner = runner
         self._metrics = metrics
         self._semaphore = asyncio.Semaphore(max_in_flight)
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler = _LoopScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_event,
                                      EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._probes: dict[str, ProbeTarget] = {}

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, exposition
 
 from monitor.config import Config, Endpoint
-from monitor.drivers.async_httpx import AsyncStreamDriver
+from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.metrics import ProberMetrics
 from monitor.prober.credits import CreditsPoller, wants_credits
 from monitor.prober.discovery import DiscoveryError, discover_providers
@@ -29,8 +29,13 @@ from monitor.prober.runner import ProbeRunner
 from monitor.prober.scheduler import ProbeScheduler
 from monitor.prober.status import ProberHealth, percentile, status_document
 from monitor.prober.status_page import render_status_page
-from monitor.prober.targets import KeyRing, ProbeTarget, discovered_targets, discovery_models, plan
-from monitor.prober.transport import client_for
+from monitor.prober.targets import (
+    KeyRing,
+    ProbeTarget,
+    discovered_targets,
+    discovery_models,
+    plan,
+)
 
 log = logging.getLogger("monitor.prober")
 
@@ -71,7 +76,7 @@ class Prober:
         self._listen = listen
         self._shutdown_grace_s = shutdown_grace_s
         self._summary_interval_s = summary_interval_s
-        self._client = client_for(config.probe.max_in_flight)
+        self._client = new_async_client(max_connections=config.probe.max_in_flight)
         self.runner = ProbeRunner(AsyncStreamDriver(self._client), self.metrics, slo=config.slo,
                                   confirm=config.probe.confirm, secrets=self.keys.secrets)
         self.scheduler = ProbeScheduler(self.runner, self.metrics, max_in_flight=config.probe.max_in_flight)

@@ -1,6 +1,8 @@
 """Drivers against the embedded mock: each injected fault gives its error class, hangs end at their
-timeout, and measured TTFT matches the mock's ground truth at low load. Both driver paths run the same
-cases (the async httpx driver and the sync driver over geventhttpclient, which needs no monkey-patching).
+timeout, and measured TTFT matches the mock's ground truth at low load. Every driver path runs the same
+cases: the async driver over its default `LeanTransport` (which pushes the body into the driver), the
+same driver iterating httpx's own transport (its path behind a proxy), and the sync driver over
+geventhttpclient (which needs no monkey-patching).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from monitor.drivers import ChatRequest, PreparedRequest, Timeouts, prepare
-from monitor.drivers.async_httpx import AsyncStreamDriver
+from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports import make_sync_transport
 from monitor.mock import MockServerProcess, MockServerThread, dump_farm
@@ -56,9 +58,18 @@ def _request(base_url: str, provider: str | None = "clean", *, model: str = MODE
 
 
 def run_async(request: PreparedRequest, timeouts: Timeouts) -> StreamResult:
+    """The default: LeanTransport, which pushes the body into the driver."""
     async def go() -> StreamResult:
         async with AsyncStreamDriver() as driver:
             return await driver.run(request, timeouts)
+    return asyncio.run(go())
+
+
+def run_async_httpcore(request: PreparedRequest, timeouts: Timeouts) -> StreamResult:
+    """httpx's own transport, iterated (what the driver uses behind a proxy)."""
+    async def go() -> StreamResult:
+        async with httpcore_async_client() as client:
+            return await AsyncStreamDriver(client).run(request, timeouts)
     return asyncio.run(go())
 
 
@@ -70,7 +81,8 @@ def run_sync(request: PreparedRequest, timeouts: Timeouts) -> StreamResult:
         driver.close()
 
 
-DRIVERS: dict[str, Callable[[PreparedRequest, Timeouts], StreamResult]] = {"async": run_async, "sync": run_sync}
+DRIVERS: dict[str, Callable[[PreparedRequest, Timeouts], StreamResult]] = {
+    "async": run_async, "async-httpcore": run_async_httpcore, "sync": run_sync}
 FAST_TIMEOUTS = Timeouts(connect=2, ttft=0.6, idle=0.6, total=10)
 
 

@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 transport for httpx on raw asyncio streams, used by the prober's client.
+"""A lean HTTP/1.1 transport for httpx on raw asyncio streams: the async driver's default transport.
 
 Why: at a thousand targets the prober's CPU went mostly to httpcore's connection-pool bookkeeping and
 its h11/anyio layers (profiled: ~4.5 ms of CPU per probe, over half of it there), as DESIGN.md §6
@@ -9,27 +9,25 @@ recorder), raising httpx's own exception types so the driver classifies failures
 
 It yields the payload of each socket read as it arrives (after removing the chunked framing with the
 same `ChunkedDecoder` as the load test's raw-socket transport), so the driver's receipt timestamps mean
-what they meant over httpcore. A connection reset inside a body is
+what they meant over httpcore. It can also *push* the body: the response's `PUSH_BODY` extension hands
+each read's payload to the driver from the connection's `data_received`, with no buffer, future, task
+wake-up or async iterator per SSE event (see `_PushReader`). A connection reset inside a body is
 an `httpx.ReadError` (so `connect_error`, which DESIGN.md §4 defines to include resets), where
 httpcore reports some resets as an incomplete body; a clean close before the end of a framed body is
-a `RemoteProtocolError` (`truncated`), as with httpcore. Proxies are not supported: the prober uses
-httpx's default transport when proxy environment variables are set (`client_for`).
+a `RemoteProtocolError` (`truncated`), as with httpcore. Proxies are not supported: `new_async_client`
+uses httpx's default transport when proxy environment variables are set.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import ssl
 import time
-import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
-from monitor.drivers.async_httpx import new_async_client
 from monitor.drivers.chunked import ChunkedDecoder
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -39,11 +37,53 @@ MAX_IDLE_PER_ORIGIN = 256
 
 Origin = tuple[str, str, int]
 
+#: Response extension of a transport that can push the body: `async (sink) -> None`, where `sink(data)`
+#: gets each read's payload as it arrives and returns False to stop early (`_BodyStream.push`).
+PUSH_BODY = "tokenpulse.push_body"
+PushBody = Callable[[Callable[[bytes], bool]], Awaitable[None]]
+
+
+class _PushReader(asyncio.StreamReader):
+    """A StreamReader that can hand what the socket delivers straight to a callback.
+
+    Why: read through the buffer, each SSE event of a probe cost a buffer copy, a future, a task wake-up
+    and the resumption of four nested async iterators (httpx's and ours) before the driver could stamp
+    it: about half of the prober's CPU per probe (benchmarks/prober_scale.py). With a `sink` set,
+    `data_received` calls it at once, and the driver stamps each read there, at receipt. Without one
+    (the response head, credit and discovery requests) it is an ordinary StreamReader.
+    """
+
+    sink: _Sink | None = None
+
+    def feed_data(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:
+            super().feed_data(data)
+        else:
+            sink.data(data)
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        if self.sink is not None:
+            self.sink.eof()
+
+    def set_exception(self, exc: BaseException) -> None:
+        super().set_exception(exc)
+        if self.sink is not None:
+            self.sink.error(exc)
+
+    def take_buffered(self) -> bytes:
+        """Whatever sits in the buffer (bytes that came with the head), leaving it empty."""
+        data = bytes(self._buffer)  # type: ignore[attr-defined]
+        self._buffer.clear()  # type: ignore[attr-defined]
+        self._maybe_resume_transport()  # type: ignore[attr-defined]
+        return data
+
 
 @dataclass(eq=False, slots=True)
 class _Connection:
     origin: Origin
-    reader: asyncio.StreamReader
+    reader: _PushReader
     writer: asyncio.StreamWriter
     idle_since: float = field(default_factory=time.monotonic)
     reused: bool = False
@@ -132,7 +172,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
             framing, length, keep_alive = "close", 0, False
         stream = _BodyStream(self, conn, request, framing, length, keep_alive)
         return httpx.Response(status, headers=headers, stream=stream,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason,
+                                          PUSH_BODY: stream.push})
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
@@ -141,15 +182,18 @@ class LeanTransport(httpx.AsyncBaseTransport):
             if self._ssl is None:
                 self._ssl = httpx.create_ssl_context()
             context = self._ssl
+        loop = asyncio.get_running_loop()
+        reader = _PushReader(limit=MAX_HEAD_BYTES, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=context, server_hostname=host if context else None, limit=MAX_HEAD_BYTES)
+            async with asyncio.timeout(timeout):  # asyncio.open_connection, with our reader
+                transport, _ = await loop.create_connection(
+                    lambda: protocol, host, port, ssl=context, server_hostname=host if context else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
-        return _Connection(origin, reader, writer)
+        return _Connection(origin, reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     def _checkout(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -192,36 +236,72 @@ class _BodyStream(httpx.AsyncByteStream):
         self._chunked = ChunkedDecoder() if framing == "chunked" else None
         self._closed = False
 
+    def _payload(self, data: bytes) -> bytes:
+        """The body bytes of one read, framing removed; notes when the body is complete."""
+        if self._chunked is not None:
+            try:
+                payload = self._chunked.feed(data)
+            except ValueError as exc:
+                raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
+            self._complete = self._chunked.done
+            return payload
+        if self._framing == "length":
+            if len(data) > self._remaining:
+                data = data[: self._remaining]
+                self._keep_alive = False
+            self._remaining -= len(data)
+            self._complete = self._remaining == 0
+        return data
+
+    def _at_eof(self) -> None:
+        """The peer closed: the end of a close-delimited body, else an incomplete body."""
+        if self._framing != "close":
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body",
+                                            request=self._request)
+        self._complete = True
+
+    def _read_error(self, exc: BaseException) -> httpx.ReadError:
+        return httpx.ReadError(str(exc) or type(exc).__name__, request=self._request)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         reader = self._conn.reader
         while not self._complete:
             try:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
-                raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
+                raise self._read_error(exc) from exc
             if not data:
-                if self._framing == "close":
-                    self._complete = True
-                    return
-                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body",
-                                                request=self._request)
-            if self._chunked is not None:
-                try:
-                    payload = self._chunked.feed(data)
-                except ValueError as exc:
-                    raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
-                self._complete = self._chunked.done
-            elif self._framing == "length":
-                if len(data) > self._remaining:
-                    data = data[: self._remaining]
-                    self._keep_alive = False
-                payload = data
-                self._remaining -= len(data)
-                self._complete = self._remaining == 0
-            else:
-                payload = data
+                self._at_eof()
+                return
+            payload = self._payload(data)
             if payload:
                 yield payload
+
+    async def push(self, sink: Callable[[bytes], bool]) -> None:
+        """Hand the body to `sink` read by read, from the connection's `data_received`, until it is
+        complete or `sink` returns False; raises what iterating would raise. The same payloads as
+        `__aiter__`, without an await per read (see `_PushReader`)."""
+        reader = self._conn.reader
+        if not self._complete:
+            buffered = reader.take_buffered()
+            if buffered:
+                payload = self._payload(buffered)
+                if payload and not sink(payload):
+                    return
+        if self._complete:
+            return
+        error = reader.exception()
+        if error is not None:
+            raise self._read_error(error) from error
+        if reader.at_eof():
+            self._at_eof()
+            return
+        receiver = _Sink(self, sink, asyncio.get_running_loop().create_future())
+        reader.sink = receiver
+        try:
+            await receiver.done
+        finally:
+            reader.sink = None
 
     async def aclose(self) -> None:
         if self._closed:
@@ -231,6 +311,41 @@ class _BodyStream(httpx.AsyncByteStream):
             self._transport.release(self._conn)
         else:
             self._conn.close()
+
+
+class _Sink:
+    """Receives one body in push mode (`_PushReader.sink`) and resolves `done` when it is over."""
+
+    __slots__ = ("_body", "_deliver", "done")
+
+    def __init__(self, body: _BodyStream, deliver: Callable[[bytes], bool], done: asyncio.Future[None]) -> None:
+        self._body = body
+        self._deliver = deliver
+        self.done = done
+
+    def data(self, data: bytes) -> None:
+        if self.done.done():
+            return  # the consumer stopped early; the connection is closed, not reused
+        try:
+            payload = self._body._payload(data)
+            if (payload and not self._deliver(payload)) or self._body._complete:
+                self.done.set_result(None)
+        except Exception as exc:  # noqa: BLE001 - a framing error or the consumer's: the body ends with it
+            self.done.set_exception(exc)
+
+    def eof(self) -> None:
+        if self.done.done():
+            return
+        try:
+            self._body._at_eof()
+        except httpx.RemoteProtocolError as exc:
+            self.done.set_exception(exc)
+        else:
+            self.done.set_result(None)
+
+    def error(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(self._body._read_error(exc))
 
 
 def _parse_head(raw: bytes, request: httpx.Request) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -245,30 +360,3 @@ def _parse_head(raw: bytes, request: httpx.Request) -> tuple[int, bytes, list[tu
             raise httpx.RemoteProtocolError("invalid response header", request=request)
         headers.append((name, value.strip()))
     return int(parts[1]), parts[2] if len(parts) > 2 else b"", headers
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """Probes are independent: a sticky-session cookie set by one answer must not pin the next probe
-    to the same backend, so the prober's client never stores or sends cookies."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-
-def uses_proxy() -> bool:
-    """True when a proxy is configured in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, ...)."""
-    return any(scheme != "no" for scheme in urllib.request.getproxies())
-
-
-def client_for(max_in_flight: int) -> httpx.AsyncClient:
-    """The prober's client: the lean transport, or httpx's default one when a proxy is configured;
-    no cookies either way."""
-    if uses_proxy():
-        client = new_async_client(max_connections=max_in_flight)
-        client.cookies = _NoCookies()  # a CookieJar is kept as is (a Cookies object would be copied)
-        return client
-    return httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(None), follow_redirects=False,
-                             cookies=_NoCookies())

@@ -1,16 +1,16 @@
-"""The prober's lean HTTP/1.1 transport: framing, keep-alive reuse, stale-connection retry, errors."""
+"""The async driver's lean HTTP/1.1 transport: framing, keep-alive reuse, push mode, stale-connection retry, errors."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
-from monitor.prober.transport import LeanTransport, client_for
-
-from prober_support import closed_port
+from monitor.drivers.async_httpx import new_async_client
+from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -98,6 +98,89 @@ def test_a_body_split_over_many_reads_is_reassembled_in_order() -> None:
     assert b"".join(pieces) == b"".join(payloads) and len(pieces) > 1 and connections == 1
 
 
+async def pushed(client: httpx.AsyncClient, target: str, stop_after: int | None = None) -> list[bytes]:
+    """The body through the PUSH_BODY extension (the prober driver's path), read by read."""
+    pieces: list[bytes] = []
+
+    def sink(data: bytes) -> bool:
+        pieces.append(data)
+        return stop_after is None or len(pieces) < stop_after
+
+    response = await client.send(client.build_request("GET", target), stream=True)
+    try:
+        await response.extensions[PUSH_BODY](sink)
+    finally:
+        await response.aclose()
+    return pieces
+
+
+def test_a_pushed_body_is_the_iterated_body() -> None:
+    """Pushed from data_received or iterated, the same payloads in order, the same reuse of the
+    connection, and a consumer that stops early gets its connection closed, not reused."""
+    payloads = [f"event {i};".encode() * (i % 5 + 1) for i in range(40)]
+    wire = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + wire[:5])  # some with the head
+        await writer.drain()
+        for i in range(5, len(wire), 7):
+            writer.write(wire[i:i + 7])
+            await writer.drain()
+            await asyncio.sleep(0)
+        return True
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes], int]:
+        server, connections = await serve(reply)
+        async with server, httpx.AsyncClient(transport=LeanTransport()) as client:
+            first = await pushed(client, url(server))
+            second = await pushed(client, url(server))  # the same kept-alive connection
+            stopped = await pushed(client, url(server), stop_after=2)
+            iterated = (await client.get(url(server))).content  # a new connection: the last was abandoned
+        return first, second, [*stopped, iterated], len(connections)
+
+    first, second, rest, connections = asyncio.run(scenario())
+    assert b"".join(first) == b"".join(second) == rest[-1] == b"".join(payloads) and len(first) > 1
+    assert len(rest) == 3 and connections == 2
+
+
+def test_a_pushed_body_fails_as_an_iterated_one() -> None:
+    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the close comes after push mode began
+        return False
+
+    async def bad_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"zz\r\nabc\r\n")
+        await writer.drain()
+        return True
+
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"the end")
+        await writer.drain()
+        return False
+
+    async def scenario() -> list[object]:
+        outcomes: list[object] = []
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            for reply in (short, bad_chunk, until_close):
+                server, _ = await serve(reply)
+                async with server:
+                    try:
+                        outcomes.append(b"".join(await pushed(client, url(server))))
+                    except httpx.HTTPError as exc:
+                        outcomes.append(type(exc))
+        return outcomes
+
+    assert asyncio.run(scenario()) == [httpx.RemoteProtocolError, httpx.RemoteProtocolError, b"until the end"]
+
+
 def test_a_stale_keep_alive_connection_is_retried_on_a_fresh_one() -> None:
     """The server takes the second request of each connection and hangs up without answering, as a
     server whose keep-alive timeout fired at that moment would."""
@@ -180,10 +263,17 @@ def test_probes_never_store_or_send_cookies(monkeypatch: pytest.MonkeyPatch) -> 
                 monkeypatch.setenv("NO_PROXY", "127.0.0.1")
                 if proxy:
                     monkeypatch.setenv("HTTP_PROXY", proxy)
-                async with client_for(4) as client:
+                async with new_async_client(max_connections=4) as client:
                     assert isinstance(client._transport, LeanTransport) == (not proxy)
                     for _ in range(2):
                         assert (await client.get(url(server))).status_code == 200
 
     asyncio.run(scenario())
     assert len(seen) == 4 and not any(b"cookie:" in h.lower() for h in seen)
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
