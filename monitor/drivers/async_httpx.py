@@ -41,9 +41,23 @@ def new_async_client(*, max_connections: int = 100) -> httpx.AsyncClient:
     if uses_proxy():
         client = httpcore_async_client(max_connections=max_connections)
     else:
-        client = httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(None), follow_redirects=False)
+        client = LeanAsyncClient(LeanTransport())
     client.cookies = _NoCookies()  # a CookieJar is kept as is (a Cookies object would be copied)
     return client
+
+
+class LeanAsyncClient(httpx.AsyncClient):
+    """An httpx client over `LeanTransport` whose measured requests skip the client's own layers.
+
+    Other requests (credits, discovery) go through httpx as usual. `AsyncStreamDriver` hands its
+    requests straight to `lean_transport`: httpx's per-request machinery (merging defaults, the auth
+    flow, cookie extraction through urllib compatibility objects, event hooks, redirect handling) cost
+    about as much CPU per probe as the transport itself (benchmarks/prober_scale.py, py-spy), and none
+    of it applies to a client built here: no auth, no hooks, no redirects, no cookies."""
+
+    def __init__(self, transport: LeanTransport) -> None:
+        super().__init__(transport=transport, timeout=httpx.Timeout(None), follow_redirects=False)
+        self.lean_transport = transport
 
 
 def httpcore_async_client(*, max_connections: int = 100) -> httpx.AsyncClient:
@@ -75,6 +89,8 @@ class AsyncStreamDriver:
         self._client = client or new_async_client()
         self._owns_client = client is None
         self._max_bytes = max_response_bytes
+        self._lean: LeanTransport | None = (self._client.lean_transport if isinstance(self._client, LeanAsyncClient)
+                                            else None)
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -88,17 +104,19 @@ class AsyncStreamDriver:
 
     async def run(self, request: PreparedRequest, timeouts: Timeouts, *, keep_text: bool = False) -> StreamResult:
         clock = time.monotonic_ns
-        http_request = self._client.build_request(
-            "POST", request.url, headers=dict(request.headers), content=request.body,
-            extensions={"timeout": {"connect": timeouts.connect, "read": None, "write": timeouts.connect,
-                                    "pool": timeouts.connect}},
-        )
+        extensions = {"timeout": {"connect": timeouts.connect, "read": None, "write": timeouts.connect,
+                                  "pool": timeouts.connect}}
+        lean = self._lean
+        if lean is not None:  # httpx.Request adds Host and Content-Length, as the client would
+            http_request = httpx.Request("POST", request.url, headers=request.headers, content=request.body,
+                                         extensions=extensions)
+        else:
+            http_request = self._client.build_request("POST", request.url, headers=dict(request.headers),
+                                                      content=request.body, extensions=extensions)
         t0 = clock()
         recorder = StreamRecorder(t0, secrets=request.secrets, max_response_bytes=self._max_bytes,
                                   keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint)
-        deadlines = DeadlineClock(t0, timeouts)
-        next_deadline = deadlines.next_deadline
-        deadline = _Deadline()
+        deadline = _Deadline(DeadlineClock(t0, timeouts))
         response: httpx.Response | None = None
 
         def on_bytes(data: bytes) -> bool:
@@ -107,14 +125,19 @@ class AsyncStreamDriver:
             recorder.on_bytes(now, data)
             if recorder.finished:
                 return False
-            if recorder.first_token_seen:  # before it, the TTFT (or total) deadline is fixed
-                deadline.set(next_deadline(now, True))
+            if deadline.last_read_ns is not None:
+                deadline.last_read_ns = now
+            elif recorder.first_token_seen:  # before it, the TTFT (or total) deadline is fixed
+                deadline.first_token(now)
             return True
 
         try:
             try:
-                deadline.set(next_deadline(t0, False))
-                response = await self._client.send(http_request, stream=True)
+                if lean is not None:
+                    response = await lean.handle_async_request(http_request)
+                    response.request = http_request
+                else:
+                    response = await self._client.send(http_request, stream=True)
                 recorder.on_headers(clock(), response.status_code, response.headers.multi_items())
                 push: PushBody | None = response.extensions.get(PUSH_BODY)
                 if push is not None:
@@ -155,36 +178,48 @@ class AsyncStreamDriver:
 
 class _Deadline:
     """The request's deadline on the event loop: one timer, re-armed lazily (the asyncio twin of the
-    sync driver's `_Watchdog`, which explains the scheme).
+    sync driver's `_Watchdog`, which explains the scheme: a read after the first token only stores its
+    time in `last_read_ns`, and the timer asks `DeadlineClock` what applies when it fires).
 
     Why not `asyncio.timeout` rescheduled per read, as before: that cancels a timer handle and pushes a
-    new one on the loop's heap for every SSE event of every probe. Here a read only stores its
-    deadline; the timer fires at the earliest deadline it was armed for and then either re-arms for the
-    current one or cancels the request's task, exactly as `asyncio.timeout` does (including its
-    `uncancel` bookkeeping, so an outside cancellation is never mistaken for a timeout). An expiry is
-    checked against the monotonic clock, so it never happens before the deadline.
+    new one on the loop's heap for every SSE event of every probe. An expiry cancels the request's task,
+    exactly as `asyncio.timeout` does (including its `uncancel` bookkeeping, so an outside cancellation
+    is never mistaken for a timeout); it is checked against the monotonic clock, so it never happens
+    before the deadline.
     """
 
-    __slots__ = ("_cancelling", "_fire_ns", "_handle", "_loop", "_task", "deadline_ns", "expired", "expiry")
+    __slots__ = ("_cancelling", "_deadlines", "_handle", "_fire_ns", "_loop", "_task", "closed", "expired",
+                 "expiry", "last_read_ns")
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines: DeadlineClock) -> None:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("the driver must run in a task")
         self._loop = asyncio.get_running_loop()
         self._task = task
         self._cancelling = task.cancelling()
+        self._deadlines = deadlines
         self._handle: asyncio.TimerHandle | None = None
         self._fire_ns: int | None = None
-        self.deadline_ns: int | None = None
-        self.expiry = ErrorClass.TIMEOUT_TOTAL
+        self.closed = False
         self.expired = False
+        #: None until the first token; then the time of the latest read (the idle deadline counts from it).
+        self.last_read_ns: int | None = None
+        deadline_ns, self.expiry = self._current()
+        if deadline_ns is not None:
+            self._arm(deadline_ns)
 
-    def set(self, deadline: Deadline) -> None:
-        self.deadline_ns, self.expiry = deadline
-        at = self.deadline_ns
-        if at is not None and (self._fire_ns is None or at < self._fire_ns):
-            self._arm(at)
+    def _current(self) -> Deadline:
+        last = self.last_read_ns
+        if last is None:
+            return self._deadlines.next_deadline(self._deadlines.t0_ns, False)
+        return self._deadlines.next_deadline(last, True)
+
+    def first_token(self, now_ns: int) -> None:
+        self.last_read_ns = now_ns
+        deadline_ns, self.expiry = self._current()
+        if deadline_ns is not None and (self._fire_ns is None or deadline_ns < self._fire_ns):
+            self._arm(deadline_ns)
 
     def _arm(self, at_ns: int) -> None:
         if self._handle is not None:
@@ -196,15 +231,16 @@ class _Deadline:
     def _fire(self) -> None:
         self._handle = None
         self._fire_ns = None
-        deadline = self.deadline_ns
-        if deadline is None or self.expired:
+        if self.closed or self.expired:
             return
-        now = time.monotonic_ns()
-        if now >= deadline:
+        deadline_ns, self.expiry = self._current()
+        if deadline_ns is None:
+            return
+        if time.monotonic_ns() >= deadline_ns:
             self.expired = True
             self._task.cancel()
         else:
-            self._arm(deadline)
+            self._arm(deadline_ns)
 
     def close(self) -> bool:
         """Disarm for good. True when this deadline expired and no other cancellation is pending: the
@@ -212,7 +248,7 @@ class _Deadline:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        self.deadline_ns = None
+        self.closed = True
         return self.expired and self._task.uncancel() <= self._cancelling
 
 

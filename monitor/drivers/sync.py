@@ -15,7 +15,7 @@ from typing import Protocol
 
 import gevent
 
-from monitor.drivers.deadlines import DeadlineClock
+from monitor.drivers.deadlines import Deadline, DeadlineClock
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
@@ -55,7 +55,12 @@ class SyncTransport(Protocol):
 
 
 class _Expired(BaseException):
-    """Raised into the greenlet by gevent.Timeout; BaseException so transports cannot swallow it."""
+    """Raised into the request's greenlet by its `_Watchdog`; BaseException so transports cannot
+    swallow it. Carries the error class of the deadline that expired (TTFT, idle or total)."""
+
+    def __init__(self, error_class: ErrorClass) -> None:
+        super().__init__(error_class.value)
+        self.error_class = error_class
 
 
 class SyncStreamDriver:
@@ -76,23 +81,16 @@ class SyncStreamDriver:
         deadlines = DeadlineClock(t0, timeouts)
         response: SyncResponse | None = None
         complete = False
-        deadline_ns, expiry = deadlines.next_deadline(t0, False)
-        watchdog = _Watchdog()
+        watchdog = _Watchdog(deadlines)
         try:
-            watchdog.set(deadline_ns, t0)
             response = self.transport.open(request, timeouts)
             recorder.on_headers(clock(), response.status, response.headers)
-            # The per-read loop runs for every SSE event of every stream: names are bound once, and
-            # the deadline is recomputed only once the first token has arrived (before it, the TTFT
-            # or total deadline is fixed and already armed; after it, the idle deadline moves with
-            # every read).
-            next_deadline, arm = deadlines.next_deadline, watchdog.set
+            # The per-read loop runs for every SSE event of every stream: names are bound once, and a
+            # read only stores its time once the first token has arrived (the watchdog derives the idle
+            # deadline from it when its timer fires; before the first token the deadline is fixed).
             read, on_bytes = response.read_some, recorder.on_bytes
-            now = clock()
+            idle = False
             while True:
-                if recorder.first_token_seen:
-                    deadline_ns, expiry = next_deadline(now, True)
-                    arm(deadline_ns, now)
                 data = read()
                 now = clock()
                 if not data:
@@ -102,8 +100,14 @@ class SyncStreamDriver:
                 on_bytes(now, data)
                 if recorder.finished:
                     break
-        except _Expired:
-            recorder.on_failure(clock(), expiry, DeadlineClock.describe(expiry, timeouts))
+                if idle:
+                    watchdog.last_read_ns = now
+                elif recorder.first_token_seen:
+                    idle = True
+                    watchdog.first_token(now)
+        except _Expired as expired:
+            error_class = expired.error_class
+            recorder.on_failure(clock(), error_class, DeadlineClock.describe(error_class, timeouts))
         except TransportError as exc:
             recorder.on_failure(clock(), exc.error_class, str(exc))
         finally:
@@ -118,24 +122,39 @@ class _Watchdog:
 
     Why not a `gevent.Timeout` per read: creating, starting and closing one costs about 3 µs, paid on
     every read of every stream, a tenth of what a Locust process can spend per SSE event at 512 streams.
-    Here a read only stores its deadline. The timer fires at the earliest deadline it was armed for;
-    if the current deadline has moved later (the idle timeout, pushed forward by every read), it re-arms
-    for that, otherwise it raises `_Expired` in the request's greenlet, exactly as `gevent.Timeout` does.
-    A deadline that moves *earlier* (the switch from the TTFT to the idle deadline) re-arms at once. So
-    expiries happen at the same instants, with the same error classes, as with a timeout per read.
+    Here a read after the first token only stores its time in `last_read_ns` (before it, the TTFT or
+    total deadline is fixed). The timer fires at the earliest deadline it was armed for and asks
+    `DeadlineClock` for the deadline that applies now; if that has moved later (the idle deadline, pushed
+    forward by every read) it re-arms for it, otherwise it raises `_Expired` in the request's greenlet,
+    as `gevent.Timeout` does. The first token can move the deadline *earlier* (from the TTFT to the
+    idle deadline): `first_token` re-arms at once. So expiries happen at the same instants, with the
+    same error classes, as with a timeout per read.
     """
 
-    __slots__ = ("_fire_ns", "_greenlet", "_loop", "_timer", "deadline_ns")
+    __slots__ = ("_deadlines", "_done", "_fire_ns", "_greenlet", "_loop", "_timer", "last_read_ns")
 
-    def __init__(self) -> None:
+    def __init__(self, deadlines: DeadlineClock) -> None:
         self._loop = gevent.get_hub().loop
         self._greenlet = gevent.getcurrent()
+        self._deadlines = deadlines
         self._timer: object | None = None
         self._fire_ns: int | None = None
-        self.deadline_ns: int | None = None
+        self._done = False
+        #: None until the first token; then the time of the latest read (the idle deadline counts from it).
+        self.last_read_ns: int | None = None
+        deadline_ns, _ = self._current()
+        if deadline_ns is not None:
+            self._arm(deadline_ns, deadlines.t0_ns)
 
-    def set(self, deadline_ns: int | None, now_ns: int) -> None:
-        self.deadline_ns = deadline_ns
+    def _current(self) -> Deadline:
+        last = self.last_read_ns
+        if last is None:
+            return self._deadlines.next_deadline(self._deadlines.t0_ns, False)
+        return self._deadlines.next_deadline(last, True)
+
+    def first_token(self, now_ns: int) -> None:
+        self.last_read_ns = now_ns
+        deadline_ns, _ = self._current()
         if deadline_ns is not None and (self._fire_ns is None or deadline_ns < self._fire_ns):
             self._arm(deadline_ns, now_ns)
 
@@ -148,14 +167,17 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self._stop_timer()
-        deadline = self.deadline_ns
-        if deadline is None:
+        if self._done:
+            return
+        deadline_ns, error_class = self._current()
+        if deadline_ns is None:
             return
         now = time.monotonic_ns()
-        if now >= deadline:
-            self._greenlet.throw(_Expired)
+        if now >= deadline_ns:
+            self._done = True
+            self._greenlet.throw(_Expired(error_class))
         else:
-            self._arm(deadline, now)
+            self._arm(deadline_ns, now)
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
@@ -166,5 +188,5 @@ class _Watchdog:
 
     def cancel(self) -> None:
         """Disarm for good (always called before the request returns: nothing may fire later)."""
-        self.deadline_ns = None
+        self._done = True
         self._stop_timer()
