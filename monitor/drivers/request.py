@@ -7,12 +7,13 @@ be read from the environment in exactly one place, so it is known to the redacto
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from monitor.jsonwire import dumps_compact
 
 ReasoningEffort = str  # "minimal" | "low" | "medium" | "high" (OpenRouter's values)
 
@@ -154,7 +155,7 @@ def prepare(
     return PreparedRequest(
         url=chat_completions_url(base_url),
         headers=headers,
-        body=json.dumps(request.body(), separators=(",", ":")).encode(),
+        body=dumps_compact(request.body()),
         secrets=(api_key,) if api_key else (),
         prompt_tokens_hint=prompt_hint,
     )

@@ -22,27 +22,18 @@ or key is ever written; error messages were already redacted by the recorder.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from monitor.jsonwire import dumps_compact
 from monitor.recorder import StreamResult
-
-try:
-    from orjson import OPT_APPEND_NEWLINE as _ORJSON_NEWLINE
-    from orjson import dumps as _orjson_dumps
-except ImportError:  # orjson is a dependency; without it every record takes the stdlib path
-    _orjson_dumps = None  # type: ignore[assignment]
-    _ORJSON_NEWLINE = 0
 
 META_FILE = "meta.json"
 RECORDS_GLOB = "records-*.jsonl"
 HEALTH_GLOB = "health-*.jsonl"
 RECORD_VERSION = 1
-#: Series are rounded to the microsecond: finer is noise and doubles the file.
-_SERIES_DIGITS = 6
 
 
 class JsonlAppender:
@@ -71,40 +62,16 @@ class JsonlAppender:
 
 
 def _encode_line(obj: dict[str, Any]) -> bytes:
-    """One JSON line. orjson encodes a record with its two series of 150 floats in a tenth of the
-    stdlib's time (the load test writes one per request); it writes NaN and infinities as null, as the
-    stdlib path below does, and non-ASCII characters as UTF-8 instead of \\u escapes (the same JSON).
-    What orjson refuses (integers beyond 64 bits, lone surrogates, other types) takes the stdlib path."""
-    if _orjson_dumps is not None:
-        try:
-            return _orjson_dumps(obj, option=_ORJSON_NEWLINE)
-        except TypeError:  # orjson.JSONEncodeError
-            pass
-    try:
-        text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
-    except ValueError:  # a NaN/inf from a server's usage: keep the record, drop the bad number
-        text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
-    return (text + "\n").encode()
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    """One JSON line (monitor/jsonwire.py: orjson, stdlib fallback, NaN and infinities as null)."""
+    return dumps_compact(obj) + b"\n"
 
 
 def build_record(result: StreamResult, **context: Any) -> dict[str, Any]:
-    """The JSONL record of one request: the measure --json fields plus the load-test context."""
+    """The JSONL record of one request: the measure --json fields plus the load-test context. The series
+    are written as the recorder made them, at microsecond resolution (0.1 µs for ground-truth lags)."""
     record = result.to_dict(include_series=True)
-    record["token_times_s"] = [round(t, _SERIES_DIGITS) for t in result.token_times_s]
     if result.truth_lags_s is None:
         del record["truth_lags_s"]
-    else:
-        record["truth_lags_s"] = [round(t, _SERIES_DIGITS + 1) for t in result.truth_lags_s]
     record["v"] = RECORD_VERSION
     record.update(context)
     return record

@@ -81,6 +81,20 @@ def test_times_are_relative_to_t0_and_stamped_at_receipt() -> None:
     assert r.token_times_s == pytest.approx([0.007, 0.007])
 
 
+def test_series_are_rounded_to_the_microsecond_when_made() -> None:
+    """Token times to 1 µs and ground-truth lags to 0.1 µs, rounded to nearest, exactly (the shortest
+    text of each float is its decimal): the JSONL records write them as they are."""
+    truth = {"recv_ns": T0, "sent_ns": T0 + 7_000_000 - 1_234}
+    rec = StreamRecorder(T0)
+    rec.on_headers(T0 + MS, 200, SSE)
+    rec.on_bytes(T0 + 7_000_499, chunk({"content": "a"}, tokenpulse_truth=truth))
+    rec.on_bytes(T0 + 8_123_500, chunk({"content": "b"}, tokenpulse_truth=truth) + chunk({}, finish="stop") + DONE)
+    rec.on_eof(T0 + 9 * MS)
+    r = rec.result()
+    assert [repr(t) for t in r.token_times_s] == ["0.007", "0.008124"]
+    assert r.truth_lags_s is not None and [repr(t) for t in r.truth_lags_s] == ["1.7e-06", "0.0011247"]
+
+
 def test_generation_id_header_wins_over_chunk_id() -> None:
     r = record(happy_script(), headers={**SSE, "X-Generation-Id": "gen-header"})
     assert r.generation_id == "gen-header"

@@ -21,7 +21,7 @@ def result(*, ok: bool = True, cost: float | None = None, error: ErrorClass | No
                         error_message=None if ok else "boom", http_status=200 if ok else 502, t0_ns=123,
                         ttfb_s=0.01, ttft_s=ttft, ttfc_s=ttft, e2e_s=0.5, tpot_s=0.01, output_tokens_per_s=50.0,
                         prompt_tokens=1000, output_tokens=500, reasoning_tokens=0, cached_tokens=0, cost_usd=cost,
-                        tokens_estimated=False, chunk_count=3, token_times_s=[0.1, 0.2000001234, 0.3],
+                        tokens_estimated=False, chunk_count=3, token_times_s=[0.1, 0.2, 0.3],
                         provider="Fast", generation_id="gen-1", finish_reason="stop", retry_after_s=None,
                         bytes_received=999, keepalive_count=1, truth_ttft_s=0.09, truth_lags_s=[0.001, 0.002, 0.003])
 

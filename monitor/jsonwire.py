@@ -1,0 +1,44 @@
+"""Compact JSON encoding for what tokenpulse writes per request: request bodies and JSONL records.
+
+Why one helper: both are encoded once per request of a load test, where the per-request CPU decides
+how many streams one Locust process carries (benchmarks/locust_capacity.py). orjson encodes them in
+a fraction of the stdlib's time; what orjson refuses (integers beyond 64 bits, lone surrogates, types
+it does not know) takes the stdlib path, so nothing that encoded before fails now. orjson writes
+non-ASCII characters as UTF-8 rather than `\\u` escapes: the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # orjson is a dependency; without it everything takes the stdlib path
+    _orjson_dumps = None  # type: ignore[assignment]
+
+
+def dumps_compact(obj: Any) -> bytes:
+    """`obj` as compact JSON bytes (no spaces). NaN and infinities become null, on both paths: they are
+    not JSON, and a server's bad number must not cost the record that carries it."""
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(obj)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    try:
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+    return text.encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
