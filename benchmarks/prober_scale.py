@@ -191,6 +191,7 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     client = httpx.Client(base_url=base, timeout=60)
     started = time.monotonic()
     cpu0, mock_cpu0 = cpu_seconds(prober), cpu_seconds(mock)
+    sys0 = prober.cpu_times().system
     scrapes: list[dict[str, float]] = []
     last_text = ""
     next_scrape = started + args.scrape_interval
@@ -210,6 +211,7 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
             next_scrape += args.scrape_interval
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(prober) - cpu0
+    kernel = prober.cpu_times().system - sys0
     mock_cpu = cpu_seconds(mock) - mock_cpu0
     rss = prober.memory_info().rss
     status = client.get("/api/status").json()
@@ -242,7 +244,8 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
         ("run", f"{elapsed:.0f} s, {counts['probes']:.0f} probes ({counts['probes'] / elapsed:.1f}/s), "
                 f"{counts['failed']:.0f} failed (1 % injected 502s), {counts['misfires']:.0f} misfires"),
         ("prober CPU", f"{share * 100:.1f} % of one core (scrapes included; rendering /metrics "
-                       f"~{render_cpu / elapsed * 100:.1f} %, probing ~{background * 100:.1f} %)"),
+                       f"~{render_cpu / elapsed * 100:.1f} %, probing ~{background * 100:.1f} %; in the kernel "
+                       f"{kernel / elapsed * 100:.1f} %)"),
         ("scheduler lag", f"p50 {ms(lag_p50)}, p99 {ms(lag_p99)} (exact, last {min(int(lag_count), 4096)} "
                           f"probes); histogram p50 {ms(hist_p50)}, p99 {ms(hist_p99)}, "
                           f"{within_100ms * 100:.2f} % <= 100 ms over {lag_count:.0f} probes"),

@@ -17,7 +17,6 @@ Locust's own request totals) and, per process with users, `records-<tag>.jsonl` 
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from monitor import __version__
 from monitor.config import Config, Target, parse_config
 from monitor.drivers.request import read_api_key
+from monitor.gctune import freeze_setup_heap
 from monitor.load.arrivals import ArrivalQueue
 from monitor.load.cost import CostGuard
 from monitor.load.exporter import LoadExporter, Observation
@@ -182,7 +182,7 @@ class LoadSession:
         self.run_start_mono_ns = time.monotonic_ns() - int((time.time() - self.run_start) * 1e9)
         self._test_started = True
         if self.has_users:
-            _tune_gc()
+            freeze_setup_heap()
             self._start_generator()
 
     def _worker_count(self) -> int:
@@ -406,16 +406,6 @@ class LoadSession:
         tmp = self.out / f".{META_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.out / META_FILE)
-
-
-def _tune_gc() -> None:
-    """Keep the cyclic GC from pausing every stream at once. Everything alive at the start (Locust, gevent,
-    the config, the base text) is frozen out of collections, and young collections run less often: each
-    token event allocates a few short-lived dicts, and a full collection over Locust's heap costs tens of
-    ms, all of it added to the lag of whatever tokens arrive meanwhile."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
 
 
 # ------------------------------------------------------------------------------------ wiring

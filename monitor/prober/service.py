@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, exposition
 
 from monitor.config import Config, Endpoint
 from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
+from monitor.gctune import freeze_setup_heap
 from monitor.metrics import ProberMetrics
 from monitor.prober.credits import CreditsPoller, wants_credits
 from monitor.prober.discovery import DiscoveryError, discover_providers
@@ -114,6 +115,7 @@ class Prober:
                                         first_delay_s=DISCOVERY_TICK_S)
         self.scheduler.add_periodic(self._summary, self._summary_interval_s, name="summary",
                                     first_delay_s=self._summary_interval_s)
+        freeze_setup_heap()  # every target's series and state exist now (add_probes tracked them)
         self.scheduler.start()
         where = ""
         if self._listen is not None and self.http is not None:
