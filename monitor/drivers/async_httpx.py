@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from monitor.drivers.deadlines import Deadline, DeadlineClock
+from monitor.drivers.deadlines import DeadlineClock
 from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport, PushBody
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
@@ -205,19 +205,13 @@ class _Deadline:
         self.expired = False
         #: None until the first token; then the time of the latest read (the idle deadline counts from it).
         self.last_read_ns: int | None = None
-        deadline_ns, self.expiry = self._current()
+        deadline_ns, self.expiry = self._deadlines.current(self.last_read_ns)
         if deadline_ns is not None:
             self._arm(deadline_ns)
 
-    def _current(self) -> Deadline:
-        last = self.last_read_ns
-        if last is None:
-            return self._deadlines.next_deadline(self._deadlines.t0_ns, False)
-        return self._deadlines.next_deadline(last, True)
-
     def first_token(self, now_ns: int) -> None:
         self.last_read_ns = now_ns
-        deadline_ns, self.expiry = self._current()
+        deadline_ns, self.expiry = self._deadlines.current(self.last_read_ns)
         if deadline_ns is not None and (self._fire_ns is None or deadline_ns < self._fire_ns):
             self._arm(deadline_ns)
 
@@ -233,7 +227,7 @@ class _Deadline:
         self._fire_ns = None
         if self.closed or self.expired:
             return
-        deadline_ns, self.expiry = self._current()
+        deadline_ns, self.expiry = self._deadlines.current(self.last_read_ns)
         if deadline_ns is None:
             return
         if time.monotonic_ns() >= deadline_ns:

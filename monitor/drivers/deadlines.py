@@ -58,6 +58,13 @@ class DeadlineClock:
             return self._total_only
         return idle, ErrorClass.TIMEOUT_IDLE
 
+    def current(self, last_read_ns: int | None) -> Deadline:
+        """The deadline in force for a request whose latest read after the first token came at
+        `last_read_ns` (None: no token yet). What both drivers' lazy timers ask when they fire."""
+        if last_read_ns is None:
+            return self._before_first
+        return self.next_deadline(last_read_ns, True)
+
     @staticmethod
     def describe(error_class: ErrorClass, timeouts: Timeouts) -> str:
         seconds = {

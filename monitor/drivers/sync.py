@@ -1,7 +1,8 @@
 """Sync driver for Locust users (gevent greenlets), over a pluggable byte transport.
 
-The loop here is the whole driver: read t0, open, stamp each read with the monotonic clock at receipt,
-feed the recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a
+The loop here is the whole driver: read t0, open, take each read with its receipt time (the transport
+stamps it with the monotonic clock: the kernel's receive time where it can, else when the read
+returned), feed the recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a
 streaming POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket
 reader) never touches timing or token logic. Deadlines use `gevent.Timeout`, so the transport's blocking
 reads must be gevent-cooperative (geventhttpclient always is; httpx is under Locust's monkey-patching).
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import gevent
 
-from monitor.drivers.deadlines import Deadline, DeadlineClock
+from monitor.drivers.deadlines import DeadlineClock
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
@@ -35,8 +36,10 @@ class SyncResponse(Protocol):
     status: int
     headers: Iterable[tuple[str, str]]
 
-    def read_some(self) -> bytes:
-        """Block until some body bytes arrive and return them; b"" at the end of the body."""
+    def read_some(self) -> tuple[bytes, int]:
+        """Block until some body bytes arrive; return them and their receipt time (`time.monotonic_ns`):
+        the kernel's receive time when the transport can get it (rawsocket.py), else the moment the
+        read returned. b"" at the end of the body."""
         ...
 
     def close(self, *, complete: bool) -> None:
@@ -91,8 +94,7 @@ class SyncStreamDriver:
             read, on_bytes = response.read_some, recorder.on_bytes
             idle = False
             while True:
-                data = read()
-                now = clock()
+                data, now = read()
                 if not data:
                     complete = True
                     recorder.on_eof(now)
@@ -142,19 +144,13 @@ class _Watchdog:
         self._done = False
         #: None until the first token; then the time of the latest read (the idle deadline counts from it).
         self.last_read_ns: int | None = None
-        deadline_ns, _ = self._current()
+        deadline_ns, _ = self._deadlines.current(self.last_read_ns)
         if deadline_ns is not None:
             self._arm(deadline_ns, deadlines.t0_ns)
 
-    def _current(self) -> Deadline:
-        last = self.last_read_ns
-        if last is None:
-            return self._deadlines.next_deadline(self._deadlines.t0_ns, False)
-        return self._deadlines.next_deadline(last, True)
-
     def first_token(self, now_ns: int) -> None:
         self.last_read_ns = now_ns
-        deadline_ns, _ = self._current()
+        deadline_ns, _ = self._deadlines.current(self.last_read_ns)
         if deadline_ns is not None and (self._fire_ns is None or deadline_ns < self._fire_ns):
             self._arm(deadline_ns, now_ns)
 
@@ -169,7 +165,7 @@ class _Watchdog:
         self._stop_timer()
         if self._done:
             return
-        deadline_ns, error_class = self._current()
+        deadline_ns, error_class = self._deadlines.current(self.last_read_ns)
         if deadline_ns is None:
             return
         now = time.monotonic_ns()

@@ -215,3 +215,71 @@ def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread,
     after = driver.run(request("clean"), timeouts)  # type: ignore[arg-type]
     assert after.ok, after.error_message
     driver.close()
+
+
+def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
+    """A plain-thread server (not gevent: it must keep running while the client's hub is blocked): the
+    head and a role-only chunk at once, the first token 30 ms later (its send time goes to `sent_ns`),
+    the rest 150 ms after that."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65536)
+            head, _, body = buf.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += conn.recv(65536)
+            events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in SSE_EVENTS] + [b"data: [DONE]\n\n"]
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                         + events[0])
+            time.sleep(0.03)
+            sent_ns.append(time.monotonic_ns())
+            conn.sendall(events[1])
+            time.sleep(0.15)
+            conn.sendall(b"".join(events[2:]))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("kernel_stamps", [True, False])
+def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bool) -> None:
+    """The first token arrives while the Locust process is busy (its hub blocked for 120 ms, as a herd
+    of finishing requests can block it): with the kernel's receive time the measured TTFT is the true
+    one; stamped in user space it is late by the time the process was busy."""
+    import time
+
+    import gevent
+
+    sent_ns: list[int] = []
+    listener, port = _paced_server(sent_ns)
+    driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=kernel_stamps))
+
+    def busy() -> None:
+        gevent.sleep(0.01)
+        time.sleep(0.12)  # blocks the whole hub, not just this greenlet
+
+    try:
+        blocker = gevent.spawn(busy)
+        request = prepare(f"http://127.0.0.1:{port}/v1", ChatRequest(model=MODEL, messages=[], max_tokens=2))
+        result = driver.run(request, TIMEOUTS)
+        blocker.join()
+    finally:
+        driver.close()
+        listener.close()
+    assert result.ok and result.ttft_s is not None and sent_ns
+    error_s = result.ttft_s - (sent_ns[0] - result.t0_ns) * 1e-9
+    if kernel_stamps:
+        assert -0.001 < error_s < 0.01
+    else:
+        assert error_s > 0.05

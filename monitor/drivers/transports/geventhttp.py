@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
@@ -31,9 +32,10 @@ class _GeventResponse:
         self.status: int = response.status_code
         self.headers = list(response.items())  # `response.headers` is already an items() iterator
 
-    def read_some(self) -> bytes:
+    def read_some(self) -> tuple[bytes, int]:
         try:
-            return self._response.readline(b"\n")
+            data = self._response.readline(b"\n")
+            return data, time.monotonic_ns()
         except HTTPParseError as exc:
             # The C parser reports an EOF inside the body as "Incomplete response.": the connection
             # dropped (DESIGN §4 connect_error), as httpx's RemoteProtocolError says on the async path.

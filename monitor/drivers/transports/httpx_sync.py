@@ -3,6 +3,7 @@ that the driver's gevent deadlines can interrupt its blocking reads."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -21,9 +22,10 @@ class _HttpxResponse:
         self.status = response.status_code
         self.headers = response.headers.multi_items()
 
-    def read_some(self) -> bytes:
+    def read_some(self) -> tuple[bytes, int]:
         try:
-            return next(self._chunks, b"")
+            data = next(self._chunks, b"")
+            return data, time.monotonic_ns()
         except httpx.TransportError as exc:  # includes a peer that closed mid-body: the connection dropped
             raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
 

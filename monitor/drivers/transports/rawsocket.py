@@ -12,12 +12,26 @@ connection per origin, owned by one Locust user), `Transfer-Encoding: chunked`, 
 close-delimited bodies, TLS through the standard `ssl` module (gevent-cooperative), TCP_NODELAY so the
 request is never delayed by Nagle's algorithm. A kept-alive connection that the server closed while idle
 is detected (no byte of a response before EOF) and the request is sent again once on a new connection.
+
+Receipt times from the kernel: on plain TCP the socket asks for receive timestamps (`SO_TIMESTAMPNS`)
+and each read returns, with its bytes, the time the kernel received the last of them
+(`read_stamped`). Why: a Locust process stamps a token only when its greenlet runs, and when many
+requests end and start in the same millisecond (users in lock-step against a server without jitter)
+the turnover work delays every other stream's stamp by milliseconds (benchmarks/locust_capacity.py
+showed lag p99 of 11-12 ms at 512 streams from such herds alone). The kernel's time does not move with
+the generator's load. It is CLOCK_REALTIME, so it is converted to the monotonic clock with the offset
+between the two clocks read at the same moment, and clamped between the previous stamp and now (a
+clock step can never produce a time in the future or out of order). Several events coalesced in one
+read share the latest one's time, as with user-space stamps. TLS sockets stamp in user space.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+import struct
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from gevent import socket as gsocket
@@ -29,6 +43,11 @@ from monitor.outcomes import ErrorClass
 
 _RECV = 65536
 _MAX_HEAD = 64 * 1024
+#: Linux's SO_TIMESTAMPNS (Python does not name it): a `struct timespec` of CLOCK_REALTIME per recvmsg.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_TIMESPEC_SIZE = _TIMESPEC.size
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC_SIZE)
 
 
 class _Connection:
@@ -36,15 +55,17 @@ class _Connection:
 
     gevent's `socket.recv` first tries a non-blocking `recv`, which on a paced stream almost always fails
     with EWOULDBLOCK (a raised and caught exception plus a wasted syscall), then waits and tries again.
-    On a plain TCP socket we wait for readability first and then `recv` once: a third less work per SSE
-    event. TLS sockets keep the ordinary path (decrypted bytes may already sit in the TLS buffer, so
-    the file descriptor's readability says nothing)."""
+    On a plain TCP socket we wait for readability first and then read once: a third less work per SSE
+    event. That read is a `recvmsg` that also returns the kernel's receive time (module docstring) when
+    `kernel_stamps` is on. TLS sockets keep the ordinary path and user-space stamps (decrypted bytes may
+    already sit in the TLS buffer, so the file descriptor's readability says nothing)."""
 
-    __slots__ = ("recv", "sock", "used")
+    __slots__ = ("recv", "recv_stamped", "sock", "used")
 
-    def __init__(self, sock: socket.socket, *, tls: bool = False) -> None:
+    def __init__(self, sock: socket.socket, *, tls: bool = False, kernel_stamps: bool = False) -> None:
         self.sock = sock
         self.used = False
+        self.recv_stamped = self._user_stamped
         raw = getattr(sock, "_sock", None)
         wait = getattr(sock, "_wait", None)
         read_event = getattr(sock, "_read_event", None)
@@ -57,14 +78,57 @@ class _Connection:
                     except BlockingIOError:
                         continue  # woken without data (rare): wait again
             self.recv = recv
+            if kernel_stamps and _enable_kernel_stamps(raw):
+                self.recv_stamped = _stamped_reader(raw, wait, read_event)
         else:
             self.recv = sock.recv
+
+    def _user_stamped(self, size: int) -> tuple[bytes, int]:
+        data = self.recv(size)
+        return data, time.monotonic_ns()
 
     def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def _enable_kernel_stamps(sock: socket.socket) -> bool:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _stamped_reader(raw: socket.socket, wait: Callable[[object], None], read_event: object
+                    ) -> Callable[[int], tuple[bytes, int]]:
+    """`recv` that also returns the monotonic time at which the kernel received the bytes."""
+    recvmsg, unpack = raw.recvmsg, _TIMESPEC.unpack_from
+    monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+    last = [0]
+
+    def recv_stamped(size: int) -> tuple[bytes, int]:
+        while True:
+            wait(read_event)
+            try:
+                data, ancillary, _, _ = recvmsg(size, _ANCILLARY)
+            except BlockingIOError:
+                continue
+            now = monotonic_ns()
+            stamp = now
+            if ancillary:  # only SO_TIMESTAMPNS is enabled: one message (none at EOF)
+                payload = ancillary[0][2]
+                if len(payload) >= _TIMESPEC_SIZE:
+                    sec, nsec = unpack(payload)
+                    kernel = sec * 1_000_000_000 + nsec - (time_ns() - now)
+                    if last[0] <= kernel < now:
+                        stamp = kernel
+            last[0] = stamp
+            return data, stamp
+
+    return recv_stamped
 
 
 class _RawResponse:
@@ -75,7 +139,7 @@ class _RawResponse:
                  rest: bytes) -> None:
         self._owner = owner
         self._conn = conn
-        self._recv = conn.recv  # bound once: read_some runs once per SSE event
+        self._recv = conn.recv_stamped  # bound once: read_some runs once per SSE event
         self.status = status
         self.headers = headers
         lower = {k.lower(): v.lower() for k, v in headers}
@@ -106,14 +170,14 @@ class _RawResponse:
             return out
         return data
 
-    def read_some(self) -> bytes:
-        if self._pending:
+    def read_some(self) -> tuple[bytes, int]:
+        if self._pending:  # body bytes that came with the head
             data, self._pending = self._pending, b""
-            return data
+            return data, time.monotonic_ns()
         recv = self._recv
         while not self._finished:
             try:
-                data = recv(_RECV)
+                data, stamp = recv(_RECV)
             except (ConnectionError, OSError) as exc:
                 raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
             if not data:
@@ -122,11 +186,11 @@ class _RawResponse:
                     # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on
                     # every other path; a body that ended properly without [DONE] is the recorder's call.
                     raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete")
-                return b""  # a close-delimited body ends here
+                return b"", stamp  # a close-delimited body ends here
             out = self._decode(data)
             if out:
-                return out
-        return b""
+                return out, stamp
+        return b"", time.monotonic_ns()
 
     def close(self, *, complete: bool) -> None:
         if complete and self._finished and self._reusable:
@@ -140,7 +204,8 @@ class RawSocketTransport:
 
     name = "raw"
 
-    def __init__(self) -> None:
+    def __init__(self, *, kernel_stamps: bool = True) -> None:
+        self._kernel_stamps = kernel_stamps
         self._idle: dict[tuple[str, str, int], _Connection] = {}
         self._origin_of: dict[int, tuple[str, str, int]] = {}
         self._tls: ssl.SSLContext | None = None
@@ -171,7 +236,7 @@ class RawSocketTransport:
             raise TransportError(ErrorClass.TIMEOUT_CONNECT, f"connect timeout after {timeout:g} s") from None
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
-        return _Connection(sock, tls=scheme == "https")
+        return _Connection(sock, tls=scheme == "https", kernel_stamps=self._kernel_stamps)
 
     def open(self, request: PreparedRequest, timeouts: Timeouts) -> _RawResponse:
         parts = urlsplit(request.url)
