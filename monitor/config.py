@@ -281,6 +281,13 @@ class LoadSettings(_Strict):
                     "Retry-After, up to 60 s) before its next one, so a provider that fails fast (an outage, "
                     "429s) is not hammered in a tight loop that swamps the run with errors; 0 disables. "
                     "Open-loop (rate) arrivals are never delayed by it.")
+    start_stagger_s: float = Field(
+        default=1.0, ge=0, le=60, allow_inf_nan=False,
+        description="closed-loop shapes: each user waits a random time up to this long before its first "
+                    "request. Locust starts users in batches once a second; against a server that answers "
+                    "in a steady time, a batch would otherwise send, finish and resend its requests in the "
+                    "same millisecond for the whole run, a herd that loads the server and the generator in "
+                    "bursts. 0 sends at once.")
 
 
 class Config(_Strict):

@@ -15,6 +15,7 @@ a user stopped by Locust never leaves a record without its Locust entry or the r
 
 from __future__ import annotations
 
+import random
 import time
 
 import gevent
@@ -51,6 +52,9 @@ class TokenpulseUser(User):
         self.stream = s.workload.for_user(self.user_id)
         self.driver = SyncStreamDriver(make_sync_transport(s.opts.transport))
         self.timeouts = s.config.load.timeouts.to_timeouts()
+        stagger = s.config.load.start_stagger_s
+        if stagger > 0 and s.arrivals is None:  # closed loop: spread Locust's spawn batch (config.py)
+            gevent.sleep(random.uniform(0.0, stagger))
 
     def on_stop(self) -> None:
         self.driver.close()
