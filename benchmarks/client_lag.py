@@ -11,7 +11,11 @@ measured TTFT - the server's own TTFT. Variants:
   `LeanTransport`, which pushes each read into the driver), uvloop;
 - async-httpcore: the same driver over httpx's own transport (one httpcore pool), uvloop;
 - gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (the Locust default);
-- gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline).
+- gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline);
+- gevent-raw: `SyncStreamDriver` + the raw-socket transport (the Locust default), whose reads carry the
+  kernel's receive time (SO_TIMESTAMPNS);
+- gevent-raw-userstamp: the same transport stamping each read when it returns, as every other variant
+  does: the difference between the two is the time a read waited for the process to get to it.
 
     python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150]
 
@@ -31,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw")
+VARIANTS = ("bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw",
+            "gevent-raw-userstamp")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -130,7 +135,11 @@ def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, tran
 
     def one(i: int) -> Any:
         gevent.sleep(stagger * i / streams)
-        driver = SyncStreamDriver(make_sync_transport(transport))
+        if transport == "raw-userstamp":
+            from monitor.drivers.transports.rawsocket import RawSocketTransport
+            driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=False))
+        else:
+            driver = SyncStreamDriver(make_sync_transport(transport))
         try:
             return driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
         finally:

@@ -3,8 +3,8 @@ and what guidellm / aiperf measure against the same mock, next to ours and the m
 
 Why: a load generator that falls behind its streams stamps tokens late and reports the target slower
 than it is (DESIGN.md §6). This runs the real path, `tokenpulse load` (one Locust process: users,
-SyncStreamDriver, the geventhttpclient transport, the recorder, per-request JSONL), as a concurrency
-sweep against the mock in its own process, with ground truth on (`X-Tokenpulse-Truth: 1`): the mock
+SyncStreamDriver, the raw-socket transport (Locust's default), the recorder, per-request JSONL), as a
+concurrency sweep against the mock in its own process, with ground truth on (`X-Tokenpulse-Truth: 1`): the mock
 stamps every chunk with its send time on the same CLOCK_MONOTONIC, so per token event
 
 - client lag = receipt time (the recorder's stamp) - the mock's send time;
@@ -136,8 +136,26 @@ def ms(value: float | None) -> str:
 
 
 # --------------------------------------------------------------------------------------- ours
+def request_period_s() -> float:
+    """How long one request of the benchmark farm lasts: TTFT plus the decode of TOKENS tokens."""
+    return TRUTH_TTFT_MS / 1000 + TOKENS / RATE
+
+
+def default_spawn_rate(levels: list[int]) -> float:
+    """Users per second such that the largest step's new users start over one request period.
+
+    Why: the mock answers every request in exactly the same time (no jitter), so users that start
+    together finish, and start their next request, together for the whole run: a herd. Locust starts
+    users in batches once a second, and tokenpulse spreads each batch over that second
+    (`load.start_stagger_s`); this rate also spreads the batches over one request period (3.1 s), the
+    steady state that real providers' TTFT and decode jitter reach by themselves within a few requests.
+    `--spawn-rate 512` (one batch) reproduces the herd."""
+    steps = [b - a for a, b in zip([0, *levels], levels)]
+    return max(steps) / request_period_s()
+
+
 def run_tokenpulse(base_url: str, levels: list[int], step_s: float, warmup_s: float, work: Path,
-                   core: int | None, transport: str) -> Path:
+                   core: int | None, transport: str, spawn_rate: float) -> Path:
     config = {"endpoints": [{"name": "mock", "base_url": base_url,
                              "models": [{"id": MODEL, "providers": [PROVIDER]}]}],
               "load": {"workload": {"input_tokens_mean": 32, "output_tokens_mean": TOKENS, "fixed_output": True},
@@ -147,7 +165,7 @@ def run_tokenpulse(base_url: str, levels: list[int], step_s: float, warmup_s: fl
     out = work / "locust-run"
     cmd = [sys.executable, "-m", "monitor", "load", "--config", str(cfg), "--shape", "sweep",
            "--levels", ",".join(map(str, levels)), "--step-time", f"{step_s:g}", "--warmup", f"{warmup_s:g}",
-           "--spawn-rate", str(max(levels) // 2), "--ground-truth", "--metrics-port", "0", "--quiet",
+           "--spawn-rate", f"{spawn_rate:g}", "--ground-truth", "--metrics-port", "0", "--quiet",
            "--transport", transport,
            "--out", str(out)]
     subprocess.run(cmd, cwd=REPO, check=True, preexec_fn=(lambda: pin(0, core)) if core is not None else None)
@@ -267,6 +285,8 @@ def main() -> int:
     parser.add_argument("--peer-time", type=float, default=20.0, help="seconds per peer run (default 20)")
     parser.add_argument("--install-peers", action="store_true", help="pip install missing peers into /tmp venvs")
     parser.add_argument("--transport", default="raw", help="sync transport under the driver (default raw)")
+    parser.add_argument("--spawn-rate", type=float, help="users started per second (default: the largest step's "
+                        "new users over one request period, 3.1 s; see default_spawn_rate)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -282,8 +302,11 @@ def main() -> int:
         pin(srv.pid, mock_core)
         mock_cpu = CpuSampler(srv.pid).start()
         started = time.monotonic()
-        out = run_tokenpulse(srv.base_url, levels, args.step_time, args.warmup, work, client_core, args.transport)
+        spawn_rate = args.spawn_rate or default_spawn_rate(levels)
+        out = run_tokenpulse(srv.base_url, levels, args.step_time, args.warmup, work, client_core, args.transport,
+                             spawn_rate)
         results["transport"] = args.transport
+        results["spawn_rate"] = spawn_rate
         results["tokenpulse"] = analyse_tokenpulse(out, mock_cpu)
         results["tokenpulse_seconds"] = time.monotonic() - started
         results["peers"] = []
@@ -312,7 +335,8 @@ def main() -> int:
 
 
 def print_results(results: dict[str, Any], peer_streams: int) -> None:
-    print(f"one Locust process (tokenpulse load, {results.get('transport')} transport) vs the mock; truth: TTFT {TRUTH_TTFT_MS:g} ms, "
+    print(f"one Locust process (tokenpulse load, {results.get('transport')} transport, spawn rate "
+          f"{results.get('spawn_rate', 0):.0f}/s) vs the mock; truth: TTFT {TRUTH_TTFT_MS:g} ms, "
           f"{1000 / RATE:g} ms between tokens, {TOKENS} tokens; pinned: {results['pinned']}")
     head = ("streams", "req", "err", "lag p50", "lag p99", "TTFT p50", "TTFT p99", "TTFT err p50", "TTFT err p99",
             "gap p50", "gap p99", "hub lag p99", "events/s", "gen CPU", "mock CPU", "lag<5ms")

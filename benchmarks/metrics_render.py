@@ -19,12 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from monitor.metrics import ProberMetrics
+from monitor.outcomes import ErrorClass, Outcome
 from monitor.prober.exposition import FastExposition
 from monitor.recorder import StreamResult
-from monitor.outcomes import ErrorClass, Outcome
 
 
 def fake_result(rng: random.Random, ok: bool) -> StreamResult:

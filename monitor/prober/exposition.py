@@ -20,7 +20,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import metrics as pc_metrics
 from prometheus_client import values as pc_values
 from prometheus_client.utils import floatToGoString
