@@ -89,7 +89,10 @@ def test_ttft_medians_follow_the_mock_profiles(fixed_run: Path) -> None:
     for provider in SIDE_BY_SIDE:
         configured = farm_profile(provider).ttft.median_ms / 1000
         assert configured / 2 < medians[provider] < configured * 2, (provider, medians[provider], configured)
-        assert figures[provider]["ttft"]["n"] >= 8
+        # 4 users x 12 s: the slowest provider (TTFT median 1.8 s, long tail) measured 7-13 requests in
+        # runs on a loaded CI machine and here, fewer than before since each user's first request starts
+        # within load.start_stagger_s: five suffice for a median within a factor 2.
+        assert figures[provider]["ttft"]["n"] >= 5
 
 
 def test_report_files_and_console_table(fixed_run: Path) -> None:
