@@ -10,7 +10,7 @@ measured TTFT - the server's own TTFT. Variants:
 - async: `AsyncStreamDriver` (the prober's and `measure`'s driver) with its default client (httpx over
   `LeanTransport`, which pushes each read into the driver), uvloop;
 - async-httpcore: the same driver over httpx's own transport (one httpcore pool), uvloop;
-- gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (the Locust default);
+- gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (line reader);
 - gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline);
 - gevent-raw: `SyncStreamDriver` + the raw-socket transport (the Locust default), whose reads carry the
   kernel's receive time (SO_TIMESTAMPNS);

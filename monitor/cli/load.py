@@ -108,8 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--metrics-port", type=port, default=DEFAULT_METRICS_PORT,
                    help=f"Prometheus /metrics of the run on the master (default {DEFAULT_METRICS_PORT}; 0: off)")
     p.add_argument("--transport", choices=SYNC_TRANSPORTS, default=LOAD_TRANSPORT,
-                   help=f"byte transport under the driver (default {LOAD_TRANSPORT}: one recv per read, "
-                        "the cheapest per SSE event; see docs/load-testing.md)")
+                   help=f"byte transport under the driver (default {LOAD_TRANSPORT}: one read per arrival, the "
+                        "cheapest per SSE event, stamped with the kernel's receive time on plain TCP; see "
+                        "docs/load-testing.md)")
     p.add_argument("--ground-truth", action="store_true",
                    help="ask the tokenpulse mock for its send times (records get truth_ttft_s, truth_lags_s)")
     p.add_argument("--quiet", action="store_true", help="no progress line and no table at the end")
