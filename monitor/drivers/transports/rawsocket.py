@@ -30,6 +30,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import sys
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -95,6 +96,10 @@ class _Connection:
 
 
 def _enable_kernel_stamps(sock: socket.socket) -> bool:
+    """Ask for receive timestamps; False where this is not Linux (option 35 means other things
+    elsewhere) or the socket refuses."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     except OSError:
