@@ -14,24 +14,27 @@ import math
 from typing import Any
 
 try:
+    from orjson import OPT_APPEND_NEWLINE as _NEWLINE
     from orjson import dumps as _orjson_dumps
 except ImportError:  # orjson is a dependency; without it everything takes the stdlib path
     _orjson_dumps = None  # type: ignore[assignment]
+    _NEWLINE = 0
 
 
-def dumps_compact(obj: Any) -> bytes:
-    """`obj` as compact JSON bytes (no spaces). NaN and infinities become null, on both paths: they are
-    not JSON, and a server's bad number must not cost the record that carries it."""
+def dumps_compact(obj: Any, *, newline: bool = False) -> bytes:
+    """`obj` as compact JSON bytes (no spaces), with a trailing newline if asked (a JSONL line, written
+    by orjson in place rather than by copying the record). NaN and infinities become null, on both
+    paths: they are not JSON, and a server's bad number must not cost the record that carries it."""
     if _orjson_dumps is not None:
         try:
-            return _orjson_dumps(obj)
+            return _orjson_dumps(obj, option=_NEWLINE if newline else 0)
         except TypeError:  # orjson.JSONEncodeError
             pass
     try:
         text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except ValueError:
         text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
-    return text.encode()
+    return (text + "\n" if newline else text).encode()
 
 
 def _finite(value: Any) -> Any:

@@ -170,8 +170,6 @@ class AsyncStreamDriver:
             if not timed_out:
                 raise
             recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
-        except TimeoutError:
-            recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
         except httpx.ConnectTimeout:
             recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT,
                                 DeadlineClock.describe(ErrorClass.TIMEOUT_CONNECT, timeouts))

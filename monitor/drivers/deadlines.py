@@ -1,4 +1,4 @@
-"""Which deadline governs the next read, shared by the sync and async drivers.
+"""Which deadline governs a request now, shared by the sync and async drivers.
 
 Before the first token the TTFT deadline applies (a provider may legitimately stay silent while it
 queues or reasons); after it, the idle timeout (silence between reads). The total deadline always
@@ -21,9 +21,9 @@ Deadline = tuple[int | None, ErrorClass]
 class DeadlineClock:
     """Deadlines in monotonic nanoseconds, measured from t0.
 
-    `next_deadline` runs before every read of every stream, so everything that does not depend on
-    `now` is computed once here: before the first token it returns a precomputed tuple, after it one
-    addition and one comparison (no list, no `min`, no lambda per read as before)."""
+    Both drivers' lazy timers call `current` when they fire (and once at the first token), so
+    everything that does not depend on the latest read is computed once here: before the first token it
+    returns a precomputed tuple, after it one addition and one comparison."""
 
     t0_ns: int
     timeouts: Timeouts
@@ -44,26 +44,20 @@ class DeadlineClock:
         else:
             self._before_first = self._total_only
 
-    def next_deadline(self, now_ns: int, first_token_seen: bool) -> Deadline:
-        """The absolute deadline for the next read and the error class if it expires (None: no
-        deadline, reported as TIMEOUT_TOTAL)."""
-        if not first_token_seen:
+    def current(self, last_read_ns: int | None) -> Deadline:
+        """The absolute deadline in force, and the error class if it expires (None: no deadline,
+        reported as TIMEOUT_TOTAL), for a request whose latest read after the first token came at
+        `last_read_ns` (None: no token yet)."""
+        if last_read_ns is None:
             return self._before_first
         idle_ns = self._idle_ns
         if idle_ns is None:
             return self._total_only
-        idle = now_ns + idle_ns
+        idle = last_read_ns + idle_ns
         total = self._total_ns
         if total is not None and total <= idle:
             return self._total_only
         return idle, ErrorClass.TIMEOUT_IDLE
-
-    def current(self, last_read_ns: int | None) -> Deadline:
-        """The deadline in force for a request whose latest read after the first token came at
-        `last_read_ns` (None: no token yet). What both drivers' lazy timers ask when they fire."""
-        if last_read_ns is None:
-            return self._before_first
-        return self.next_deadline(last_read_ns, True)
 
     @staticmethod
     def describe(error_class: ErrorClass, timeouts: Timeouts) -> str:

@@ -4,8 +4,9 @@ The loop here is the whole driver: read t0, open, take each read with its receip
 stamps it with the monotonic clock: the kernel's receive time where it can, else when the read
 returned), feed the recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a
 streaming POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket
-reader) never touches timing or token logic. Deadlines use `gevent.Timeout`, so the transport's blocking
-reads must be gevent-cooperative (geventhttpclient always is; httpx is under Locust's monkey-patching).
+reader) never touches timing or token logic. Deadlines are raised into the request's greenlet by a hub
+timer (`_Watchdog`), so the transport's blocking reads must be gevent-cooperative (geventhttpclient
+always is; httpx is under Locust's monkey-patching).
 """
 
 from __future__ import annotations

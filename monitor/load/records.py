@@ -63,7 +63,7 @@ class JsonlAppender:
 
 def _encode_line(obj: dict[str, Any]) -> bytes:
     """One JSON line (monitor/jsonwire.py: orjson, stdlib fallback, NaN and infinities as null)."""
-    return dumps_compact(obj) + b"\n"
+    return dumps_compact(obj, newline=True)
 
 
 def build_record(result: StreamResult, **context: Any) -> dict[str, Any]:

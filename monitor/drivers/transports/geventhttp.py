@@ -19,7 +19,7 @@ from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.drivers.sync import TransportError
 from monitor.outcomes import ErrorClass
 
-#: Socket-level ceiling only; the driver's own deadlines (gevent.Timeout) are what end a request.
+#: Socket-level ceiling only; the driver's own deadlines (the `_Watchdog` in sync.py) are what end a request.
 _NETWORK_TIMEOUT_S = 3600.0
 
 

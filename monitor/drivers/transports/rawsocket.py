@@ -277,7 +277,7 @@ class RawSocketTransport:
                 if reused and attempt == 0:
                     continue
                 raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
-            except BaseException:  # a deadline (gevent.Timeout) or a kill: the connection is unusable
+            except BaseException:  # a deadline (`_Expired`) or a kill: the connection is unusable
                 self.discard(conn)
                 raise
             conn.used = True
