@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw",
-            "gevent-raw-userstamp")
+            "gevent-raw-pull", "gevent-raw-userstamp")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -102,6 +102,7 @@ def worker_async(base_url: str, streams: int, tokens: int, stagger: float, clien
 
     from monitor.drivers import Timeouts
     from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client, new_async_client
+    from monitor.gctune import freeze_setup_heap
 
     prepared = _prepared(base_url, tokens)
 
@@ -112,6 +113,7 @@ def worker_async(base_url: str, streams: int, tokens: int, stagger: float, clien
                 await asyncio.sleep(stagger * i / streams)
                 return await driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
             await one(0)  # warm-up: imports, first connection
+            freeze_setup_heap()  # as the prober does once its targets are set up (monitor/prober/service.py)
             clock = _Clock()
             results = await asyncio.gather(*(one(i) for i in range(streams)))
             timing.update(clock.stop())
@@ -130,14 +132,16 @@ def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, tran
     from monitor.drivers import Timeouts
     from monitor.drivers.sync import SyncStreamDriver
     from monitor.drivers.transports import make_sync_transport
+    from monitor.gctune import freeze_setup_heap
 
     prepared = _prepared(base_url, tokens)
 
     def one(i: int) -> Any:
         gevent.sleep(stagger * i / streams)
-        if transport == "raw-userstamp":
+        if transport in ("raw-userstamp", "raw-pull"):
             from monitor.drivers.transports.rawsocket import RawSocketTransport
-            driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=False))
+            driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=transport != "raw-userstamp",
+                                                         multiplex=transport != "raw-pull"))
         else:
             driver = SyncStreamDriver(make_sync_transport(transport))
         try:
@@ -146,6 +150,7 @@ def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, tran
             driver.close()
 
     gevent.spawn(one, 0).get()  # warm-up: imports, first connection
+    freeze_setup_heap()  # as a Locust worker does once its users are set up (monitor/load/session.py)
     clock = _Clock()
     jobs = [gevent.spawn(one, i) for i in range(streams)]
     gevent.joinall(jobs)

@@ -1,10 +1,13 @@
 """Sync driver for Locust users (gevent greenlets), over a pluggable byte transport.
 
-The loop here is the whole driver: read t0, open, take each read with its receipt time (the transport
-stamps it with the monotonic clock: the kernel's receive time where it can, else when the read
-returned), feed the recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a
-streaming POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket
-reader) never touches timing or token logic. Deadlines are raised into the request's greenlet by a hub
+The driver is this: read t0, open, take each read with its receipt time (the transport stamps it with
+the monotonic clock: the kernel's receive time where it can, else when the read returned), feed the
+recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a streaming
+POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket reader)
+never touches timing or token logic. Bytes come either pulled (`read_some`, in the request's greenlet)
+or pushed: a response with a `push(consumer)` method calls the driver's per-read function itself, for
+the raw transport from the hub as sockets turn readable (readmux.py), which spares a greenlet switch
+per SSE event. Both feed the same function. Deadlines are raised into the request's greenlet by a hub
 timer (`_Watchdog`), so the transport's blocking reads must be gevent-cooperative (geventhttpclient
 always is; httpx is under Locust's monkey-patching).
 """
@@ -47,6 +50,10 @@ class SyncResponse(Protocol):
         """Release the connection; `complete` is False when the body was abandoned mid-way."""
         ...
 
+    # Optional: `push(consumer: Callable[[bytes, int], bool]) -> None` hands every read (and b"" at
+    # the end of the body) to `consumer` until it returns False, blocking the request's greenlet until
+    # then and raising `TransportError` as `read_some` would. The driver prefers it when present.
+
 
 class SyncTransport(Protocol):
     name: str
@@ -86,28 +93,37 @@ class SyncStreamDriver:
         response: SyncResponse | None = None
         complete = False
         watchdog = _Watchdog(deadlines)
+        on_bytes = recorder.on_bytes
+
+        def on_read(data: bytes, now: int) -> bool:
+            """One read (b"" at the end of the body): record it, move the idle deadline; False once no
+            more is wanted. Runs for every SSE event of every stream, in the hub when the transport
+            pushes. A read only stores its time once the first token has arrived (the watchdog derives
+            the idle deadline from it when its timer fires; before the first token the deadline is fixed)."""
+            nonlocal complete
+            if not data:
+                complete = True
+                recorder.on_eof(now)
+                return False
+            on_bytes(now, data)
+            if recorder.finished:
+                return False
+            if watchdog.last_read_ns is not None:
+                watchdog.last_read_ns = now
+            elif recorder.first_token_seen:
+                watchdog.first_token(now)
+            return True
+
         try:
             response = self.transport.open(request, timeouts)
             recorder.on_headers(clock(), response.status, response.headers)
-            # The per-read loop runs for every SSE event of every stream: names are bound once, and a
-            # read only stores its time once the first token has arrived (the watchdog derives the idle
-            # deadline from it when its timer fires; before the first token the deadline is fixed).
-            read, on_bytes = response.read_some, recorder.on_bytes
-            idle = False
-            while True:
-                data, now = read()
-                if not data:
-                    complete = True
-                    recorder.on_eof(now)
-                    break
-                on_bytes(now, data)
-                if recorder.finished:
-                    break
-                if idle:
-                    watchdog.last_read_ns = now
-                elif recorder.first_token_seen:
-                    idle = True
-                    watchdog.first_token(now)
+            push = getattr(response, "push", None)
+            if push is not None:
+                push(on_read)
+            else:
+                read = response.read_some
+                while on_read(*read()):
+                    pass
         except _Expired as expired:
             error_class = expired.error_class
             recorder.on_failure(clock(), error_class, DeadlineClock.describe(error_class, timeouts))

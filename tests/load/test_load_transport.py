@@ -1,5 +1,7 @@
 """The raw-socket transport under the sync driver: chunked decoding, framing, keep-alive, stale
-connections, errors; and the same figures as geventhttpclient against the mock."""
+connections, errors; and the same figures as geventhttpclient against the mock. Each case runs both
+ways a body is read: pushed from the hub by the loop's `ReadMultiplexer` (the default) and pulled by the
+request's greenlet (`multiplex=False`, the path where epoll is missing)."""
 
 from __future__ import annotations
 
@@ -107,42 +109,49 @@ def sse_response(body: bytes, *, framing: str = "chunked") -> bytes:
     return head + b"Connection: close\r\n\r\n" + body
 
 
-def run(url: str, transport: RawSocketTransport | None = None):  # type: ignore[no-untyped-def]
-    driver = SyncStreamDriver(transport or RawSocketTransport())
+READ_MODES = pytest.mark.parametrize("multiplex", [True, False], ids=["push", "pull"])
+
+
+def run(url: str, transport: RawSocketTransport | None = None, *,  # type: ignore[no-untyped-def]
+        multiplex: bool = True):
+    driver = SyncStreamDriver(transport or RawSocketTransport(multiplex=multiplex))
     return driver.run(prepare(url, ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])), TIMEOUTS)
 
 
+@READ_MODES
 @pytest.mark.parametrize("framing", ["chunked", "length", "close"])
-def test_framings_give_the_same_result(serve, framing: str) -> None:  # type: ignore[no-untyped-def]
+def test_framings_give_the_same_result(serve, framing: str, multiplex: bool) -> None:  # type: ignore[no-untyped-def]
     srv = serve(lambda n: (sse_response(SSE_BODY, framing=framing), framing == "close"))
-    result = run(srv.url)
+    result = run(srv.url, multiplex=multiplex)
     assert result.ok, result.error_message
     assert result.output_tokens == 2 and result.chunk_count == 2 and result.generation_id == "gen-9"
 
 
-def test_keep_alive_reuses_one_connection_and_retries_a_stale_one(serve) -> None:  # type: ignore[no-untyped-def]
+@READ_MODES
+def test_keep_alive_reuses_one_connection_and_retries_a_stale_one(serve, multiplex: bool) -> None:  # type: ignore[no-untyped-def]
     # The server closes the connection after its 2nd response, as servers do with idle connections.
     srv = serve(lambda n: (sse_response(SSE_BODY), n == 2))
-    transport = RawSocketTransport()
+    transport = RawSocketTransport(multiplex=multiplex)
     results = [run(srv.url, transport) for _ in range(4)]
     assert all(r.ok for r in results), [r.error_message for r in results]
     assert srv.requests == 4 and srv.connections == 2  # 1-2 on the first, 3 retried onto a new one, 4 reused
 
 
-def test_dropped_stream_and_error_status(serve) -> None:  # type: ignore[no-untyped-def]
+@READ_MODES
+def test_dropped_stream_and_error_status(serve, multiplex: bool) -> None:  # type: ignore[no-untyped-def]
     cut = SSE_BODY[: len(SSE_BODY) // 2]
     srv = serve(lambda n: (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
                            + chunked(cut, terminate=False), True))
-    dropped = run(srv.url)  # the chunked body never ended: the connection dropped
+    dropped = run(srv.url, multiplex=multiplex)  # the chunked body never ended: the connection dropped
     assert dropped.error_class is ErrorClass.CONNECT_ERROR and "before the body was complete" in dropped.error_message
     body = json.dumps({"error": {"code": 429, "message": "slow down"}}).encode()
     srv2 = serve(lambda n: (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 3\r\n"
                             b"Content-Length: %d\r\n\r\n" % len(body) + body, False))
-    limited = run(srv2.url)
+    limited = run(srv2.url, multiplex=multiplex)
     assert limited.error_class is ErrorClass.RATE_LIMITED and limited.retry_after_s == 3
     assert "slow down" in (limited.error_message or "")
     bad = serve(lambda n: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", True))
-    assert run(bad.url).error_class is ErrorClass.PROTOCOL_ERROR
+    assert run(bad.url, multiplex=multiplex).error_class is ErrorClass.PROTOCOL_ERROR
 
 
 def test_refused_connection_is_a_connect_error() -> None:
@@ -195,11 +204,12 @@ def fault_farm() -> Iterator[MockServerThread]:
         yield srv
 
 
+@READ_MODES
 @pytest.mark.parametrize("fault", ["clean", *FAULTS])
-def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread, fault: str) -> None:
+def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread, fault: str, multiplex: bool) -> None:
     """The same fault matrix tests/core/test_drivers.py runs on the other transports, on one kept-alive
     raw transport (a fault must not poison the next request on it)."""
-    transport = RawSocketTransport()
+    transport = RawSocketTransport(multiplex=multiplex)
     driver = SyncStreamDriver(transport)
     timeouts = Timeouts(connect=2, ttft=0.6, idle=0.6, total=10)
 
@@ -215,6 +225,7 @@ def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread,
     after = driver.run(request("clean"), timeouts)  # type: ignore[arg-type]
     assert after.ok, after.error_message
     driver.close()
+    assert _mux_streams() == 0  # every stream, failed or not, left the epoll set
 
 
 def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
@@ -252,8 +263,9 @@ def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
     return listener, listener.getsockname()[1]
 
 
+@READ_MODES
 @pytest.mark.parametrize("kernel_stamps", [True, False])
-def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bool) -> None:
+def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bool, multiplex: bool) -> None:
     """The first token arrives while the Locust process is busy (its hub blocked for 120 ms, as a herd
     of finishing requests can block it): with the kernel's receive time the measured TTFT is the true
     one; stamped in user space it is late by the time the process was busy."""
@@ -263,7 +275,7 @@ def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bo
 
     sent_ns: list[int] = []
     listener, port = _paced_server(sent_ns)
-    driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=kernel_stamps))
+    driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=kernel_stamps, multiplex=multiplex))
 
     def busy() -> None:
         gevent.sleep(0.01)
@@ -283,3 +295,96 @@ def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bo
         assert -0.001 < error_s < 0.01
     else:
         assert error_s > 0.05
+
+
+def _mux_streams() -> int:
+    from monitor.drivers.transports.readmux import multiplexer
+
+    mux = multiplexer()
+    return 0 if mux is None else len(mux)
+
+
+def test_push_runs_the_consumer_in_the_hub_and_leaves_nothing_registered() -> None:
+    """Bytes that came with the head go to the consumer at once, the rest from the hub as they arrive,
+    then b"" once; the socket leaves the multiplexer with the body."""
+    import gevent
+
+    sent_ns: list[int] = []
+    listener, port = _paced_server(sent_ns)
+    transport = RawSocketTransport()
+    calls: list[tuple[bytes, bool]] = []
+
+    def consumer(data: bytes, receipt_ns: int) -> bool:
+        calls.append((data, gevent.getcurrent() is gevent.get_hub()))
+        return bool(data)
+
+    try:
+        request = prepare(f"http://127.0.0.1:{port}/v1", ChatRequest(model=MODEL, messages=[], max_tokens=2))
+        response = transport.open(request, TIMEOUTS)
+        response.push(consumer)
+        response.close(complete=True)
+    finally:
+        transport.close()
+        listener.close()
+    events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in SSE_EVENTS] + [b"data: [DONE]\n\n"]
+    assert b"".join(data for data, _ in calls) == b"".join(events)
+    assert calls[-1][0] == b"" and [data for data, _ in calls].count(b"") == 1
+    assert any(in_hub for _, in_hub in calls[1:])  # the paced events were read by the hub
+    assert _mux_streams() == 0
+
+
+def test_a_consumer_error_is_raised_in_the_requests_greenlet() -> None:
+    sent_ns: list[int] = []
+    listener, port = _paced_server(sent_ns)
+    transport = RawSocketTransport()
+    seen: list[bytes] = []
+
+    def consumer(data: bytes, receipt_ns: int) -> bool:
+        seen.append(data)
+        if len(seen) == 2:
+            raise ValueError("consumer bug")
+        return True
+
+    try:
+        request = prepare(f"http://127.0.0.1:{port}/v1", ChatRequest(model=MODEL, messages=[], max_tokens=2))
+        response = transport.open(request, TIMEOUTS)
+        with pytest.raises(ValueError, match="consumer bug"):
+            response.push(consumer)
+        response.close(complete=False)
+    finally:
+        transport.close()
+        listener.close()
+    assert len(seen) == 2 and _mux_streams() == 0
+
+
+def test_a_killed_request_leaves_the_multiplexer(fault_farm: MockServerThread) -> None:
+    """Locust stops users by killing their greenlets mid-request: the stream must leave the epoll set
+    (a later socket may reuse its file descriptor number)."""
+    import gevent
+
+    driver = SyncStreamDriver(RawSocketTransport())
+    request = prepare(fault_farm.base_url, ChatRequest(model="raw/plain", messages=[{"role": "user", "content": "x"}],
+                                                       max_tokens=30, provider="hang-mid-stream"))
+    job = gevent.spawn(driver.run, request, Timeouts(connect=2, ttft=5, idle=5, total=10))
+    deadline = gevent.Timeout(5)
+    deadline.start()
+    try:
+        while _mux_streams() == 0:  # the body is being pushed
+            gevent.sleep(0.01)
+    finally:
+        deadline.close()
+    job.kill()
+    driver.close()
+    assert job.dead and _mux_streams() == 0
+
+
+def test_the_multiplexer_survives_gevents_monkey_patching() -> None:
+    """Locust monkey-patches `select`, which removes `select.epoll`: the multiplexer must still exist."""
+    import subprocess
+    import sys
+
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "import select; assert not hasattr(select, 'epoll')\n"
+            "from monitor.drivers.transports.readmux import multiplexer\n"
+            "assert multiplexer() is not None\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -36,10 +36,12 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from gevent import socket as gsocket
+from gevent.hub import Waiter
 
 from monitor.drivers.chunked import ChunkedDecoder
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.drivers.sync import TransportError
+from monitor.drivers.transports.readmux import multiplexer
 from monitor.outcomes import ErrorClass
 
 _RECV = 65536
@@ -52,40 +54,44 @@ _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC_SIZE)
 
 
 class _Connection:
-    """A connection and its fastest way to wait for bytes.
+    """A connection and its fastest ways to read.
 
     gevent's `socket.recv` first tries a non-blocking `recv`, which on a paced stream almost always fails
     with EWOULDBLOCK (a raised and caught exception plus a wasted syscall), then waits and tries again.
     On a plain TCP socket we wait for readability first and then read once: a third less work per SSE
-    event. That read is a `recvmsg` that also returns the kernel's receive time (module docstring) when
-    `kernel_stamps` is on. TLS sockets keep the ordinary path and user-space stamps (decrypted bytes may
-    already sit in the TLS buffer, so the file descriptor's readability says nothing)."""
+    event. That read (`read_now`, non-blocking) is a `recvmsg` that also returns the kernel's receive
+    time (module docstring) when `kernel_stamps` is on; the body of a response is read with it, either
+    by the request's greenlet after waiting (`recv_stamped`) or from the hub when the loop's
+    `ReadMultiplexer` reports the socket ready (`_RawResponse.push`). TLS sockets keep the ordinary path
+    and user-space stamps (decrypted bytes may already sit in the TLS buffer, so the file descriptor's
+    readability says nothing) and have no `read_now`."""
 
-    __slots__ = ("recv", "recv_stamped", "sock", "used")
+    __slots__ = ("fileno", "read_now", "recv_stamped", "sock", "used")
 
     def __init__(self, sock: socket.socket, *, tls: bool = False, kernel_stamps: bool = False) -> None:
         self.sock = sock
         self.used = False
         self.recv_stamped = self._user_stamped
+        self.read_now: Callable[[int], tuple[bytes, int]] | None = None
+        self.fileno = -1
         raw = getattr(sock, "_sock", None)
         wait = getattr(sock, "_wait", None)
         read_event = getattr(sock, "_read_event", None)
         if not tls and raw is not None and wait is not None and read_event is not None:
-            def recv(size: int) -> bytes:
+            read_now = self.read_now = _stamped_read(raw, kernel_stamps and _enable_kernel_stamps(raw))
+            self.fileno = raw.fileno()
+
+            def recv_stamped(size: int) -> tuple[bytes, int]:
                 while True:
                     wait(read_event)
                     try:
-                        return raw.recv(size)
+                        return read_now(size)
                     except BlockingIOError:
                         continue  # woken without data (rare): wait again
-            self.recv = recv
-            if kernel_stamps and _enable_kernel_stamps(raw):
-                self.recv_stamped = _stamped_reader(raw, wait, read_event)
-        else:
-            self.recv = sock.recv
+            self.recv_stamped = recv_stamped
 
     def _user_stamped(self, size: int) -> tuple[bytes, int]:
-        data = self.recv(size)
+        data = self.sock.recv(size)
         return data, time.monotonic_ns()
 
     def close(self) -> None:
@@ -107,33 +113,36 @@ def _enable_kernel_stamps(sock: socket.socket) -> bool:
     return True
 
 
-def _stamped_reader(raw: socket.socket, wait: Callable[[object], None], read_event: object
-                    ) -> Callable[[int], tuple[bytes, int]]:
-    """`recv` that also returns the monotonic time at which the kernel received the bytes."""
-    recvmsg, unpack = raw.recvmsg, _TIMESPEC.unpack_from
-    monotonic_ns, time_ns = time.monotonic_ns, time.time_ns
+def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tuple[bytes, int]]:
+    """A non-blocking read of what the socket holds (BlockingIOError when nothing), with its receipt
+    time on the monotonic clock: the kernel's (module docstring) when `kernel_stamps`, else now."""
+    monotonic_ns = time.monotonic_ns
+    if not kernel_stamps:
+        recv = raw.recv
+
+        def read_now(size: int) -> tuple[bytes, int]:
+            data = recv(size)
+            return data, monotonic_ns()
+        return read_now
+
+    recvmsg, unpack, time_ns = raw.recvmsg, _TIMESPEC.unpack_from, time.time_ns
     last = [0]
 
-    def recv_stamped(size: int) -> tuple[bytes, int]:
-        while True:
-            wait(read_event)
-            try:
-                data, ancillary, _, _ = recvmsg(size, _ANCILLARY)
-            except BlockingIOError:
-                continue
-            now = monotonic_ns()
-            stamp = now
-            if ancillary:  # only SO_TIMESTAMPNS is enabled: one message (none at EOF)
-                payload = ancillary[0][2]
-                if len(payload) >= _TIMESPEC_SIZE:
-                    sec, nsec = unpack(payload)
-                    kernel = sec * 1_000_000_000 + nsec - (time_ns() - now)
-                    if last[0] <= kernel < now:
-                        stamp = kernel
-            last[0] = stamp
-            return data, stamp
+    def read_kernel_stamped(size: int) -> tuple[bytes, int]:
+        data, ancillary, _, _ = recvmsg(size, _ANCILLARY)
+        now = monotonic_ns()
+        stamp = now
+        if ancillary:  # only SO_TIMESTAMPNS is enabled: one message (none at EOF)
+            payload = ancillary[0][2]
+            if len(payload) >= _TIMESPEC_SIZE:
+                sec, nsec = unpack(payload)
+                kernel = sec * 1_000_000_000 + nsec - (time_ns() - now)
+                if last[0] <= kernel < now:
+                    stamp = kernel
+        last[0] = stamp
+        return data, stamp
 
-    return recv_stamped
+    return read_kernel_stamped
 
 
 class _RawResponse:
@@ -184,18 +193,86 @@ class _RawResponse:
             try:
                 data, stamp = recv(_RECV)
             except (ConnectionError, OSError) as exc:
-                raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+                raise _connect_error(exc) from None
             if not data:
-                self._reusable = False
-                if self._chunked is not None or self._left is not None:
-                    # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on
-                    # every other path; a body that ended properly without [DONE] is the recorder's call.
-                    raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete")
+                self._end_of_input()
                 return b"", stamp  # a close-delimited body ends here
             out = self._decode(data)
             if out:
                 return out, stamp
         return b"", time.monotonic_ns()
+
+    def _end_of_input(self) -> None:
+        """The peer closed the connection: the end of a close-delimited body, an error inside a framed one."""
+        self._reusable = False
+        if self._chunked is not None or self._left is not None:
+            # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on every
+            # other path; a body that ended properly without [DONE] is the recorder's call.
+            raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete")
+
+    def push(self, consumer: Callable[[bytes, int], bool]) -> None:
+        """Hand every read to `consumer(payload, receipt_ns)` until it returns False; b"" marks the end
+        of the body (the consumer returns False then). Blocks the calling greenlet until done; raises
+        `TransportError` as `read_some` does.
+
+        On plain TCP under Linux the reads happen in the hub, called by the loop's `ReadMultiplexer`
+        (readmux.py) when the socket turns readable, and the consumer runs there too: it must not block.
+        Elsewhere this is the `read_some` loop, in the calling greenlet."""
+        read_now = self._conn.read_now
+        mux = multiplexer() if read_now is not None and self._owner.multiplex else None
+        if mux is None:
+            read = self.read_some
+            while consumer(*read()):
+                pass
+            return
+        if self._pending:
+            data, self._pending = self._pending, b""
+            if not consumer(data, time.monotonic_ns()):
+                return
+        if self._finished:
+            consumer(b"", time.monotonic_ns())
+            return
+        fd = self._conn.fileno
+        run_callback = mux.loop.run_callback  # type: ignore[attr-defined]
+        waiter = Waiter()
+        decode, monotonic_ns = self._decode, time.monotonic_ns
+
+        def finish(error: BaseException | None) -> None:
+            mux.discard(fd)
+            # Woken after the hub has served the rest of this batch: the request's greenlet may start
+            # its next request at once, and other streams' reads should not wait for that.
+            if error is None:
+                run_callback(waiter.switch, None)
+            else:
+                run_callback(waiter.throw, error)
+
+        def on_ready() -> None:
+            try:
+                try:
+                    data, stamp = read_now(_RECV)  # type: ignore[misc]
+                except BlockingIOError:
+                    return  # readiness without data (rare): wait for the next report
+                except (ConnectionError, OSError) as exc:
+                    raise _connect_error(exc) from None
+                if not data:
+                    self._end_of_input()
+                    consumer(b"", stamp)
+                    finish(None)
+                    return
+                out = decode(data)
+                if out and not consumer(out, stamp):
+                    finish(None)
+                elif self._finished:
+                    consumer(b"", monotonic_ns())
+                    finish(None)
+            except Exception as exc:  # noqa: BLE001 - raised in the request's greenlet, never in the hub
+                finish(exc)
+
+        mux.add(fd, on_ready)
+        try:
+            waiter.get()
+        finally:  # also when a deadline or a kill ends the wait: no handler may run after this
+            mux.discard(fd)
 
     def close(self, *, complete: bool) -> None:
         if complete and self._finished and self._reusable:
@@ -209,8 +286,11 @@ class RawSocketTransport:
 
     name = "raw"
 
-    def __init__(self, *, kernel_stamps: bool = True) -> None:
+    def __init__(self, *, kernel_stamps: bool = True, multiplex: bool = True) -> None:
         self._kernel_stamps = kernel_stamps
+        #: Read bodies through the loop's `ReadMultiplexer` (readmux.py) where it exists; False keeps every
+        #: read in the request's greenlet (benchmarks/client_lag.py compares the two).
+        self.multiplex = multiplex
         self._idle: dict[tuple[str, str, int], _Connection] = {}
         self._origin_of: dict[int, tuple[str, str, int]] = {}
         self._tls: ssl.SSLContext | None = None
@@ -240,7 +320,7 @@ class RawSocketTransport:
         except TimeoutError:
             raise TransportError(ErrorClass.TIMEOUT_CONNECT, f"connect timeout after {timeout:g} s") from None
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+            raise _connect_error(exc) from None
         return _Connection(sock, tls=scheme == "https", kernel_stamps=self._kernel_stamps)
 
     def open(self, request: PreparedRequest, timeouts: Timeouts) -> _RawResponse:
@@ -276,7 +356,7 @@ class RawSocketTransport:
                 self.discard(conn)
                 if reused and attempt == 0:
                     continue
-                raise TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}") from None
+                raise _connect_error(exc) from None
             except BaseException:  # a deadline (`_Expired`) or a kill: the connection is unusable
                 self.discard(conn)
                 raise
@@ -345,6 +425,10 @@ class RawSocketTransport:
             conn.close()
         self._idle.clear()
         self._origin_of.clear()
+
+
+def _connect_error(exc: BaseException) -> TransportError:
+    return TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}")
 
 
 def _ip_family(host: str) -> int | None:
