@@ -13,9 +13,14 @@ measured TTFT - the server's own TTFT. Variants:
 - gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (line reader);
 - gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline);
 - gevent-raw: `SyncStreamDriver` + the raw-socket transport (the Locust default), whose reads carry the
-  kernel's receive time (SO_TIMESTAMPNS);
-- gevent-raw-userstamp: the same transport stamping each read when it returns, as every other variant
-  does: the difference between the two is the time a read waited for the process to get to it.
+  kernel's receive time (SO_TIMESTAMPNS) and are pushed from the hub by one epoll set (readmux.py);
+- gevent-raw-pull: the same transport with each request's greenlet waiting for and reading its own
+  socket (`multiplex=False`): the difference is what the multiplexer saves;
+- gevent-raw-userstamp: the raw transport stamping each read when it returns, as every other variant
+  does: the difference to gevent-raw is the time a read waited for the process to get to it.
+
+Every client process freezes its start-up heap out of the garbage collector after the warm-up stream,
+as Locust workers and the prober do (monitor/gctune.py).
 
     python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150]
 

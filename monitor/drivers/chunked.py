@@ -23,6 +23,16 @@ class ChunkedDecoder:
 
     def feed(self, data: bytes) -> bytes:
         if not self._buf and self._state == self._SIZE:
+            # Fastest path: the read is exactly one whole chunk (one SSE event per read, what a reader
+            # that keeps up receives): one slice, no loop.
+            end = data.find(b"\r\n")
+            if 0 < end <= 16 and data[-2:] == b"\r\n":
+                try:
+                    size = int(data[:end], 16)
+                except ValueError:
+                    size = 0
+                if size > 0 and end + size + 4 == len(data):
+                    return data[end + 2:-2]
             # Fast path: whole chunks at the start of a read (a paced SSE stream sends one chunk per
             # event, and a reader that fell behind gets several per read), taken as slices of the read
             # without copying it into the buffer. What is left (a partial chunk, an extension, the last

@@ -132,6 +132,41 @@ def test_feed_data_gives_the_data_of_feed(case: tuple[bytes, list[int]]) -> None
     assert decoder.pending_data == _pending(pieces)
 
 
+@st.composite
+def streams_split_at_line_ends(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    """Reads that end where lines end, as a paced server's do (one event per read): the decoder's
+    one-event fast path is taken on most of them."""
+    raw, _ = draw(streams_and_splits())
+    ends = [i + 1 for i, byte in enumerate(raw) if byte in b"\r\n"]
+    cuts = sorted(set(draw(st.lists(st.sampled_from(ends), max_size=12)))) if ends else []
+    return raw, cuts
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams_split_at_line_ends())
+def test_feed_data_fast_path_gives_the_data_of_feed(case: tuple[bytes, list[int]]) -> None:
+    raw, cuts = case
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    decoder = SSEDecoder()
+    data = [text for piece in pieces for text in decoder.feed_data(piece)]
+    assert data == [e.data for e in decode(raw)]
+    assert decoder.pending_data == _pending(pieces)
+
+
+def test_feed_data_one_event_per_read_after_other_fields() -> None:
+    # The fast path must not drop state left by earlier reads: an `event:` field, a data line, a CR.
+    decoder = SSEDecoder()
+    assert decoder.feed_data(b"event: x\n") == []
+    assert decoder.feed_data(b"data: a\n\n") == ["a"]
+    assert decoder.feed_data(b"data: b\n") == []
+    assert decoder.feed_data(b"data: c\n\n") == ["b\nc"]
+    assert decoder.feed_data(b"data: d\r") == []
+    assert decoder.feed_data(b"\n") == []  # the rest of a CRLF, not a blank line
+    assert decoder.feed_data(b"data: e\n\n") == ["d\ne"]
+    assert decoder.feed_data(b"data: g\r") == [] and decoder.feed_data(b"\ndata: h\n\n") == ["g\nh"]
+    assert decoder.feed_data(b"data:  f\n\n") == [" f"] and decoder.feed_data(b"data: \n\n") == [""]
+
+
 def _pending(pieces: list[bytes]) -> bool:
     decoder = SSEDecoder()
     for piece in pieces:
