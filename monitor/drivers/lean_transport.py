@@ -7,8 +7,8 @@ at a time, keep-alive reuse, Content-Length or chunked bodies, TLS. This transpo
 plugs in under the unchanged `AsyncStreamDriver` (which still stamps every read and feeds the
 recorder), raising httpx's own exception types so the driver classifies failures exactly as before.
 
-It yields the payload of each socket read as it arrives (after removing the chunked framing with the
-same `ChunkedDecoder` as the load test's raw-socket transport), so the driver's receipt timestamps mean
+It yields the payload of each socket read as it arrives (after removing the body's framing with the
+same `BodyFraming` as the load test's raw-socket transport, framing.py), so the driver's receipt timestamps mean
 what they meant over httpcore. It can also *push* the body: the response's `PUSH_BODY` extension hands
 each read's payload to the driver from the connection's `data_received`, with no buffer, future, task
 wake-up or async iterator per SSE event (see `_PushReader`). A connection reset inside a body is
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from monitor.drivers.chunked import ChunkedDecoder
+from monitor.drivers.framing import BodyFraming, FramingError, IncompleteBody
 
 MAX_HEAD_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
@@ -158,19 +158,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         status, reason, headers = _parse_head(raw_head, request)
         lower = {k.lower(): v for k, v in headers}
-        keep_alive = lower.get(b"connection", b"").lower() != b"close"
-        if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            framing, length = "none", 0
-        elif b"chunked" in lower.get(b"transfer-encoding", b"").lower():
-            framing, length = "chunked", 0
-        elif b"content-length" in lower:
-            try:
-                framing, length = "length", int(lower[b"content-length"])
-            except ValueError:
-                raise httpx.RemoteProtocolError("invalid Content-Length", request=request) from None
-        else:
-            framing, length, keep_alive = "close", 0, False
-        stream = _BodyStream(self, conn, request, framing, length, keep_alive)
+        length = lower.get(b"content-length")
+        try:
+            framing = BodyFraming(status, connection=lower.get(b"connection", b"").decode("latin-1"),
+                                  transfer_encoding=lower.get(b"transfer-encoding", b"").decode("latin-1"),
+                                  content_length=None if length is None else length.decode("latin-1"),
+                                  head_request=request.method == "HEAD")
+        except FramingError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+        stream = _BodyStream(self, conn, request, framing)
         return httpx.Response(status, headers=headers, stream=stream,
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason,
                                           PUSH_BODY: stream.push})
@@ -224,48 +220,36 @@ class LeanTransport(httpx.AsyncBaseTransport):
 class _BodyStream(httpx.AsyncByteStream):
     """The response body: each socket read's payload, de-chunked, as soon as it arrives."""
 
-    def __init__(self, transport: LeanTransport, conn: _Connection, request: httpx.Request, framing: str,
-                 length: int, keep_alive: bool) -> None:
+    def __init__(self, transport: LeanTransport, conn: _Connection, request: httpx.Request,
+                 framing: BodyFraming) -> None:
         self._transport = transport
         self._conn = conn
         self._request = request
         self._framing = framing
-        self._remaining = length
-        self._keep_alive = keep_alive
-        self._complete = framing == "none" or (framing == "length" and length == 0)
-        self._chunked = ChunkedDecoder() if framing == "chunked" else None
         self._closed = False
 
     def _payload(self, data: bytes) -> bytes:
-        """The body bytes of one read, framing removed; notes when the body is complete."""
-        if self._chunked is not None:
-            try:
-                payload = self._chunked.feed(data)
-            except ValueError as exc:
-                raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
-            self._complete = self._chunked.done
-            return payload
-        if self._framing == "length":
-            if len(data) > self._remaining:
-                data = data[: self._remaining]
-                self._keep_alive = False
-            self._remaining -= len(data)
-            self._complete = self._remaining == 0
-        return data
+        """The body bytes of one read, framing removed (`framing.complete` tells when it has ended)."""
+        try:
+            return self._framing.payload(data)
+        except FramingError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from None
 
     def _at_eof(self) -> None:
         """The peer closed: the end of a close-delimited body, else an incomplete body."""
-        if self._framing != "close":
+        try:
+            self._framing.at_eof()
+        except IncompleteBody:
             raise httpx.RemoteProtocolError("peer closed connection without sending complete message body",
-                                            request=self._request)
-        self._complete = True
+                                            request=self._request) from None
 
     def _read_error(self, exc: BaseException) -> httpx.ReadError:
         return httpx.ReadError(str(exc) or type(exc).__name__, request=self._request)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         reader = self._conn.reader
-        while not self._complete:
+        framing = self._framing
+        while not framing.complete:
             try:
                 data = await reader.read(READ_SIZE)
             except OSError as exc:
@@ -282,13 +266,14 @@ class _BodyStream(httpx.AsyncByteStream):
         complete or `sink` returns False; raises what iterating would raise. The same payloads as
         `__aiter__`, without an await per read (see `_PushReader`)."""
         reader = self._conn.reader
-        if not self._complete:
+        framing = self._framing
+        if not framing.complete:
             buffered = reader.take_buffered()
             if buffered:
                 payload = self._payload(buffered)
                 if payload and not sink(payload):
                     return
-        if self._complete:
+        if framing.complete:
             return
         error = reader.exception()
         if error is not None:
@@ -307,7 +292,7 @@ class _BodyStream(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
-        if self._complete and self._keep_alive:
+        if self._framing.complete and self._framing.reusable:
             self._transport.release(self._conn)
         else:
             self._conn.close()
@@ -328,7 +313,7 @@ class _Sink:
             return  # the consumer stopped early; the connection is closed, not reused
         try:
             payload = self._body._payload(data)
-            if (payload and not self._deliver(payload)) or self._body._complete:
+            if (payload and not self._deliver(payload)) or self._body._framing.complete:
                 self.done.set_result(None)
         except Exception as exc:  # noqa: BLE001 - a framing error or the consumer's: the body ends with it
             self.done.set_exception(exc)

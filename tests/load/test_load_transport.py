@@ -14,7 +14,8 @@ from gevent.server import StreamServer
 from monitor.drivers.request import ChatRequest, Timeouts, prepare
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports import make_sync_transport
-from monitor.drivers.transports.rawsocket import ChunkedDecoder, RawSocketTransport
+from monitor.drivers.chunked import ChunkedDecoder
+from monitor.drivers.transports.rawsocket import RawSocketTransport
 from monitor.mock import MockServerThread
 from monitor.outcomes import ErrorClass
 
@@ -151,6 +152,20 @@ def test_dropped_stream_and_error_status(serve, multiplex: bool) -> None:  # typ
     assert limited.error_class is ErrorClass.RATE_LIMITED and limited.retry_after_s == 3
     assert "slow down" in (limited.error_message or "")
     bad = serve(lambda n: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", True))
+    assert run(bad.url, multiplex=multiplex).error_class is ErrorClass.PROTOCOL_ERROR
+
+
+@READ_MODES
+def test_empty_error_bodies_and_bad_lengths(serve, multiplex: bool) -> None:  # type: ignore[no-untyped-def]
+    """`Content-Length: 0` ends the body at once (no wait for bytes that never come), and the
+    connection is reused; an invalid Content-Length is a protocol error."""
+    srv = serve(lambda n: (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n", False))
+    transport = RawSocketTransport(multiplex=multiplex)
+    results = [run(srv.url, transport) for _ in range(2)]
+    assert [r.error_class for r in results] == [ErrorClass.RATE_LIMITED] * 2
+    assert results[0].e2e_s is not None and results[0].e2e_s < TIMEOUTS.ttft
+    assert srv.connections == 1
+    bad = serve(lambda n: (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 1x\r\n\r\n", True))
     assert run(bad.url, multiplex=multiplex).error_class is ErrorClass.PROTOCOL_ERROR
 
 

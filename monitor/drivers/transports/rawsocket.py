@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from gevent import socket as gsocket
 from gevent.hub import Waiter
 
-from monitor.drivers.chunked import ChunkedDecoder
+from monitor.drivers.framing import BodyFraming, FramingError, IncompleteBody
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.drivers.sync import TransportError
 from monitor.drivers.transports.readmux import multiplexer
@@ -146,50 +146,31 @@ def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tu
 
 
 class _RawResponse:
-    __slots__ = ("_chunked", "_conn", "_finished", "_left", "_owner", "_pending", "_recv", "_reusable", "headers",
-                 "status")
+    __slots__ = ("_conn", "_framing", "_owner", "_pending", "_recv", "headers", "status")
 
     def __init__(self, owner: RawSocketTransport, conn: _Connection, status: int, headers: list[tuple[str, str]],
-                 rest: bytes) -> None:
+                 framing: BodyFraming, rest: bytes) -> None:
         self._owner = owner
         self._conn = conn
         self._recv = conn.recv_stamped  # bound once: read_some runs once per SSE event
         self.status = status
         self.headers = headers
-        lower = {k.lower(): v.lower() for k, v in headers}
-        self._reusable = "close" not in lower.get("connection", "")
-        self._chunked = ChunkedDecoder() if "chunked" in lower.get("transfer-encoding", "") else None
-        self._left: int | None = None
-        if self._chunked is None:
-            length = lower.get("content-length")
-            if length is not None and length.strip().isdigit():
-                self._left = int(length)
-            else:
-                self._reusable = False  # delimited by close
-        self._finished = False
+        self._framing = framing
         self._pending = self._decode(rest) if rest else b""
 
     def _decode(self, data: bytes) -> bytes:
-        if self._chunked is not None:
-            try:
-                out = self._chunked.feed(data)
-            except ValueError as exc:
-                raise TransportError(ErrorClass.PROTOCOL_ERROR, f"bad chunked body: {exc}") from None
-            self._finished = self._chunked.done
-            return out
-        if self._left is not None:
-            out = data[: self._left]
-            self._left -= len(out)
-            self._finished = self._left == 0
-            return out
-        return data
+        try:
+            return self._framing.payload(data)
+        except FramingError as exc:
+            raise TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)) from None
 
     def read_some(self) -> tuple[bytes, int]:
         if self._pending:  # body bytes that came with the head
             data, self._pending = self._pending, b""
             return data, time.monotonic_ns()
         recv = self._recv
-        while not self._finished:
+        framing = self._framing
+        while not framing.complete:
             try:
                 data, stamp = recv(_RECV)
             except (ConnectionError, OSError) as exc:
@@ -204,11 +185,12 @@ class _RawResponse:
 
     def _end_of_input(self) -> None:
         """The peer closed the connection: the end of a close-delimited body, an error inside a framed one."""
-        self._reusable = False
-        if self._chunked is not None or self._left is not None:
+        try:
+            self._framing.at_eof()
+        except IncompleteBody as exc:
             # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on every
             # other path; a body that ended properly without [DONE] is the recorder's call.
-            raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before the body was complete")
+            raise TransportError(ErrorClass.CONNECT_ERROR, str(exc)) from None
 
     def push(self, consumer: Callable[[bytes, int], bool]) -> None:
         """Hand every read to `consumer(payload, receipt_ns)` until it returns False; b"" marks the end
@@ -229,13 +211,14 @@ class _RawResponse:
             data, self._pending = self._pending, b""
             if not consumer(data, time.monotonic_ns()):
                 return
-        if self._finished:
+        framing = self._framing
+        if framing.complete:
             consumer(b"", time.monotonic_ns())
             return
         fd = self._conn.fileno
         run_callback = mux.loop.run_callback  # type: ignore[attr-defined]
         waiter = Waiter()
-        decode, monotonic_ns = self._decode, time.monotonic_ns
+        payload, monotonic_ns = framing.payload, time.monotonic_ns
 
         def finish(error: BaseException | None) -> None:
             mux.discard(fd)
@@ -259,12 +242,14 @@ class _RawResponse:
                     consumer(b"", stamp)
                     finish(None)
                     return
-                out = decode(data)
+                out = payload(data)
                 if out and not consumer(out, stamp):
                     finish(None)
-                elif self._finished:
+                elif framing.complete:
                     consumer(b"", monotonic_ns())
                     finish(None)
+            except FramingError as exc:
+                finish(TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)))
             except Exception as exc:  # noqa: BLE001 - raised in the request's greenlet, never in the hub
                 finish(exc)
 
@@ -275,7 +260,7 @@ class _RawResponse:
             mux.discard(fd)
 
     def close(self, *, complete: bool) -> None:
-        if complete and self._finished and self._reusable:
+        if complete and self._framing.complete and self._framing.reusable:
             self._owner.release(self._conn)
         else:
             self._owner.discard(self._conn)
@@ -344,6 +329,7 @@ class RawSocketTransport:
             try:
                 conn.sock.sendall(wire)
                 status, headers, rest = self._read_head(conn)
+                framing = _body_framing(status, headers)
             except _StaleConnection:
                 self.discard(conn)
                 if reused and attempt == 0:
@@ -361,7 +347,7 @@ class RawSocketTransport:
                 self.discard(conn)
                 raise
             conn.used = True
-            return _RawResponse(self, conn, status, headers, rest)
+            return _RawResponse(self, conn, status, headers, framing, rest)
         raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head")
 
     @staticmethod
@@ -425,6 +411,16 @@ class RawSocketTransport:
             conn.close()
         self._idle.clear()
         self._origin_of.clear()
+
+
+def _body_framing(status: int, headers: list[tuple[str, str]]) -> BodyFraming:
+    lower = {k.lower(): v for k, v in headers}
+    try:
+        return BodyFraming(status, connection=lower.get("connection", ""),
+                           transfer_encoding=lower.get("transfer-encoding", ""),
+                           content_length=lower.get("content-length"))
+    except FramingError as exc:
+        raise TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)) from None
 
 
 def _connect_error(exc: BaseException) -> TransportError:
