@@ -7,6 +7,8 @@ per chunk every 20 ms, TTFT 100 ms, 150 tokens). The mock stamps every chunk wit
 measured TTFT - the server's own TTFT. Variants:
 
 - bare: raw asyncio + uvloop protocol, regex instead of JSON: the practical floor (the yardstick);
+- gevent-bare: the same per-read work (`_BareParser`) on gevent, every socket read from the hub through
+  tokenpulse's `ReadMultiplexer`: what the Locust path's event loop costs before any of our parsing;
 - async: `AsyncStreamDriver` (the prober's and `measure`'s driver) with its default client (httpx over
   `LeanTransport`, which pushes each read into the driver), uvloop;
 - async-httpcore: the same driver over httpx's own transport (one httpcore pool), uvloop;
@@ -40,8 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx", "gevent-raw",
-            "gevent-raw-pull", "gevent-raw-userstamp")
+VARIANTS = ("bare", "gevent-bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx",
+            "gevent-raw", "gevent-raw-pull", "gevent-raw-userstamp")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -171,50 +173,65 @@ _RECV = re.compile(rb'"recv_ns":(\d+)')
 _TOKEN = re.compile(rb'"content":"[^"]')
 
 
-def worker_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
-    """Raw HTTP/1.1 over asyncio protocols: stamp, split on blank lines, regex the truth out."""
-    import asyncio
-    from urllib.parse import urlsplit
+class _BareParser:
+    """The bare readers' whole per-read work: stamp, split on blank lines, regex the truth out. Shared by
+    the uvloop reader (as its protocol's `data_received`) and the gevent one (called from the hub)."""
 
-    import uvloop
+    def __init__(self, lags: list[float], ttft_err: list[float], done_count: list[int]) -> None:
+        self.buf = b""
+        self.t0 = time.monotonic_ns()
+        self.first = True
+        self.lags, self.ttft_err, self.done_count = lags, ttft_err, done_count
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        self.buf += data
+        *events, self.buf = self.buf.split(b"\n\n")
+        for event in events:
+            if not _TOKEN.search(event):
+                if b"[DONE]" in event:
+                    self.done_count[0] += 1
+                continue
+            sent = _SENT.search(event)
+            if sent is None:
+                continue
+            self.lags.append((now - int(sent.group(1))) * 1e-9)
+            if self.first:
+                self.first = False
+                recv = _RECV.search(event)
+                if recv is not None:
+                    self.ttft_err.append((now - self.t0) * 1e-9 - (int(sent.group(1)) - int(recv.group(1))) * 1e-9)
+
+
+def _bare_request(base_url: str, tokens: int) -> tuple[str, int, bytes]:
+    from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
     body = _body(tokens)
     head = (f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.hostname}\r\n"
             f"Content-Type: application/json\r\nX-Tokenpulse-Truth: 1\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
+    return parts.hostname or "127.0.0.1", parts.port or 80, head + body
+
+
+def worker_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
+    """Raw HTTP/1.1 over asyncio protocols (uvloop), each read handed to `_BareParser`."""
+    import asyncio
+
+    import uvloop
+
+    host, port, wire = _bare_request(base_url, tokens)
     lags: list[float] = []
     ttft_err: list[float] = []
     done_count = [0, 0]
 
-    class Reader(asyncio.Protocol):
+    class Reader(_BareParser, asyncio.Protocol):
         def __init__(self, finished: asyncio.Future[None]) -> None:
-            self.buf = b""
-            self.t0 = time.monotonic_ns()
-            self.first = True
+            super().__init__(lags, ttft_err, done_count)
             self.finished = finished
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            transport.write(head + body)  # type: ignore[attr-defined]
-
-        def data_received(self, data: bytes) -> None:
-            now = time.monotonic_ns()
-            self.buf += data
-            *events, self.buf = self.buf.split(b"\n\n")
-            for event in events:
-                if not _TOKEN.search(event):
-                    if b"[DONE]" in event:
-                        done_count[0] += 1
-                    continue
-                sent = _SENT.search(event)
-                if sent is None:
-                    continue
-                lags.append((now - int(sent.group(1))) * 1e-9)
-                if self.first:
-                    self.first = False
-                    recv = _RECV.search(event)
-                    if recv is not None:
-                        ttft_err.append((now - self.t0) * 1e-9 - (int(sent.group(1)) - int(recv.group(1))) * 1e-9)
+            transport.write(wire)  # type: ignore[attr-defined]
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self.finished.done():
@@ -227,7 +244,7 @@ def worker_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dic
             await asyncio.sleep(stagger * i / streams)
             finished: asyncio.Future[None] = loop.create_future()
             try:
-                await loop.create_connection(lambda: Reader(finished), parts.hostname, parts.port)
+                await loop.create_connection(lambda: Reader(finished), host, port)
                 await finished
             except OSError:
                 done_count[1] += 1
@@ -244,6 +261,68 @@ def worker_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dic
     uvloop.run(main())
     ok = done_count[0]
     return {"ok": ok, "errors": streams - ok, "lags": lags, "ttft_err": ttft_err} | timing
+
+
+def worker_gevent_bare(base_url: str, streams: int, tokens: int, stagger: float) -> dict[str, Any]:
+    """The bare reader's work on the Locust path's event loop: gevent, every socket read from the hub
+    through tokenpulse's `ReadMultiplexer`, each read handed to `_BareParser`. Against `bare` it
+    prices the event loop; against `gevent-raw`, the transport, driver and recorder."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+    from gevent import socket as gsocket
+    from gevent.hub import Waiter
+
+    from monitor.drivers.transports.readmux import multiplexer
+
+    host, port, wire = _bare_request(base_url, tokens)
+    lags: list[float] = []
+    ttft_err: list[float] = []
+    done_count = [0, 0]
+
+    def one(i: int) -> None:
+        gevent.sleep(stagger * i / streams)
+        try:
+            sock = gsocket.create_connection((host, port))
+        except OSError:
+            done_count[1] += 1
+            return
+        parser = _BareParser(lags, ttft_err, done_count)  # t0 once connected, as the uvloop reader's
+        mux, waiter, loop = multiplexer(), Waiter(), gevent.get_hub().loop
+        assert mux is not None, "gevent-bare needs epoll"
+        raw = sock._sock  # type: ignore[attr-defined]
+        fd, recv, feed = raw.fileno(), raw.recv, parser.data_received
+
+        def on_ready() -> None:
+            try:
+                data = recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if data:
+                feed(data)
+            else:
+                mux.discard(fd)
+                loop.run_callback(waiter.switch, None)
+
+        try:
+            sock.sendall(wire)
+            mux.add(fd, on_ready)
+            waiter.get()
+        finally:
+            mux.discard(fd)
+            sock.close()
+
+    gevent.spawn(one, 0).get()  # warm-up, then reset the tallies
+    lags.clear()
+    ttft_err.clear()
+    done_count[:] = [0, 0]
+    clock = _Clock()
+    gevent.joinall([gevent.spawn(one, i) for i in range(streams)])
+    ok = done_count[0]
+    return {"ok": ok, "errors": streams - ok, "lags": lags, "ttft_err": ttft_err} | clock.stop()
 
 
 class _Clock:
@@ -263,6 +342,8 @@ def run_worker(args: argparse.Namespace) -> None:
     raise_fd_limit()
     if args.worker == "bare":
         out = worker_bare(args.base_url, args.streams, args.tokens, args.stagger)
+    elif args.worker == "gevent-bare":
+        out = worker_gevent_bare(args.base_url, args.streams, args.tokens, args.stagger)
     elif args.worker.startswith("async"):
         out = worker_async(args.base_url, args.streams, args.tokens, args.stagger, args.worker.removeprefix("async").lstrip("-") or "lean")
     else:
