@@ -6,8 +6,8 @@ recorder, stop on the recorder's word or on a deadline. A transport only knows h
 POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket reader)
 never touches timing or token logic. Bytes come either pulled (`read_some`, in the request's greenlet)
 or pushed: a response with a `push(consumer)` method calls the driver's per-read function itself, for
-the raw transport from the hub as sockets turn readable (readmux.py), which spares a greenlet switch
-per SSE event. Both feed the same function. Deadlines are raised into the request's greenlet by a hub
+the raw transport from the hub as sockets turn readable (readmux.py), which spares two greenlet switches
+and a watcher start and stop per SSE event. Both feed the same function. Deadlines are raised into the request's greenlet by a hub
 timer (`_Watchdog`), so the transport's blocking reads must be gevent-cooperative (geventhttpclient
 always is; httpx is under Locust's monkey-patching).
 """

@@ -1,9 +1,9 @@
 """One epoll set per gevent loop, through which the raw transport pushes every stream's reads.
 
 Why: a greenlet that waits for its own socket pays, for every SSE event, a libev watcher start and
-stop, a switch into the hub and a switch back, on top of the read itself. At hundreds of streams of
-50 tokens/s that waiting cost as much CPU as reading, decoding and recording the event
-(benchmarks/client_lag.py). Here the streams' sockets sit in one epoll set, which gevent watches as a
+stop, a switch into the hub and a switch back, on top of the read itself: 9-25 % of the CPU per event
+at 256-1,024 streams of 50 tokens/s (benchmarks/client_lag.py, gevent-raw against gevent-raw-pull in
+the same run). Here the streams' sockets sit in one epoll set, which gevent watches as a
 single file descriptor; when it turns readable the hub asks the set which sockets are ready and calls
 each one's handler in turn, with no greenlet switch. The more streams are ready at once, the less
 each pays for the wake-up: the way an asyncio event loop reads its sockets.
