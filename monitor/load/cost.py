@@ -2,12 +2,18 @@
 
 Why reservations: a request is paid for once sent, whatever happens next, and its price is only known
 when its usage arrives at the end. Checking the spend after the fact always overshoots by everything in
-flight. So each request reserves its worst case before it is sent (prompt estimate x prompt price +
-max_tokens x completion price, or the largest cost seen so far for that target when that is higher or no
-price is configured), and the reservation is replaced by the actual cost when it ends. A request whose
-reservation does not fit is not sent, and the run drains and stops; spent + reserved never exceeds the
-cap. Without a configured price and before the first `usage.cost` of a target, its worst case is unknown
-(0): the cap then holds only from the first finished request on (docs/load-testing.md says so).
+flight. So each request reserves its worst case before it is sent, and the reservation is replaced by the
+actual cost when it ends. A request whose reservation does not fit is not sent, and the run drains and
+stops; spent + reserved never exceeds the cap.
+
+The worst case is prompt estimate x prompt price + max_tokens x completion price, scaled up by the
+largest overrun seen for that target (actual cost / that estimate, once a request has finished): a
+provider that charges more than the configured price, or prompts that tokenize into more tokens than
+the estimate, raise every later reservation in proportion, a long prompt included. It is never less
+than the largest cost seen for the target. Without a configured price, and before the first actual
+cost of a target, the worst case is unknown (0): the cap then holds only from the first finished
+request on (docs/load-testing.md says so); the same goes for the first requests to a provider that
+charges more than the configured price.
 
 Actual cost of a request: the server's `usage.cost` when present (OpenRouter sends it), else usage x the
 configured price, else unknown (None).
@@ -54,6 +60,8 @@ def worst_case_cost(price: Price | None, prompt_tokens: int | None, max_tokens: 
 class Reservation:
     key: str
     amount: float
+    #: The price-based estimate the amount was scaled from (0 without a price).
+    estimate: float = 0.0
 
 
 @dataclass(slots=True)
@@ -65,23 +73,32 @@ class CostGuard:
     reserved_usd: float = 0.0
     exhausted: bool = False
     largest_seen: dict[str, float] = field(default_factory=dict)
+    #: Per target, the largest actual cost / price-based estimate seen (1 until a request costs more).
+    overrun: dict[str, float] = field(default_factory=dict)
 
     def reserve(self, key: str, worst_case_usd: float) -> Reservation | None:
         """Reserve a request's worst case; None (and `exhausted`) when it would pass the cap."""
-        amount = max(worst_case_usd, self.largest_seen.get(key, 0.0))
+        amount = max(worst_case_usd * self.overrun.get(key, 1.0), self.largest_seen.get(key, 0.0))
         if self.cap_usd is not None and (self.exhausted or self.spent_usd + self.reserved_usd + amount > self.cap_usd):
             self.exhausted = True
             return None
         self.reserved_usd += amount
-        return Reservation(key, amount)
+        return Reservation(key, amount, worst_case_usd)
 
     def settle(self, reservation: Reservation, actual_usd: float | None) -> None:
         """Replace the reservation by the actual cost (unknown cost: the reservation is kept as spent)."""
         self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
         spent = reservation.amount if actual_usd is None else actual_usd
         self.spent_usd += spent
-        if actual_usd is not None and actual_usd > self.largest_seen.get(reservation.key, 0.0):
-            self.largest_seen[reservation.key] = actual_usd
+        if actual_usd is None:
+            return
+        key = reservation.key
+        if actual_usd > self.largest_seen.get(key, 0.0):
+            self.largest_seen[key] = actual_usd
+        if reservation.estimate > 0 and actual_usd > reservation.estimate * self.overrun.get(key, 1.0):
+            # A part in a billion more, so that float rounding never leaves a later reservation a hair
+            # under the cost it is meant to bound.
+            self.overrun[key] = actual_usd / reservation.estimate * (1 + 1e-9)
 
     def release(self, reservation: Reservation) -> None:
         """The request was never sent (user stopped first): free its reservation."""

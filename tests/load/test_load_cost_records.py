@@ -60,6 +60,32 @@ def test_guard_learns_the_largest_cost_when_no_price() -> None:
     assert guard.reserve("t", 0.0) is None  # 0.4 spent + 0.4 reserved + 0.4 > 1.0
 
 
+def test_guard_scales_reservations_by_the_overrun_it_has_seen() -> None:
+    """A provider charging a third more than the configured price, prompts of every length: after the
+    first finished request every reservation bounds its request's actual cost, long prompts included,
+    and the spend never passes the cap (before, only the largest cost seen raised a reservation, and a
+    prompt longer than any before could overshoot)."""
+    charged = Price(prompt_per_mtok=1.2, completion_per_mtok=2.4)  # what the provider really bills
+    cap = 0.5
+    guard = CostGuard(cap_usd=cap)
+    first = guard.reserve("t", worst_case_cost(PRICE, 1_000, 500))
+    assert first is not None
+    guard.settle(first, charged.cost(1_000, 500))
+    in_flight = []
+    for prompt in [100, 50_000, 200, 120_000, 3_000, 90_000, 160_000, 10, 70_000] * 20:
+        reservation = guard.reserve("t", worst_case_cost(PRICE, prompt, 500))
+        if reservation is None:
+            break
+        assert reservation.amount >= charged.cost(prompt, 500)
+        in_flight.append((reservation, charged.cost(prompt, 500)))
+        if len(in_flight) == 4:  # requests finish in a different order than they started
+            reservation, actual = in_flight.pop(1)
+            guard.settle(reservation, actual)
+    for reservation, actual in in_flight:
+        guard.settle(reservation, actual)
+    assert guard.exhausted and guard.spent_usd <= cap
+
+
 def test_guard_without_cap_only_totals() -> None:
     guard = CostGuard(cap_usd=None)
     for _ in range(100):
