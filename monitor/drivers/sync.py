@@ -39,6 +39,9 @@ class TransportError(Exception):
 class SyncResponse(Protocol):
     status: int
     headers: Iterable[tuple[str, str]]
+    #: When the response head arrived (`time.monotonic_ns`; the kernel's receive time where the
+    #: transport has it), or None: the driver then stamps the head when `open` returns.
+    received_ns: int | None
 
     def read_some(self) -> tuple[bytes, int]:
         """Block until some body bytes arrive; return them and their receipt time (`time.monotonic_ns`):
@@ -116,7 +119,8 @@ class SyncStreamDriver:
 
         try:
             response = self.transport.open(request, timeouts)
-            recorder.on_headers(clock(), response.status, response.headers)
+            head_ns = response.received_ns
+            recorder.on_headers(clock() if head_ns is None else head_ns, response.status, response.headers)
             push = getattr(response, "push", None)
             if push is not None:
                 push(on_read)

@@ -243,10 +243,11 @@ def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread,
     assert _mux_streams() == 0  # every stream, failed or not, left the epoll set
 
 
-def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
+def _paced_server(sent_ns: list[int], *, head_with_token: bool = False) -> tuple[object, int]:
     """A plain-thread server (not gevent: it must keep running while the client's hub is blocked): the
     head and a role-only chunk at once, the first token 30 ms later (its send time goes to `sent_ns`),
-    the rest 150 ms after that."""
+    the rest 150 ms after that. `head_with_token`: nothing for 30 ms, then the head, the role chunk
+    and the first token in one write (as servers that hold the head until the first chunk do)."""
     import socket
     import threading
     import time
@@ -265,11 +266,16 @@ def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
             while len(body) < length:
                 body += conn.recv(65536)
             events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in SSE_EVENTS] + [b"data: [DONE]\n\n"]
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-                         + events[0])
-            time.sleep(0.03)
-            sent_ns.append(time.monotonic_ns())
-            conn.sendall(events[1])
+            response_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            if head_with_token:
+                time.sleep(0.03)
+                sent_ns.append(time.monotonic_ns())
+                conn.sendall(response_head + events[0] + events[1])
+            else:
+                conn.sendall(response_head + events[0])
+                time.sleep(0.03)
+                sent_ns.append(time.monotonic_ns())
+                conn.sendall(events[1])
             time.sleep(0.15)
             conn.sendall(b"".join(events[2:]))
 
@@ -279,17 +285,20 @@ def _paced_server(sent_ns: list[int]) -> tuple[object, int]:
 
 
 @READ_MODES
+@pytest.mark.parametrize("head_with_token", [False, True], ids=["token-alone", "token-with-head"])
 @pytest.mark.parametrize("kernel_stamps", [True, False])
-def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bool, multiplex: bool) -> None:
+def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bool, head_with_token: bool,
+                                                                 multiplex: bool) -> None:
     """The first token arrives while the Locust process is busy (its hub blocked for 120 ms, as a herd
     of finishing requests can block it): with the kernel's receive time the measured TTFT is the true
-    one; stamped in user space it is late by the time the process was busy."""
+    one, also when the token comes in the same read as the response head (then TTFB is true too);
+    stamped in user space it is late by the time the process was busy."""
     import time
 
     import gevent
 
     sent_ns: list[int] = []
-    listener, port = _paced_server(sent_ns)
+    listener, port = _paced_server(sent_ns, head_with_token=head_with_token)
     driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=kernel_stamps, multiplex=multiplex))
 
     def busy() -> None:
@@ -304,10 +313,12 @@ def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bo
     finally:
         driver.close()
         listener.close()
-    assert result.ok and result.ttft_s is not None and sent_ns
+    assert result.ok and result.ttft_s is not None and result.ttfb_s is not None and sent_ns
     error_s = result.ttft_s - (sent_ns[0] - result.t0_ns) * 1e-9
     if kernel_stamps:
         assert -0.001 < error_s < 0.01
+        if head_with_token:
+            assert result.ttfb_s == result.ttft_s  # one read: the head's time is the token's
     else:
         assert error_s > 0.05
 

@@ -25,6 +25,7 @@ _NETWORK_TIMEOUT_S = 3600.0
 
 class _GeventResponse:
     __slots__ = ("_response", "_client_owner", "status", "headers")
+    received_ns = None  # the head is stamped by the driver when `open` returns
 
     def __init__(self, response, owner: GeventHttpTransport) -> None:  # type: ignore[no-untyped-def]
         self._response = response

@@ -15,6 +15,7 @@ from monitor.outcomes import ErrorClass
 
 class _HttpxResponse:
     __slots__ = ("_response", "_chunks", "status", "headers")
+    received_ns = None  # the head is stamped by the driver when `open` returns
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response

@@ -146,15 +146,17 @@ def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tu
 
 
 class _RawResponse:
-    __slots__ = ("_conn", "_framing", "_owner", "_pending", "_recv", "headers", "status")
+    __slots__ = ("_conn", "_framing", "_owner", "_pending", "_recv", "headers", "received_ns", "status")
 
     def __init__(self, owner: RawSocketTransport, conn: _Connection, status: int, headers: list[tuple[str, str]],
-                 framing: BodyFraming, rest: bytes) -> None:
+                 framing: BodyFraming, rest: bytes, received_ns: int) -> None:
         self._owner = owner
         self._conn = conn
         self._recv = conn.recv_stamped  # bound once: read_some runs once per SSE event
         self.status = status
         self.headers = headers
+        #: When the read that completed the head arrived; body bytes that came with it share the time.
+        self.received_ns = received_ns
         self._framing = framing
         self._pending = self._decode(rest) if rest else b""
 
@@ -165,9 +167,9 @@ class _RawResponse:
             raise TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)) from None
 
     def read_some(self) -> tuple[bytes, int]:
-        if self._pending:  # body bytes that came with the head
+        if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            return data, time.monotonic_ns()
+            return data, self.received_ns
         recv = self._recv
         framing = self._framing
         while not framing.complete:
@@ -207,9 +209,9 @@ class _RawResponse:
             while consumer(*read()):
                 pass
             return
-        if self._pending:
+        if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            if not consumer(data, time.monotonic_ns()):
+            if not consumer(data, self.received_ns):
                 return
         framing = self._framing
         if framing.complete:
@@ -328,7 +330,7 @@ class RawSocketTransport:
             self._origin_of[id(conn)] = origin
             try:
                 conn.sock.sendall(wire)
-                status, headers, rest = self._read_head(conn)
+                status, headers, rest, head_ns = self._read_head(conn.recv_stamped)
                 framing = _body_framing(status, headers)
             except _StaleConnection:
                 self.discard(conn)
@@ -347,26 +349,27 @@ class RawSocketTransport:
                 self.discard(conn)
                 raise
             conn.used = True
-            return _RawResponse(self, conn, status, headers, framing, rest)
+            return _RawResponse(self, conn, status, headers, framing, rest, head_ns)
         raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head")
 
     @staticmethod
-    def _read_head(conn: _Connection) -> tuple[int, list[tuple[str, str]], bytes]:
-        buf = bytearray()
-        while True:
-            data = conn.sock.recv(_RECV)
+    def _read_head(recv_stamped: Callable[[int], tuple[bytes, int]], buf: bytes = b"", stamp: int = 0,
+                   *, interim: bool = False) -> tuple[int, list[tuple[str, str]], bytes, int]:
+        """Status, headers, the body bytes that came with the head, and the receipt time of the read
+        that completed the head (the kernel's where the connection has it): the response's TTFB, and
+        the time of those body bytes too."""
+        head_buf = bytearray(buf)
+        while (end := head_buf.find(b"\r\n\r\n")) < 0:
+            if len(head_buf) > _MAX_HEAD:
+                raise TransportError(ErrorClass.PROTOCOL_ERROR, "response head larger than 64 KiB")
+            data, stamp = recv_stamped(_RECV)
             if not data:
-                if not buf:
+                if not head_buf and not interim:
                     raise _StaleConnection()
                 raise TransportError(ErrorClass.PROTOCOL_ERROR, "connection closed inside the response head")
-            buf += data
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(buf) > _MAX_HEAD:
-                raise TransportError(ErrorClass.PROTOCOL_ERROR, "response head larger than 64 KiB")
-        head = bytes(buf[:end]).decode("latin-1")
-        rest = bytes(buf[end + 4:])
+            head_buf += data
+        head = bytes(head_buf[:end]).decode("latin-1")
+        rest = bytes(head_buf[end + 4:])
         status_line, *header_lines = head.split("\r\n")
         fields = status_line.split(" ", 2)
         if len(fields) < 2 or not fields[0].startswith("HTTP/1.") or not fields[1].isdigit():
@@ -378,22 +381,8 @@ class RawSocketTransport:
                 headers.append((name.strip(), value.strip()))
         status = int(fields[1])
         if 100 <= status < 200:  # an interim response (100 Continue): the real head follows
-            return RawSocketTransport._read_head_after(conn, rest)
-        return status, headers, rest
-
-    @staticmethod
-    def _read_head_after(conn: _Connection, rest: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        class _Prefixed:
-            def __init__(self, first: bytes) -> None:
-                self.first = first
-
-            def recv(self, n: int) -> bytes:
-                if self.first:
-                    data, self.first = self.first, b""
-                    return data
-                return conn.sock.recv(n)
-
-        return RawSocketTransport._read_head(_Connection(_Prefixed(rest)))  # type: ignore[arg-type]
+            return RawSocketTransport._read_head(recv_stamped, rest, stamp, interim=True)
+        return status, headers, rest, stamp
 
     def release(self, conn: _Connection) -> None:
         origin = self._origin_of.get(id(conn))
