@@ -108,7 +108,11 @@ def worker_async(base_url: str, streams: int, tokens: int, stagger: float, clien
     import uvloop
 
     from monitor.drivers import Timeouts
-    from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client, new_async_client
+    from monitor.drivers.async_httpx import (
+        AsyncStreamDriver,
+        httpcore_async_client,
+        new_async_client,
+    )
     from monitor.gctune import freeze_setup_heap
 
     prepared = _prepared(base_url, tokens)

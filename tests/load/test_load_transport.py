@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from gevent.server import StreamServer
 
+from monitor.drivers.chunked import ChunkedDecoder
 from monitor.drivers.request import ChatRequest, Timeouts, prepare
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports import make_sync_transport
-from monitor.drivers.chunked import ChunkedDecoder
 from monitor.drivers.transports.rawsocket import RawSocketTransport
 from monitor.mock import MockServerThread
 from monitor.outcomes import ErrorClass
