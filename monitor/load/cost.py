@@ -9,11 +9,12 @@ stops; spent + reserved never exceeds the cap.
 The worst case is prompt estimate x prompt price + max_tokens x completion price, scaled up by the
 largest overrun seen for that target (actual cost / that estimate, once a request has finished): a
 provider that charges more than the configured price, or prompts that tokenize into more tokens than
-the estimate, raise every later reservation in proportion, a long prompt included. It is never less
-than the largest cost seen for the target. Without a configured price, and before the first actual
-cost of a target, the worst case is unknown (0): the cap then holds only from the first finished
-request on (docs/load-testing.md says so); the same goes for the first requests to a provider that
-charges more than the configured price.
+the estimate, raise every later reservation in proportion, a long prompt included, and the
+reservations of the target's requests still in flight. It is never less than the largest cost seen
+for the target. Without a configured price, and before the first actual cost of a target, the worst
+case is unknown (0): the cap then holds only from the first finished request on (docs/load-testing.md
+says so); the same goes for the first requests to a provider that charges more than the configured
+price.
 
 Actual cost of a request: the server's `usage.cost` when present (OpenRouter sends it), else usage x the
 configured price, else unknown (None).
@@ -56,7 +57,7 @@ def worst_case_cost(price: Price | None, prompt_tokens: int | None, max_tokens: 
     return price.cost(prompt_tokens or 0, max_tokens or 0)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Reservation:
     key: str
     amount: float
@@ -75,31 +76,58 @@ class CostGuard:
     largest_seen: dict[str, float] = field(default_factory=dict)
     #: Per target, the largest actual cost / price-based estimate seen (1 until a request costs more).
     overrun: dict[str, float] = field(default_factory=dict)
+    #: Per target, the reservations of requests still in flight.
+    in_flight: dict[str, set[Reservation]] = field(default_factory=dict)
+
+    def _worst_case(self, key: str, estimate_usd: float) -> float:
+        return max(estimate_usd * self.overrun.get(key, 1.0), self.largest_seen.get(key, 0.0))
 
     def reserve(self, key: str, worst_case_usd: float) -> Reservation | None:
         """Reserve a request's worst case; None (and `exhausted`) when it would pass the cap."""
-        amount = max(worst_case_usd * self.overrun.get(key, 1.0), self.largest_seen.get(key, 0.0))
+        amount = self._worst_case(key, worst_case_usd)
         if self.cap_usd is not None and (self.exhausted or self.spent_usd + self.reserved_usd + amount > self.cap_usd):
             self.exhausted = True
             return None
         self.reserved_usd += amount
-        return Reservation(key, amount, worst_case_usd)
+        reservation = Reservation(key, amount, worst_case_usd)
+        self.in_flight.setdefault(key, set()).add(reservation)
+        return reservation
 
     def settle(self, reservation: Reservation, actual_usd: float | None) -> None:
-        """Replace the reservation by the actual cost (unknown cost: the reservation is kept as spent)."""
-        self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
+        """Replace the reservation by the actual cost (unknown cost: the reservation is kept as spent).
+
+        A cost above what was reserved (a provider billing more than the configured price, no price at
+        all) raises the target's worst case, and with it the reservations of its requests still in
+        flight: they were made before anyone knew, and would otherwise let the next requests in as if
+        they were cheaper than they will be."""
+        self._forget(reservation)
         spent = reservation.amount if actual_usd is None else actual_usd
         self.spent_usd += spent
         if actual_usd is None:
             return
         key = reservation.key
+        raised = False
         if actual_usd > self.largest_seen.get(key, 0.0):
             self.largest_seen[key] = actual_usd
+            raised = True
         if reservation.estimate > 0 and actual_usd > reservation.estimate * self.overrun.get(key, 1.0):
             # A part in a billion more, so that float rounding never leaves a later reservation a hair
             # under the cost it is meant to bound.
             self.overrun[key] = actual_usd / reservation.estimate * (1 + 1e-9)
+            raised = True
+        if raised:
+            for pending in self.in_flight.get(key, ()):
+                amount = self._worst_case(key, pending.estimate)
+                if amount > pending.amount:
+                    self.reserved_usd += amount - pending.amount
+                    pending.amount = amount
 
     def release(self, reservation: Reservation) -> None:
         """The request was never sent (user stopped first): free its reservation."""
+        self._forget(reservation)
+
+    def _forget(self, reservation: Reservation) -> None:
         self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
+        pending = self.in_flight.get(reservation.key)
+        if pending is not None:
+            pending.discard(reservation)

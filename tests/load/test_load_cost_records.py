@@ -86,6 +86,27 @@ def test_guard_scales_reservations_by_the_overrun_it_has_seen() -> None:
     assert guard.exhausted and guard.spent_usd <= cap
 
 
+def test_an_overrun_raises_the_reservations_already_in_flight() -> None:
+    """The failure a fresh-clone CI run found (records summed to $0.00050112 against a $0.0005 cap):
+    eight requests start before any has finished, reserved at the configured price while the provider
+    bills a third more; one finishes and shows it. The seven still in flight must now count at their
+    real worst case, or the last requests are let in as if the budget had room for them."""
+    charged = Price(prompt_per_mtok=1.2, completion_per_mtok=2.4)
+    estimate, actual = worst_case_cost(PRICE, 1_000, 500), charged.cost(1_000, 500)
+    guard = CostGuard(cap_usd=29 * actual - 1e-12)  # room for 28 such requests, not 29
+    first_wave = [guard.reserve("t", estimate) for _ in range(8)]
+    assert all(first_wave)
+    guard.settle(first_wave.pop(), actual)  # the first to finish; the slowest of the wave never does
+    admitted = 8
+    while (r := guard.reserve("t", estimate)) is not None:
+        admitted += 1
+        guard.settle(r, actual)
+    for r in first_wave:
+        assert r is not None
+        guard.settle(r, actual)
+    assert admitted == 28 and guard.spent_usd <= guard.cap_usd
+
+
 def test_guard_without_cap_only_totals() -> None:
     guard = CostGuard(cap_usd=None)
     for _ in range(100):
