@@ -249,10 +249,7 @@ class StreamRecorder:
             return
         if self._done:
             return  # nothing after [DONE] is part of the answer
-        try:  # `_parse_json`, inlined: this runs for every SSE event
-            obj = _fast_loads(data)
-        except ValueError:
-            obj = _parse_json_stdlib(data)
+        obj = _parse_json(data)
         if obj is _INVALID:
             self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"invalid JSON in data line: {data[:120]!r}")
             return
