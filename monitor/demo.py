@@ -32,7 +32,15 @@ import yaml
 
 from monitor.format import fmt_number, fmt_seconds, render_table
 from monitor.mock import MockFarm, default_farm
-from monitor.stack import Service, Stack, StackError, free_port, python_module, url_host
+from monitor.stack import (
+    Service,
+    Stack,
+    StackError,
+    free_port,
+    port_free,
+    python_module,
+    url_host,
+)
 
 STATUS_PORT = 9464
 
@@ -265,7 +273,7 @@ def _start_services(stack: Stack, opts: DemoOptions, farm: MockFarm, say: Any,
     say(f"mock farm: {mock_url}")
     probe_yaml = write_yaml(opts.out / "probe.yaml", probe_config(farm, mock_url, quick=opts.quick),
                             "tokenpulse demo: every provider of the mock farm")
-    port = opts.status_port if opts.status_port and _port_free(host, opts.status_port) else free_port(host)
+    port = opts.status_port if opts.status_port and port_free(host, opts.status_port) else free_port(host)
     status_url = f"http://{url_host(host)}:{port}/"
     stack.start(Service("prober", python_module("probe", "--config", str(probe_yaml), "--listen", f"{host}:{port}",
                                                 "--interval", f"{opts.probe_interval_s:g}"),
@@ -347,15 +355,6 @@ def _fetch_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _wait_for_user(say: Any) -> None:

@@ -38,7 +38,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +55,7 @@ import yaml
 
 from monitor.cli.main import build_parser
 from monitor.config import ConfigError, load_config
+from monitor.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.exists()]
@@ -357,12 +357,6 @@ class Outcome:
     seconds: float
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _set_option(argv: list[str], name: str, value: str) -> list[str]:
     out, i, found = [], 0, False
     while i < len(argv):
@@ -516,7 +510,7 @@ class Runner:
             argv = _set_option(argv, "--processes", str(min(int(_option(argv, "--processes") or 1), MAX_PROCESSES)))
         argv = _set_option(argv, "--warmup", "0")  # the config's warm-up would swallow a 2-4 s step
         if "--web" in argv:
-            argv = _set_option(argv, "--web-port", str(_free_port()))
+            argv = _set_option(argv, "--web-port", str(free_port()))
         documented_out = _option(argv, "--out")
         out = self._dir("load")
         argv = _set_option(argv, "--out", str(out))
@@ -537,16 +531,16 @@ class Runner:
         health: str | None = None
         ready_text: str | None = None
         if argv[0] == "mock":
-            port = _free_port()
+            port = free_port()
             argv = _set_option(argv, "--port", str(port))
             argv = _set_option(argv, "--host", "127.0.0.1")
             health = f"http://127.0.0.1:{port}/api/v1/models"
         elif argv[0] == "probe":
-            port = _free_port()
+            port = free_port()
             argv = _set_option(argv, "--listen", f"127.0.0.1:{port}")
             health = f"http://127.0.0.1:{port}/healthz"
         elif argv[:2] == ["stack", "sink"]:
-            port = _free_port()
+            port = free_port()
             argv = _set_option(argv, "--listen", f"127.0.0.1:{port}")
             health = f"http://127.0.0.1:{port}/"
         elif argv[:2] == ["stack", "up"]:

@@ -19,7 +19,6 @@ import pytest
 from load_helpers import (
     MODEL,
     REPO,
-    free_port,
     locust_counts,
     locust_csv_counts,
     records,
@@ -29,6 +28,7 @@ from load_helpers import (
 )
 
 from monitor.mock import MockServerProcess, default_farm, dump_farm, load_farm
+from monitor.stack import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -92,6 +92,28 @@ def test_busy_ports_names_the_service() -> None:
         assert busy_ports("127.0.0.1", {"prometheus": port, "mock": 0, "prober": free_port()}) == [f"prometheus {port}"]
 
 
+def test_free_port_stays_out_of_the_ephemeral_range() -> None:
+    """Outgoing connections take their source ports from the ephemeral range, so a port picked there can
+    be gone by the time the service binds it; picks are also never handed out twice."""
+    from monitor import stack
+
+    low = stack._ephemeral_low()
+    if low - stack._LISTEN_PORTS_FROM < 1000:
+        pytest.skip("no room below the ephemeral range on this machine")
+    picks = [free_port() for _ in range(50)]
+    assert len(set(picks)) == len(picks)
+    assert all(stack._LISTEN_PORTS_FROM <= port < low for port in picks)
+    assert all(stack.port_free("127.0.0.1", port) for port in picks)
+
+
+def test_free_port_without_a_known_range_asks_the_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from monitor import stack
+
+    monkeypatch.setattr(stack, "_EPHEMERAL_RANGE", tmp_path / "missing")
+    picks = {free_port() for _ in range(5)}
+    assert len(picks) == 5 and all(stack.port_free("127.0.0.1", port) for port in picks)
+
+
 def post(url: str, body: bytes) -> int:
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
