@@ -19,7 +19,11 @@ measured TTFT - the server's own TTFT. Variants:
 - gevent-raw-pull: the same transport with each request's greenlet waiting for and reading its own
   socket (`multiplex=False`): the difference is what the multiplexer saves;
 - gevent-raw-userstamp: the raw transport stamping each read when it returns, as every other variant
-  does: the difference to gevent-raw is the time a read waited for the process to get to it.
+  does: the difference to gevent-raw is the time a read waited for the process to get to it;
+- gevent-raw-compiled (not in the default set; needs Cython installed): gevent-raw with the per-event
+  modules (recorder, SSE and chunked decoders, framing, sync driver, raw transport, multiplexer)
+  compiled unchanged by Cython in a temporary copy of the package: how much of the gap to the bare
+  reader is the interpreter running our own code.
 
 Every client process freezes its start-up heap out of the garbage collector after the warm-up stream,
 as Locust workers and the prober do (monitor/gctune.py).
@@ -35,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,6 +49,9 @@ from typing import Any
 
 VARIANTS = ("bare", "gevent-bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx",
             "gevent-raw", "gevent-raw-pull", "gevent-raw-userstamp")
+#: The modules every SSE event passes through on the Locust path, for the gevent-raw-compiled variant.
+HOT_PATH = ("recorder.py", "sse.py", "drivers/chunked.py", "drivers/framing.py", "drivers/sync.py",
+            "drivers/transports/rawsocket.py", "drivers/transports/readmux.py")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -330,14 +338,18 @@ def worker_gevent_bare(base_url: str, streams: int, tokens: int, stagger: float)
 
 
 class _Clock:
-    """CPU and wall time of the measured round only (after imports and the warm-up stream)."""
+    """CPU (user and kernel apart) and wall time of the measured round only (after imports and the
+    warm-up stream). The split shows which part of a client's cost is its own code: every variant reads
+    the same bytes from the same sockets, so the kernel's part is nearly the same for all."""
 
     def __init__(self) -> None:
-        self.cpu = time.process_time()
+        self.usage = resource.getrusage(resource.RUSAGE_SELF)
         self.wall = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        return {"cpu": time.process_time() - self.cpu, "wall": time.monotonic() - self.wall}
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        user, kernel = now.ru_utime - self.usage.ru_utime, now.ru_stime - self.usage.ru_stime
+        return {"cpu": user + kernel, "cpu_user": user, "cpu_kernel": kernel, "wall": time.monotonic() - self.wall}
 
 
 def run_worker(args: argparse.Namespace) -> None:
@@ -355,9 +367,12 @@ def run_worker(args: argparse.Namespace) -> None:
                             args.worker.removeprefix("gevent-"))
     wall, cpu = out["wall"], out["cpu"]
     lags, errs = out["lags"], out["ttft_err"]
+    import monitor.recorder
+
     print(json.dumps({
-        "variant": args.worker, "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
+        "variant": args.worker, "compiled": not monitor.recorder.__file__.endswith(".py"), "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
         "events": len(lags), "cpu_share": cpu / wall, "cpu_us_per_event": cpu / max(len(lags), 1) * 1e6,
+        "user_us_per_event": out["cpu_user"] / max(len(lags), 1) * 1e6,
         "lag_p50_ms": percentile(lags, 0.5) * 1e3, "lag_p99_ms": percentile(lags, 0.99) * 1e3,
         "ttft_err_p50_ms": percentile(errs, 0.5) * 1e3, "ttft_err_p99_ms": percentile(errs, 0.99) * 1e3,
     }))
@@ -384,33 +399,67 @@ def main() -> None:
     cores = sorted(os.sched_getaffinity(0))
     mock_core, client_core = ({cores[0]}, {cores[-1]}) if len(cores) > 1 else (set(cores), set(cores))
     rows: list[dict[str, Any]] = []
+    variants = args.variants.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         farm = Path(tmp) / "farm.yaml"
         farm.write_text(FARM % {"tokens": args.tokens})
+        compiled_root = _compiled_copy(Path(tmp) / "compiled") if "gevent-raw-compiled" in variants else None
+        if compiled_root is None and "gevent-raw-compiled" in variants:
+            variants.remove("gevent-raw-compiled")
         with MockServerProcess(config_path=farm) as mock:
             os.sched_setaffinity(mock.pid, mock_core)
             for level in [int(x) for x in args.levels.split(",")]:
-                for variant in args.variants.split(","):
-                    cmd = [sys.executable, __file__, "--worker", variant, "--base-url", mock.base_url,
+                for variant in variants:
+                    worker, env = variant, None
+                    if variant == "gevent-raw-compiled":
+                        worker = "gevent-raw"
+                        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                            p for p in (str(compiled_root), os.environ.get("PYTHONPATH")) if p))
+                    cmd = [sys.executable, __file__, "--worker", worker, "--base-url", mock.base_url,
                            "--streams", str(level), "--tokens", str(args.tokens), "--stagger", str(args.stagger)]
-                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env,
                                           preexec_fn=lambda: os.sched_setaffinity(0, client_core))
                     if proc.returncode != 0:
                         print(f"{variant} @ {level}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
                         continue
                     row = json.loads(proc.stdout.strip().splitlines()[-1])
+                    if row["compiled"] != (variant == "gevent-raw-compiled"):
+                        raise SystemExit(f"{variant} @ {level}: ran the {'compiled' if row['compiled'] else 'source'} "
+                                         "modules, not the ones it names")
+                    row["variant"] = variant
                     rows.append(row)
                     print(f"{variant:>24} @ {level:>5}: lag p50 {row['lag_p50_ms']:6.2f} ms  p99 "
                           f"{row['lag_p99_ms']:7.2f} ms  TTFT err p50 {row['ttft_err_p50_ms']:6.2f} p99 "
                           f"{row['ttft_err_p99_ms']:7.2f} ms  CPU {row['cpu_share']:5.0%}  "
-                          f"{row['cpu_us_per_event']:5.1f} us/event  ok {row['ok']}/{level}", flush=True)
+                          f"{row['cpu_us_per_event']:5.1f} us/event ({row['user_us_per_event']:4.1f} user)  "
+                          f"ok {row['ok']}/{level}", flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=2))
-    print("\nvariant                   streams  lag p50   lag p99  TTFT err p50/p99     CPU   us/event  ok")
+    print("\nvariant                   streams  lag p50   lag p99  TTFT err p50/p99     CPU   us/event  user  ok")
     for r in rows:
         print(f"{r['variant']:24} {r['streams']:>7}  {r['lag_p50_ms']:5.2f}ms {r['lag_p99_ms']:7.2f}ms  "
               f"{r['ttft_err_p50_ms']:6.2f}/{r['ttft_err_p99_ms']:7.2f}ms  {r['cpu_share']:5.0%}  "
-              f"{r['cpu_us_per_event']:7.1f}  {r['ok']}")
+              f"{r['cpu_us_per_event']:7.1f} {r['user_us_per_event']:5.1f}  {r['ok']}")
+
+
+def _compiled_copy(dest: Path) -> Path | None:
+    """A copy of the `monitor` package with the HOT_PATH modules compiled by Cython (unchanged source,
+    built in place, so they shadow their .py files); None, with a note, when Cython is not installed."""
+    import shutil
+
+    try:
+        import Cython  # noqa: F401
+    except ImportError:
+        print("gevent-raw-compiled skipped: Cython is not installed (pip install cython)", file=sys.stderr)
+        return None
+    package = Path(__file__).resolve().parents[1] / "monitor"
+    shutil.copytree(package, dest / "monitor", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c"))
+    sources = [str(dest / "monitor" / module) for module in HOT_PATH]
+    build = subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-i", "-3", "-q", *sources],
+                           cwd=dest, check=False, capture_output=True, text=True, timeout=900)
+    if build.returncode != 0:
+        raise SystemExit(f"Cython build failed:\n{build.stdout[-2000:]}{build.stderr[-2000:]}")
+    return dest
 
 
 if __name__ == "__main__":
