@@ -5,9 +5,12 @@ Deadlines are enforced by one lazily re-armed loop timer (`_Deadline`, no task a
 read), and are chosen by `DeadlineClock` so that an expiry is classified as TTFT, idle or total.
 
 A transport may offer to push the body instead of being iterated: the response extension `PUSH_BODY`
-(`LeanTransport`, the default, sets it) is called with a callback that receives each read's bytes from
-the connection's `data_received`; the driver stamps them there. Same bytes, same stamps at receipt, no
-await per SSE event. Any other httpx transport is iterated with `aiter_raw()`.
+(`LeanTransport`, the default, sets it) is called with a callback that receives each read's bytes, and
+the time they were delivered, from the connection's `data_received`. Same bytes, stamps at receipt, no
+await per SSE event. Any other httpx transport is iterated with `aiter_raw()`, each read stamped when
+the iterator yields it. The response head is stamped with the extension `RECEIVED_NS` where the
+transport sets it (the lean transport: when the head's last bytes were delivered), else when the
+response object arrives.
 
 The default client runs on `LeanTransport` (lean_transport.py): httpx's own pool (httpcore) degrades
 past ~100 streams in one pool (DESIGN.md §6; benchmarks/client_lag.py, variant async-httpcore), the
@@ -26,7 +29,12 @@ from typing import Any
 import httpx
 
 from monitor.drivers.deadlines import DeadlineClock
-from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport, PushBody
+from monitor.drivers.lean_transport import (
+    PUSH_BODY,
+    RECEIVED_NS,
+    LeanTransport,
+    PushBody,
+)
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
@@ -136,9 +144,9 @@ class AsyncStreamDriver:
         deadline = _Deadline(DeadlineClock(t0, timeouts))
         response: httpx.Response | None = None
 
-        def on_bytes(data: bytes) -> bool:
-            """One read: stamp, record, move the idle deadline; False once the recorder needs no more."""
-            now = clock()
+        def on_bytes(data: bytes, now: int) -> bool:
+            """One read and its receipt time: record, move the idle deadline; False once the recorder
+            needs no more."""
             recorder.on_bytes(now, data)
             if recorder.finished:
                 return False
@@ -155,13 +163,15 @@ class AsyncStreamDriver:
                     response.request = http_request
                 else:
                     response = await self._client.send(http_request, stream=True)
-                recorder.on_headers(clock(), response.status_code, response.headers.multi_items())
+                head_ns = response.extensions.get(RECEIVED_NS)
+                recorder.on_headers(clock() if head_ns is None else head_ns, response.status_code,
+                                    response.headers.multi_items())
                 push: PushBody | None = response.extensions.get(PUSH_BODY)
                 if push is not None:
                     await push(on_bytes)
                 else:
                     async for data in response.aiter_raw():
-                        if not on_bytes(data):
+                        if not on_bytes(data, clock()):
                             break
                 recorder.on_eof(clock())
             finally:

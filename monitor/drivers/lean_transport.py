@@ -10,8 +10,15 @@ recorder), raising httpx's own exception types so the driver classifies failures
 It yields the payload of each socket read as it arrives (after removing the body's framing with the
 same `BodyFraming` as the load test's raw-socket transport, framing.py), so the driver's receipt timestamps mean
 what they meant over httpcore. It can also *push* the body: the response's `PUSH_BODY` extension hands
-each read's payload to the driver from the connection's `data_received`, with no buffer, future, task
-wake-up or async iterator per SSE event (see `_PushReader`). A connection reset inside a body is
+each read's payload, with its receipt time, to the driver from the connection's `data_received`, with
+no buffer, future, task wake-up or async iterator per SSE event (see `_PushReader`).
+
+Receipt times, not resume times: the response head is stamped when the bytes that completed it were
+delivered (`data_received`), and handed over as the response extension `RECEIVED_NS`; body bytes that
+came with the head carry the time they were delivered too. Before, both were stamped when the request's
+coroutine resumed, late by however long the event loop was busy with other probes in between; a
+server that holds its head until the first token (common behind proxies) sends that token in the same
+read, so the TTFT was late by as much. A connection reset inside a body is
 an `httpx.ReadError` (so `connect_error`, which DESIGN.md §4 defines to include resets), where
 httpcore reports some resets as an incomplete body; a clean close before the end of a framed body is
 a `RemoteProtocolError` (`truncated`), as with httpcore. Proxies are not supported: `new_async_client`
@@ -37,10 +44,13 @@ MAX_IDLE_PER_ORIGIN = 256
 
 Origin = tuple[str, str, int]
 
-#: Response extension of a transport that can push the body: `async (sink) -> None`, where `sink(data)`
-#: gets each read's payload as it arrives and returns False to stop early (`_BodyStream.push`).
+#: Response extension of a transport that can push the body: `async (sink) -> None`, where
+#: `sink(data, received_ns)` gets each read's payload and its receipt time (`time.monotonic_ns`) as it
+#: arrives and returns False to stop early (`_BodyStream.push`).
 PUSH_BODY = "tokenpulse.push_body"
-PushBody = Callable[[Callable[[bytes], bool]], Awaitable[None]]
+PushBody = Callable[[Callable[[bytes, int], bool]], Awaitable[None]]
+#: Response extension: when the bytes that completed the response head arrived (`time.monotonic_ns`).
+RECEIVED_NS = "tokenpulse.received_ns"
 
 
 class _PushReader(asyncio.StreamReader):
@@ -54,11 +64,21 @@ class _PushReader(asyncio.StreamReader):
     """
 
     sink: _Sink | None = None
+    #: When bytes were last delivered into the buffer, and when the delivery that completed the response
+    #: head came (None until it has; `_exchange` resets it before each request).
+    fed_ns: int = 0
+    head_ns: int | None = None
 
     def feed_data(self, data: bytes) -> None:
         sink = self.sink
         if sink is None:
+            now = time.monotonic_ns()
             super().feed_data(data)
+            self.fed_ns = now
+            if self.head_ns is None:
+                buffer = self._buffer  # type: ignore[attr-defined]
+                if buffer.find(b"\r\n\r\n", max(0, len(buffer) - len(data) - 3)) >= 0:
+                    self.head_ns = now
         else:
             sink.data(data)
 
@@ -136,6 +156,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         raise httpx.RemoteProtocolError("server disconnected without sending a response", request=request)
 
     async def _exchange(self, conn: _Connection, request: httpx.Request, payload: bytes) -> httpx.Response:
+        conn.reader.head_ns = None
         try:
             conn.writer.write(payload)
             await conn.writer.drain()
@@ -167,9 +188,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         except FramingError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from None
         stream = _BodyStream(self, conn, request, framing)
+        received_ns = conn.reader.head_ns
         return httpx.Response(status, headers=headers, stream=stream,
                               extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason,
-                                          PUSH_BODY: stream.push})
+                                          PUSH_BODY: stream.push,
+                                          RECEIVED_NS: time.monotonic_ns() if received_ns is None else received_ns})
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
@@ -261,17 +284,19 @@ class _BodyStream(httpx.AsyncByteStream):
             if payload:
                 yield payload
 
-    async def push(self, sink: Callable[[bytes], bool]) -> None:
-        """Hand the body to `sink` read by read, from the connection's `data_received`, until it is
-        complete or `sink` returns False; raises what iterating would raise. The same payloads as
-        `__aiter__`, without an await per read (see `_PushReader`)."""
+    async def push(self, sink: Callable[[bytes, int], bool]) -> None:
+        """Hand the body to `sink` read by read, with each read's receipt time, from the connection's
+        `data_received`, until it is complete or `sink` returns False; raises what iterating would
+        raise. The same payloads as `__aiter__`, without an await per read (see `_PushReader`). Bytes
+        that came before the push began (with the head) carry the time of the latest delivery."""
         reader = self._conn.reader
         framing = self._framing
         if not framing.complete:
+            received_ns = reader.fed_ns
             buffered = reader.take_buffered()
             if buffered:
                 payload = self._payload(buffered)
-                if payload and not sink(payload):
+                if payload and not sink(payload, received_ns):
                     return
         if framing.complete:
             return
@@ -303,17 +328,18 @@ class _Sink:
 
     __slots__ = ("_body", "_deliver", "done")
 
-    def __init__(self, body: _BodyStream, deliver: Callable[[bytes], bool], done: asyncio.Future[None]) -> None:
+    def __init__(self, body: _BodyStream, deliver: Callable[[bytes, int], bool], done: asyncio.Future[None]) -> None:
         self._body = body
         self._deliver = deliver
         self.done = done
 
     def data(self, data: bytes) -> None:
+        received_ns = time.monotonic_ns()  # the transport just delivered these bytes: their receipt time
         if self.done.done():
             return  # the consumer stopped early; the connection is closed, not reused
         try:
             payload = self._body._payload(data)
-            if (payload and not self._deliver(payload)) or self._body._framing.complete:
+            if (payload and not self._deliver(payload, received_ns)) or self._body._framing.complete:
                 self.done.set_result(None)
         except Exception as exc:  # noqa: BLE001 - a framing error or the consumer's: the body ends with it
             self.done.set_exception(exc)

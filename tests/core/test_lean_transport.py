@@ -102,7 +102,7 @@ async def pushed(client: httpx.AsyncClient, target: str, stop_after: int | None 
     """The body through the PUSH_BODY extension (the prober driver's path), read by read."""
     pieces: list[bytes] = []
 
-    def sink(data: bytes) -> bool:
+    def sink(data: bytes, received_ns: int) -> bool:
         pieces.append(data)
         return stop_after is None or len(pieces) < stop_after
 
@@ -277,3 +277,52 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("head_with_token", [False, True], ids=["token-alone", "token-with-head"])
+def test_a_busy_loop_does_not_delay_the_stamps_of_bytes_already_delivered(monkeypatch: pytest.MonkeyPatch,
+                                                                           head_with_token: bool) -> None:
+    """The prober's loop is busy for 120 ms (other probes' work) right after the response head was
+    delivered and before the request's coroutine resumes: the head is stamped when it was delivered, and
+    so is a first token that came in the same read (servers that hold the head until the first chunk).
+    A token that arrives while the loop is blocked is read after it: asyncio gives no kernel receive
+    times (the Locust path's raw transport has them), so that case checks the head only."""
+    import time
+
+    from paced_server import paced_server
+
+    from monitor.drivers import lean_transport
+    from monitor.drivers.async_httpx import AsyncStreamDriver
+    from monitor.drivers.request import ChatRequest, Timeouts, prepare
+    from monitor.recorder import StreamResult
+
+    original = lean_transport._PushReader.feed_data
+    stalls: list[int] = []
+
+    def feed_then_stall(self: lean_transport._PushReader, data: bytes) -> None:
+        if not stalls and self.sink is None:
+            stalls.append(1)
+            # Queued before the reader wakes the request's task: the loop runs it first.
+            asyncio.get_running_loop().call_soon(time.sleep, 0.12)
+        original(self, data)
+
+    monkeypatch.setattr(lean_transport._PushReader, "feed_data", feed_then_stall)
+    sent_ns: list[int] = []
+    listener, port = paced_server(sent_ns, head_with_token=head_with_token)
+    request = prepare(f"http://127.0.0.1:{port}/v1", ChatRequest(model="m", messages=[], max_tokens=2))
+
+    async def scenario() -> StreamResult:
+        async with AsyncStreamDriver(new_async_client()) as driver:
+            return await driver.run(request, Timeouts(connect=5, ttft=10, idle=5, total=20))
+
+    try:
+        result = asyncio.run(scenario())
+    finally:
+        listener.close()
+    assert stalls and result.ok and result.ttfb_s is not None and result.ttft_s is not None and sent_ns
+    if head_with_token:
+        error_s = result.ttft_s - (sent_ns[0] - result.t0_ns) * 1e-9
+        assert -0.001 < error_s < 0.01
+        assert abs(result.ttfb_s - result.ttft_s) < 0.01
+    else:
+        assert result.ttfb_s < 0.06  # the head is sent at once; the stall came after it

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from gevent.server import StreamServer
+from paced_server import SSE_EVENTS, paced_server
 
 from monitor.drivers.chunked import ChunkedDecoder
 from monitor.drivers.request import ChatRequest, Timeouts, prepare
@@ -35,12 +36,6 @@ def test_chunked_decoder_any_split() -> None:
             ChunkedDecoder().feed(bad)
 
 
-SSE_EVENTS = [
-    {"id": "gen-9", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-    {"id": "gen-9", "choices": [{"index": 0, "delta": {"content": "Hello"}}]},
-    {"id": "gen-9", "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "stop"}]},
-    {"id": "gen-9", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}},
-]
 SSE_BODY = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in SSE_EVENTS) + b"data: [DONE]\n\n"
 
 
@@ -243,47 +238,6 @@ def test_raw_transport_classifies_the_mocks_faults(fault_farm: MockServerThread,
     assert _mux_streams() == 0  # every stream, failed or not, left the epoll set
 
 
-def _paced_server(sent_ns: list[int], *, head_with_token: bool = False) -> tuple[object, int]:
-    """A plain-thread server (not gevent: it must keep running while the client's hub is blocked): the
-    head and a role-only chunk at once, the first token 30 ms later (its send time goes to `sent_ns`),
-    the rest 150 ms after that. `head_with_token`: nothing for 30 ms, then the head, the role chunk
-    and the first token in one write (as servers that hold the head until the first chunk do)."""
-    import socket
-    import threading
-    import time
-
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                buf += conn.recv(65536)
-            head, _, body = buf.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
-            while len(body) < length:
-                body += conn.recv(65536)
-            events = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in SSE_EVENTS] + [b"data: [DONE]\n\n"]
-            response_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-            if head_with_token:
-                time.sleep(0.03)
-                sent_ns.append(time.monotonic_ns())
-                conn.sendall(response_head + events[0] + events[1])
-            else:
-                conn.sendall(response_head + events[0])
-                time.sleep(0.03)
-                sent_ns.append(time.monotonic_ns())
-                conn.sendall(events[1])
-            time.sleep(0.15)
-            conn.sendall(b"".join(events[2:]))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener, listener.getsockname()[1]
-
-
 @READ_MODES
 @pytest.mark.parametrize("head_with_token", [False, True], ids=["token-alone", "token-with-head"])
 @pytest.mark.parametrize("kernel_stamps", [True, False])
@@ -298,7 +252,7 @@ def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bo
     import gevent
 
     sent_ns: list[int] = []
-    listener, port = _paced_server(sent_ns, head_with_token=head_with_token)
+    listener, port = paced_server(sent_ns, head_with_token=head_with_token)
     driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=kernel_stamps, multiplex=multiplex))
 
     def busy() -> None:
@@ -336,7 +290,7 @@ def test_push_runs_the_consumer_in_the_hub_and_leaves_nothing_registered() -> No
     import gevent
 
     sent_ns: list[int] = []
-    listener, port = _paced_server(sent_ns)
+    listener, port = paced_server(sent_ns)
     transport = RawSocketTransport()
     calls: list[tuple[bytes, bool]] = []
 
@@ -361,7 +315,7 @@ def test_push_runs_the_consumer_in_the_hub_and_leaves_nothing_registered() -> No
 
 def test_a_consumer_error_is_raised_in_the_requests_greenlet() -> None:
     sent_ns: list[int] = []
-    listener, port = _paced_server(sent_ns)
+    listener, port = paced_server(sent_ns)
     transport = RawSocketTransport()
     seen: list[bytes] = []
 
