@@ -122,10 +122,6 @@ class CostGuard:
                     self.reserved_usd += amount - pending.amount
                     pending.amount = amount
 
-    def release(self, reservation: Reservation) -> None:
-        """The request was never sent (user stopped first): free its reservation."""
-        self._forget(reservation)
-
     def _forget(self, reservation: Reservation) -> None:
         self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
         pending = self.in_flight.get(reservation.key)

@@ -84,10 +84,16 @@ class TokenpulseUser(User):
         queue_wait_s = None if scheduled_ns is None else max(0.0, (time.monotonic_ns() - scheduled_ns) * _NS)
         start_time = time.time()
         s.in_flight += 1
+        result: StreamResult | None = None
         try:
             result = self.driver.run(prepared, self.timeouts, keep_text=planned.keep_text)
         finally:
             s.in_flight -= 1
+            if result is None:
+                # Killed mid-request (Locust stopping this user when a step lowers the user count): the
+                # provider may bill what it generated until then, which nobody will know, so the guard
+                # counts the reservation, as for any request of unknown cost, and stops holding it.
+                s.guard.settle(reservation, None)
         cost = request_cost(result, price)
         s.guard.settle(reservation, cost)
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
