@@ -28,7 +28,7 @@ measured TTFT - the server's own TTFT. Variants:
 Every client process freezes its start-up heap out of the garbage collector after the warm-up stream,
 as Locust workers and the prober do (monitor/gctune.py).
 
-    python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150]
+    python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150] [--repeat 1]
 
 Loopback only; every run is bounded (one round of streams per level and variant).
 """
@@ -385,6 +385,9 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--tokens", type=int, default=150)
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds over which streams start")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds per level: every variant once per round, in order (interleaved, so a "
+                             "slow moment of the machine hits all of them); the summary pairs each round")
     parser.add_argument("--json-out", help="also write the rows as JSON to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -408,8 +411,9 @@ def main() -> None:
             variants.remove("gevent-raw-compiled")
         with MockServerProcess(config_path=farm) as mock:
             os.sched_setaffinity(mock.pid, mock_core)
-            for level in [int(x) for x in args.levels.split(",")]:
-                for variant in variants:
+            for level, round_no, variant in ((level, round_no, variant)
+                                             for level in [int(x) for x in args.levels.split(",")]
+                                             for round_no in range(1, args.repeat + 1) for variant in variants):
                     worker, env = variant, None
                     if variant == "gevent-raw-compiled":
                         worker = "gevent-raw"
@@ -426,7 +430,7 @@ def main() -> None:
                     if row["compiled"] != (variant == "gevent-raw-compiled"):
                         raise SystemExit(f"{variant} @ {level}: ran the {'compiled' if row['compiled'] else 'source'} "
                                          "modules, not the ones it names")
-                    row["variant"] = variant
+                    row["variant"], row["round"] = variant, round_no
                     rows.append(row)
                     print(f"{variant:>24} @ {level:>5}: lag p50 {row['lag_p50_ms']:6.2f} ms  p99 "
                           f"{row['lag_p99_ms']:7.2f} ms  TTFT err p50 {row['ttft_err_p50_ms']:6.2f} p99 "
@@ -440,6 +444,26 @@ def main() -> None:
         print(f"{r['variant']:24} {r['streams']:>7}  {r['lag_p50_ms']:5.2f}ms {r['lag_p99_ms']:7.2f}ms  "
               f"{r['ttft_err_p50_ms']:6.2f}/{r['ttft_err_p99_ms']:7.2f}ms  {r['cpu_share']:5.0%}  "
               f"{r['cpu_us_per_event']:7.1f} {r['user_us_per_event']:5.1f}  {r['ok']}")
+    if "bare" in variants and len(variants) > 1:
+        print_efficiency(rows)
+
+
+def print_efficiency(rows: list[dict[str, Any]]) -> None:
+    """Per level and variant: the bare reader's CPU per event over the variant's, each round paired
+    with the bare reader's run of the same round (side by side, minutes apart at most), as the median
+    and range over rounds; and in how many rounds the variant kept lag p99 under 5 ms."""
+    bare = {(r["streams"], r["round"]): r["cpu_us_per_event"] for r in rows if r["variant"] == "bare"}
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["variant"] != "bare" and (r["streams"], r["round"]) in bare:
+            groups.setdefault((r["streams"], r["variant"]), []).append(r)
+    print("\nefficiency against the bare reader (its CPU per event / the variant's, paired by round)")
+    print("variant                   streams  rounds  median  range        lag p99 < 5 ms")
+    for (streams, variant), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        ratios = sorted(bare[(streams, r["round"])] / r["cpu_us_per_event"] for r in runs)
+        held = sum(r["lag_p99_ms"] < 5 for r in runs)
+        print(f"{variant:24} {streams:>7}  {len(runs):>6}  {percentile(ratios, 0.5):6.2f}  "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}    {held} of {len(runs)}")
 
 
 def _compiled_copy(dest: Path) -> Path | None:
