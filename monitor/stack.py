@@ -45,8 +45,8 @@ __all__ = [
     "find_binary",
     "find_root",
     "free_port",
-    "port_free",
     "grafana_files",
+    "port_free",
     "prometheus_argv",
     "prometheus_config",
 ]
