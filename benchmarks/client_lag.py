@@ -28,6 +28,11 @@ measured TTFT - the server's own TTFT. Variants:
 Every client process freezes its start-up heap out of the garbage collector after the warm-up stream,
 as Locust workers and the prober do (monitor/gctune.py).
 
+`--server lean` replaces the mock by `serve_lean`: a paced server that does nothing but send these
+streams (the mock's own event encoder, one timer per chunk, uvloop), so that past ~1,000 streams,
+where the mock reaches its one-core limit and sends late and in bursts, the clients' lag is still
+their own. Same bytes on the wire as the mock's.
+
     python benchmarks/client_lag.py [--levels 64,256,512,1024] [--variants ...] [--tokens 150] [--repeat 1]
 
 Loopback only; every run is bounded (one round of streams per level and variant).
@@ -352,6 +357,85 @@ class _Clock:
         return {"cpu": user + kernel, "cpu_user": user, "cpu_kernel": kernel, "wall": time.monotonic() - self.wall}
 
 
+def serve_lean(tokens: int) -> None:
+    """The `--server lean` process: listens on a loopback port (printed on stdout), answers every POST
+    with one paced stream like the mock's bench provider (head at once, TTFT 100 ms, a token every
+    20 ms, then finish, usage, [DONE]), and closes the connection after it. Runs until killed."""
+    import asyncio
+
+    import uvloop
+
+    from monitor.mock.wire import StreamEncoder
+
+    done = b"data: [DONE]\n\n"
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n")
+    usage = {"prompt_tokens": 8, "completion_tokens": tokens, "total_tokens": 8 + tokens}
+
+    class Stream(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = b""
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0 or self.transport is None:
+                return
+            length = next((int(line.split(b":")[1]) for line in self.buf[:end].split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(self.buf) < end + 4 + length:
+                return
+            recv_ns = time.monotonic_ns()
+            self.buf = b""
+            encoder = StreamEncoder("gen-bench", int(time.time()), MODEL, "Bench", truth_recv_ns=recv_ns)
+            transport, loop = self.transport, asyncio.get_running_loop()
+            transport.write(head)
+            start = recv_ns * 1e-9 + 0.1
+
+            def send(i: int) -> None:
+                if transport.is_closing():
+                    return
+                event = encoder.role() + encoder.content(" tok") if i == 0 else encoder.content(" tok")
+                transport.write(b"%x\r\n%b\r\n" % (len(event), event))
+                if i + 1 < tokens:
+                    loop.call_at(start + (i + 1) * 0.02, send, i + 1)
+                    return
+                tail = encoder.finish("stop") + encoder.usage(usage) + done
+                transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(tail), tail))
+                transport.close()
+
+            loop.call_at(start, send, 0)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Stream, "127.0.0.1", 0, backlog=4096)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+class _LeanServer:
+    """`serve_lean` in a child process; a context manager with `base_url` and `pid` (the caller pins it)."""
+
+    def __init__(self, tokens: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-lean", "--tokens", str(tokens)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.base_url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/api/v1"
+        self.pid = self.proc.pid
+
+    def __enter__(self) -> _LeanServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def run_worker(args: argparse.Namespace) -> None:
     from monitor.mock.runner import raise_fd_limit
 
@@ -388,13 +472,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds per level: every variant once per round, in order (interleaved, so a "
                              "slow moment of the machine hits all of them); the summary pairs each round")
+    parser.add_argument("--server", choices=("mock", "lean"), default="mock",
+                        help="what sends the streams: the mock farm (default) or a lean paced server that "
+                             "keeps up past the mock's ~1,000-stream limit (serve_lean)")
     parser.add_argument("--json-out", help="also write the rows as JSON to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--streams", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-lean", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         run_worker(args)
+        return
+    if args.serve_lean:
+        serve_lean(args.tokens)
         return
 
     from monitor.mock import MockServerProcess
@@ -409,7 +500,9 @@ def main() -> None:
         compiled_root = _compiled_copy(Path(tmp) / "compiled") if "gevent-raw-compiled" in variants else None
         if compiled_root is None and "gevent-raw-compiled" in variants:
             variants.remove("gevent-raw-compiled")
-        with MockServerProcess(config_path=farm) as mock:
+        server = (_LeanServer(args.tokens) if args.server == "lean"
+                  else MockServerProcess(config_path=farm))
+        with server as mock:
             os.sched_setaffinity(mock.pid, mock_core)
             for level, round_no, variant in ((level, round_no, variant)
                                              for level in [int(x) for x in args.levels.split(",")]
