@@ -143,9 +143,14 @@ def test_every_recording_rule_returns_series(e2e: E2E) -> None:
     for sample in prom_query(e2e.prometheus, 'job_target:tokenpulse_availability:ratio_rate5m{job="tokenpulse-prober"}'):
         value = float(sample["value"][1])
         assert math.isnan(value) or 0 <= value <= 1, sample
+    # Right after the first rule results, a target's rate may still rest on two scrapes that fell
+    # between the same two probes (rate 0, quantile NaN): wait for this provider's own figures.
+    ttft_quantiles = ('job_target:tokenpulse_ttft_seconds:quantile_rate5m{job="tokenpulse-prober", '
+                      f'provider="{OUTAGE_PROVIDER}"}}')
+    assert not wait_all({"ttft": has_series(e2e.prometheus, ttft_quantiles, finite=True)},
+                        e2e.started + DATA_DEADLINE_S), f"no finite TTFT quantile for {OUTAGE_PROVIDER}"
     quantiles: dict[str, dict[str, float]] = {}
-    for sample in prom_query(e2e.prometheus, 'job_target:tokenpulse_ttft_seconds:quantile_rate5m{job="tokenpulse-prober", '
-                                             f'provider="{OUTAGE_PROVIDER}"}}'):
+    for sample in prom_query(e2e.prometheus, ttft_quantiles):
         quantiles.setdefault(sample["metric"]["model"], {})[sample["metric"]["quantile"]] = float(sample["value"][1])
     finite = {model: q for model, q in quantiles.items() if all(math.isfinite(v) for v in q.values())}
     assert finite, quantiles
