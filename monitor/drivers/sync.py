@@ -7,9 +7,9 @@ POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or
 never touches timing or token logic. Bytes come either pulled (`read_some`, in the request's greenlet)
 or pushed: a response with a `push(consumer)` method calls the driver's per-read function itself, for
 the raw transport from the hub as sockets turn readable (readmux.py), which spares two greenlet switches
-and a watcher start and stop per SSE event. Both feed the same function. Deadlines are raised into the request's greenlet by a hub
-timer (`_Watchdog`), so the transport's blocking reads must be gevent-cooperative (geventhttpclient
-always is; httpx is under Locust's monkey-patching).
+and a watcher start and stop per SSE event. Both feed the same function. Deadlines are raised into the
+request's greenlet by a hub timer (`_Watchdog`), so the transport's blocking reads must be
+gevent-cooperative (geventhttpclient always is; httpx is under Locust's monkey-patching).
 """
 
 from __future__ import annotations
