@@ -95,7 +95,7 @@ def test_busy_ports_names_the_service() -> None:
 def test_free_port_stays_out_of_the_ephemeral_range() -> None:
     """Outgoing connections take their source ports from the ephemeral range, so a port picked there can
     be gone by the time the service binds it; picks are also never handed out twice."""
-    from monitor import stack
+    from monitor.stack import ports as stack
 
     low = stack._ephemeral_low()
     if low - stack._LISTEN_PORTS_FROM < 1000:
@@ -107,7 +107,7 @@ def test_free_port_stays_out_of_the_ephemeral_range() -> None:
 
 
 def test_free_port_without_a_known_range_asks_the_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from monitor import stack
+    from monitor.stack import ports as stack
 
     monkeypatch.setattr(stack, "_EPHEMERAL_RANGE", tmp_path / "missing")
     picks = {free_port() for _ in range(5)}
