@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean stack dashboards docs
+.PHONY: demo test lint venv bench clean stack dashboards docs
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff and mypy, as CI runs them (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The observability stack without Docker (needs Debian's prometheus and prometheus-alertmanager;
 # Grafana when installed). Ctrl-C stops it. With Docker: docker compose up -d (docs/observability.md).
