@@ -68,7 +68,7 @@ class DemoOptions:
 
 
 # ---------------------------------------------------------------------------------------- configs
-def probe_config(farm: MockFarm, mock_url: str, *, quick: bool) -> dict[str, Any]:
+def demo_probe_config(farm: MockFarm, mock_url: str, *, quick: bool) -> dict[str, Any]:
     """A prober config for every model and provider of the farm, reasoning pinned low."""
     models = [{"id": model_id, "providers": list(spec.providers),
                "price": {"prompt_per_mtok": spec.pricing.prompt, "completion_per_mtok": spec.pricing.completion}}
@@ -84,7 +84,7 @@ def probe_config(farm: MockFarm, mock_url: str, *, quick: bool) -> dict[str, Any
     }
 
 
-def load_config(farm: MockFarm, model_id: str, mock_url: str, *, warmup_s: float) -> dict[str, Any]:
+def demo_load_config(farm: MockFarm, model_id: str, mock_url: str, *, warmup_s: float) -> dict[str, Any]:
     """A load-test config for one model, all its providers side by side."""
     spec = farm.models[model_id]
     return {
@@ -227,7 +227,7 @@ def run_demo(opts: DemoOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.s
     try:
         with _terminate_on_sigterm(), Stack(opts.out / "services", ready_timeout=60, stop_timeout=10) as stack:
             mock_url, status_url, extra = _start_services(stack, opts, farm, say, closers)
-            load_yaml = write_yaml(opts.out / "load.yaml", load_config(farm, model_id, mock_url, warmup_s=opts.warmup_s),
+            load_yaml = write_yaml(opts.out / "load.yaml", demo_load_config(farm, model_id, mock_url, warmup_s=opts.warmup_s),
                                    f"tokenpulse demo: load sweep of {model_id} on the mock farm")
             say(f"status page: {status_url}  (the prober probes every provider every {opts.probe_interval_s:g} s)")
             for line in extra:
@@ -271,7 +271,7 @@ def _start_services(stack: Stack, opts: DemoOptions, farm: MockFarm, say: Any,
     stack.start(Service("mock", python_module("mock", "--host", host, "--port", str(mock_port)),
                         ready_url=f"http://{url_host(host)}:{mock_port}/healthz", url=mock_url))
     say(f"mock farm: {mock_url}")
-    probe_yaml = write_yaml(opts.out / "probe.yaml", probe_config(farm, mock_url, quick=opts.quick),
+    probe_yaml = write_yaml(opts.out / "probe.yaml", demo_probe_config(farm, mock_url, quick=opts.quick),
                             "tokenpulse demo: every provider of the mock farm")
     port = opts.status_port if opts.status_port and port_free(host, opts.status_port) else free_port(host)
     status_url = f"http://{url_host(host)}:{port}/"
@@ -288,7 +288,7 @@ def _start_native_stack(stack: Stack, opts: DemoOptions, farm: MockFarm,
 
     host = "127.0.0.1"
     probe_yaml = write_yaml(opts.out / "probe.yaml",
-                            probe_config(farm, "${TOKENPULSE_MOCK_URL}", quick=opts.quick),
+                            demo_probe_config(farm, "${TOKENPULSE_MOCK_URL}", quick=opts.quick),
                             "tokenpulse demo: every provider of the mock farm (TOKENPULSE_MOCK_URL set by the demo)")
     ports = {name: 0 for name in ("mock", "prober", "prometheus", "alertmanager", "sink", "grafana")}
     stack_opts = StackOptions(root=find_root(), run_dir=stack.run_dir, config=probe_yaml, host=host, ports=ports,
