@@ -63,15 +63,19 @@ async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) ->
     try:
         targets = list(config.targets())
         errors: list[str] = []
-        for endpoint, index in discovery_models(config):
-            model_id = endpoint.models[index].id
-            try:
-                providers = await discover_providers(client, endpoint, model_id, api_key=keys.key(endpoint))
-            except DiscoveryError as exc:
-                log.warning("%s", exc)
-                errors.append(str(exc))
-                continue
-            targets += discovered_targets(config, endpoint, index, providers)
+        wanted = discovery_models(config)
+        # Concurrently: each listing request is bounded by discovery.TIMEOUT_S, and so is the lot.
+        found = await asyncio.gather(*(discover_providers(client, endpoint, endpoint.models[index].id,
+                                                          api_key=keys.key(endpoint))
+                                       for endpoint, index in wanted), return_exceptions=True)
+        for (endpoint, index), providers in zip(wanted, found, strict=True):
+            if isinstance(providers, DiscoveryError):
+                log.warning("%s", providers)
+                errors.append(str(providers))
+            elif isinstance(providers, BaseException):
+                raise providers
+            else:
+                targets += discovered_targets(config, endpoint, index, providers)
         probes = plan(targets, keys)
         runner = ProbeRunner(AsyncStreamDriver(client), metrics or ProberMetrics(), slo=config.slo,
                              confirm=config.probe.confirm, secrets=keys.secrets)
