@@ -26,6 +26,10 @@ from dataclasses import dataclass
 
 #: uvloop timers may fire up to a millisecond early; waking a little late avoids re-arming in a loop.
 _TIMER_SLACK_S = 0.002
+#: Connection-pool size for an HTTP client whose probes pass this cap: the probes it no longer counts
+#: still hold connections, so the pool (httpx's, when a proxy is set) must not be a second, hidden cap.
+#: At most one probe per target runs; this only has to exceed any realistic target count.
+CLIENT_MAX_CONNECTIONS = 10_000
 
 
 @dataclass(slots=True, eq=False)

@@ -19,6 +19,7 @@ from monitor.config import Config
 from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.format import fmt_number, fmt_seconds, render_table
 from monitor.metrics import ProberMetrics
+from monitor.prober.admission import CLIENT_MAX_CONNECTIONS, InFlightCap
 from monitor.prober.discovery import DiscoveryError, discover_providers
 from monitor.prober.runner import ProbeRunner
 from monitor.prober.targets import (
@@ -56,10 +57,10 @@ class OnceReport:
 
 
 async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) -> OnceReport:
-    """Probe every target (discovered ones included) once, at most `probe.max_in_flight` at a time.
+    """Probe every target (discovered ones included) once, under the prober's in-flight cap.
     Results are recorded in `metrics` too (a fresh registry unless given), exactly as the prober would."""
     keys = KeyRing(config.endpoints)
-    client = new_async_client(max_connections=config.probe.max_in_flight)
+    client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
     try:
         targets = list(config.targets())
         errors: list[str] = []
@@ -79,11 +80,14 @@ async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) ->
         probes = plan(targets, keys)
         runner = ProbeRunner(AsyncStreamDriver(client), metrics or ProberMetrics(), slo=config.slo,
                              confirm=config.probe.confirm, secrets=keys.secrets)
-        semaphore = asyncio.Semaphore(config.probe.max_in_flight)
+        cap = InFlightCap(config.probe.max_in_flight, config.slo.ttft_s)  # the scheduled prober's cap
 
         async def one(probe: ProbeTarget) -> OnceRow:
-            async with semaphore:
+            slot = await cap.acquire()
+            try:
                 return OnceRow(probe, await runner.probe(probe))
+            finally:
+                cap.release(slot)
 
         rows = list(await asyncio.gather(*(one(p) for p in probes)))
     finally:

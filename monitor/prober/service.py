@@ -28,6 +28,7 @@ from monitor.config import Config, Endpoint
 from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.gctune import freeze_setup_heap
 from monitor.metrics import ProberMetrics
+from monitor.prober.admission import CLIENT_MAX_CONNECTIONS
 from monitor.prober.credits import CreditsPoller, wants_credits
 from monitor.prober.discovery import DiscoveryError, discover_providers
 from monitor.prober.exposition import FastExposition
@@ -49,8 +50,6 @@ log = logging.getLogger("monitor.prober")
 #: How often pending discoveries are retried and discovered models checked for a refresh.
 DISCOVERY_TICK_S = 60.0
 SUMMARY_INTERVAL_S = 60.0
-#: At most one probe per target runs at once; this only has to exceed any realistic target count.
-CLIENT_MAX_CONNECTIONS = 10_000
 #: The exposition is text format 0.0.4: every tokenpulse name is a legacy-valid name, so the bytes are
 #: the same as 1.0.0's. prometheus-client >= 0.22 makes CONTENT_TYPE_LATEST announce 1.0.0; announce
 #: 0.0.4, the version every scraper understands, where the library has that constant.
@@ -90,8 +89,6 @@ class Prober:
         self._listen = listen
         self._shutdown_grace_s = shutdown_grace_s
         self._summary_interval_s = summary_interval_s
-        # Probes past the TTFT objective stop counting against max_in_flight (admission.py), so the
-        # client's pool (httpx's, when a proxy is set) must not become a second, hidden cap.
         self._client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
         self.runner = ProbeRunner(AsyncStreamDriver(self._client), self.metrics, slo=config.slo,
                                   confirm=config.probe.confirm, secrets=self.keys.secrets)
