@@ -151,8 +151,8 @@ class ProbeScheduler:
 
         async def job() -> None:
             task = asyncio.current_task()
-            if task is not None:
-                self._housekeeping.add(task)
+            assert task is not None  # APScheduler's asyncio executor runs coroutine jobs as tasks
+            self._housekeeping.add(task)
             try:
                 await func()
             except asyncio.CancelledError:
@@ -160,7 +160,7 @@ class ProbeScheduler:
             except Exception as exc:
                 log.error("%s failed: %s", name, type(exc).__name__)
             finally:
-                self._housekeeping.discard(task)  # type: ignore[arg-type]
+                self._housekeeping.discard(task)
 
         start = datetime.now(UTC) + timedelta(seconds=first_delay_s)
         self._scheduler.add_job(job, GridIntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),

@@ -9,7 +9,7 @@ Discovery never holds anything up: it runs as a scheduler job whose first run is
 request bounded by its own total timeout (discovery.py), so explicit targets are probed on schedule
 while a listing hangs, `start()` returns at once and SIGTERM is honoured. Providers join the schedule
 as they are found (staggered over their interval like the first round); /readyz waits for every
-discovery to have been tried once, so readiness does not flip back when they join.
+discovery to have been tried once, so readiness does not flip back when the first ones join.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Prober:
             self.scheduler.add_periodic(self._refresh_discovery, DISCOVERY_TICK_S, name="discovery")
         self.scheduler.add_periodic(self._summary, self._summary_interval_s, name="summary",
                                     first_delay_s=self._summary_interval_s)
-        freeze_setup_heap()  # every target's series and state exist now (add_probes tracked them)
+        freeze_setup_heap()  # the configured targets' series and state exist now (discovered ones join later)
         self.scheduler.start()
         where = ""
         if self._listen is not None and self.http is not None:
@@ -201,7 +201,7 @@ class Prober:
     # ---------------------------------------------------------------------------- status
     @property
     def ready(self) -> bool:
-        return (self.scheduler.running and self.discovery_tried.is_set() and self.scheduler.first_round_done)
+        return self.scheduler.running and self.discovery_tried.is_set() and self.scheduler.first_round_done
 
     def status(self) -> dict[str, Any]:
         health = ProberHealth(started_at=self._started_at, ready=self.ready, in_flight=self.scheduler.in_flight,
