@@ -227,3 +227,21 @@ def test_sigterm_ends_the_prober_during_a_hung_discovery(farm_server: MockServer
             proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_once_reports_a_hung_discovery_and_probes_the_rest(farm_server: MockServerThread, hostile: HostileServer,
+                                                           short_timeouts: None) -> None:
+    data = {
+        "endpoints": [
+            {"name": "mock", "base_url": farm_server.base_url, "kind": "openrouter",
+             "models": [{"id": TEST_MODEL, "providers": ["fast-a"]}]},
+            {"name": "broken", "base_url": hostile.url("trickle") + "/api/v1", "kind": "openrouter",
+             "models": [{"id": "hung/listing", "discover": True}]},
+        ],
+        "profiles": {"default": {"prompt": "Say something short.", "max_tokens": 16}},
+        "probe": probe_settings(),
+    }
+    report = asyncio.run(asyncio.wait_for(probe_once(make_config(data)), 20))
+    assert [(r.probe.provider, r.result.ok) for r in report.rows] == [("fast-a", True)]
+    assert report.discovery_errors == ["discovery of hung/listing on broken: no complete response within 1 s"]
+    assert not report.ok
