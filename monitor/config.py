@@ -221,7 +221,9 @@ class ProbeSettings(_Strict):
     jitter_s: float = Field(default=5.0, ge=0, allow_inf_nan=False, description="random delay added to each "
                             "scheduled probe, capped at a quarter of the interval.")
     max_in_flight: int = Field(default=32, ge=1, le=10_000, description="probes running at once, over all "
-                               "targets; waiting for a slot shows as scheduler lag.")
+                               "targets, each counted for its first `slo.ttft_s` (a probe past it runs on "
+                               "uncounted until its timeouts end it); waiting for a slot shows as scheduler "
+                               "lag.")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="per-probe time limits.")
     confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds, description="flap damping of the "
                                        "confirmed up/down state.")

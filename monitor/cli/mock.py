@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Any
 
+from monitor.cli.argtypes import positive_seconds
 from monitor.mock.farm import FarmConfigError, default_farm, load_farm
 from monitor.mock.runner import run_mock_server, url_host
 
@@ -20,12 +21,23 @@ EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
 
 
+def idle_seconds(text: str) -> float:
+    """--idle-timeout: the farm's `idle_timeout_s` bounds (0 < s <= one day)."""
+    value = positive_seconds(text)
+    if value > 86_400:
+        raise argparse.ArgumentTypeError(f"must be at most 86400 (one day), got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any (default: 8080)")
     parser.add_argument("--config", metavar="FARM.yaml",
                         help="farm definition (default: the built-in default_farm.yaml)")
     parser.add_argument("--seed", type=int, help="override the farm's seed")
+    parser.add_argument("--idle-timeout", type=idle_seconds, metavar="SECONDS",
+                        help="close connections that send no complete request for this long "
+                             "(default: the farm's idle_timeout_s, 75)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if args.seed is not None:
         farm = farm.model_copy(update={"seed": args.seed})
+    if args.idle_timeout is not None:
+        farm = farm.model_copy(update={"idle_timeout_s": args.idle_timeout})
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -39,6 +39,9 @@ from pydantic import (
 
 from monitor.yamlfile import YamlReadError, read_yaml
 
+from .http import DEFAULT_IDLE_TIMEOUT_S
+from .request import MAX_OUTPUT_TOKENS
+
 __all__ = [
     "DecodeProfile",
     "ErrorMix",
@@ -130,9 +133,9 @@ class ReasoningProfile(_Strict):
     request does not say otherwise, as OpenRouter's reasoning models do.
     """
 
-    low: Annotated[int, Field(ge=0)] = 40
-    medium: Annotated[int, Field(ge=0)] = 120
-    high: Annotated[int, Field(ge=0)] = 360
+    low: Annotated[int, Field(ge=0, le=MAX_OUTPUT_TOKENS)] = 40
+    medium: Annotated[int, Field(ge=0, le=MAX_OUTPUT_TOKENS)] = 120
+    high: Annotated[int, Field(ge=0, le=MAX_OUTPUT_TOKENS)] = 360
     jitter: Annotated[float, Field(ge=0, le=1)] = 0.25
     tokens_per_s: PositiveFloat | None = None  # None: same as decode
 
@@ -222,15 +225,15 @@ class ProviderSpec(_Strict):
     pricing: Pricing | None = None  # None: the model's base price
     weight: PositiveFloat = 1.0  # share of default (unordered) routing
     quantization: str = "fp8"
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] | None = None
     uptime_last_30m: Annotated[float, Field(ge=0, le=100)] = 99.5
 
 
 class OutputLength(_Strict):
     """Natural answer length in tokens (uniform), used when max_tokens does not cut it short."""
 
-    min: Annotated[int, Field(ge=1)] = 60
-    max: Annotated[int, Field(ge=1)] = 200
+    min: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = 60
+    max: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = 200
 
     @model_validator(mode="after")
     def _ordered(self) -> OutputLength:
@@ -272,6 +275,8 @@ class MockFarm(_Strict):
 
     seed: int = 1
     credit_limit_usd: PositiveFloat | None = 100.0  # GET /key's limit; spending past it gives 402
+    #: A connection without a complete request in progress is closed after this long (http.py).
+    idle_timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = DEFAULT_IDLE_TIMEOUT_S
     models: dict[str, ModelSpec]
 
     @field_validator("models")

@@ -6,6 +6,13 @@ needed is small: one request at a time per connection (pipelined requests wait i
 Content-Length bodies only (a chunked request body gets 411), responses either with Content-Length or
 `Transfer-Encoding: chunked`. A client disconnect cancels the request's task at once, which is what
 ends an injected hang.
+
+Idle connections are bounded two ways (`ConnectionLimits`), since every open connection holds a file
+descriptor and enough idle ones used to leave none for new clients: a connection that has no request
+in progress must deliver a complete request within `idle_timeout_s` (measured from when it became
+idle; bytes of a partial request do not extend it, so a slow trickle cannot hold it either), and at
+`max_connections` a new connection closes the longest-idle one (or is refused when none is idle).
+The idle check is one lazily re-armed timer per connection: a request start or end only stores a time.
 """
 
 from __future__ import annotations
@@ -18,12 +25,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-__all__ = ["Handler", "HttpConnection", "Request", "Responder"]
+__all__ = ["ConnectionLimits", "Connections", "Handler", "HttpConnection", "Request", "Responder"]
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
+#: nginx's keep-alive timeout, far past the keep-alive expiry of common clients (httpx's and the
+#: prober's: 5 s), so a client seldom sends on a connection that the mock is closing.
+DEFAULT_IDLE_TIMEOUT_S = 75.0
+_TIMER_SLACK_S = 0.002  # uvloop timers may fire up to a millisecond early
 _REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
@@ -49,6 +60,38 @@ class Request:
 
 
 Handler = Callable[[Request, "Responder"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How long a connection may sit without a complete request, and how many may be open."""
+
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_connections: int = 10_000
+
+
+class Connections:
+    """The server's open connections, admitted under `limits` (see the module docstring)."""
+
+    def __init__(self, limits: ConnectionLimits | None = None) -> None:
+        self.limits = limits or ConnectionLimits()
+        self.open: set[HttpConnection] = set()
+
+    def admit(self, conn: HttpConnection) -> bool:
+        """Register a new connection; at the cap, make room by closing the longest-idle one. False
+        (refuse the newcomer) when every open connection is busy with a request."""
+        if len(self.open) >= self.limits.max_connections:
+            idle = [c for c in self.open if c.idle_since is not None]
+            if not idle:
+                return False
+            idlest = min(idle, key=lambda c: c.idle_since or 0.0)
+            self.open.discard(idlest)
+            idlest.close()
+        self.open.add(conn)
+        return True
+
+    def discard(self, conn: HttpConnection) -> None:
+        self.open.discard(conn)
 
 
 class Responder:
@@ -115,9 +158,15 @@ class Responder:
 class HttpConnection(asyncio.Protocol):
     """One client connection: parses requests one at a time and runs `handler` for each in a task."""
 
-    def __init__(self, handler: Handler, connections: set[HttpConnection]) -> None:
+    def __init__(self, handler: Handler, connections: Connections) -> None:
         self._handler = handler
         self._connections = connections
+        self._idle_timeout_s = connections.limits.idle_timeout_s
+        #: When the connection last became idle (no request running), by time.monotonic(), the clock
+        #: of loop.time() (uvloop's is cached per iteration and in whole ms: ties would hide which
+        #: connection is the longest idle); None while busy.
+        self.idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport = cast(asyncio.Transport, None)  # set by connection_made
         self.writable = False  # connected, and neither closing nor aborted
         self.closed = False  # connection_lost has run
@@ -135,9 +184,14 @@ class HttpConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass of it
+        if not self._connections.admit(self):
+            self.transport.abort()  # at max_connections and none idle: the client sees a reset
+            return
         self.transport.set_write_buffer_limits(high=256 * 1024)
         self.writable = True
-        self._connections.add(self)
+        self.idle_since = time.monotonic()
+        self._idle_timer = asyncio.get_running_loop().call_at(self.idle_since + self._idle_timeout_s,
+                                                              self._idle_check)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -154,6 +208,9 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self.writable = False
         self._connections.discard(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._task is not None:
             self._task.cancel()
         self._wake_drain()
@@ -187,6 +244,21 @@ class HttpConnection(asyncio.Protocol):
             self._drain_waiter = asyncio.get_running_loop().create_future()
         await self._drain_waiter
 
+    def _idle_check(self) -> None:
+        """The idle timer: close a connection idle for `idle_timeout_s`; otherwise look again when it
+        could first be (a busy connection: one timeout from now)."""
+        self._idle_timer = None
+        if self.closed:
+            return
+        now = time.monotonic()
+        since = self.idle_since
+        if since is not None and now >= since + self._idle_timeout_s - _TIMER_SLACK_S:
+            self._buf.clear()
+            self.close()
+            return
+        due = (now if since is None else since) + self._idle_timeout_s
+        self._idle_timer = asyncio.get_running_loop().call_at(due, self._idle_check)
+
     def _wake_drain(self) -> None:
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
@@ -214,13 +286,11 @@ class HttpConnection(asyncio.Protocol):
         if "transfer-encoding" in headers:
             self._reject(411, "chunked request bodies are not supported; send Content-Length")
             return
-        try:
-            length = int(headers.get("content-length", "0"))
-            if length < 0:
-                raise ValueError
-        except ValueError:
+        declared = headers.get("content-length", "0")
+        if not declared.isdigit() or not declared.isascii():  # int() would take "+5", " 5" or "1_0"
             self._reject(400, "invalid Content-Length")
             return
+        length = int(declared)
         if length > MAX_BODY:
             self._reject(413, "request body too large")
             return
@@ -238,6 +308,7 @@ class HttpConnection(asyncio.Protocol):
         keep_alive = ("close" not in conn_hdr) if version == "HTTP/1.1" else ("keep-alive" in conn_hdr)
         path, _, query = target.partition("?")
         request = Request(method, path, query, headers, body, recv_ns, keep_alive)
+        self.idle_since = None
         self._task = asyncio.get_running_loop().create_task(self._run(request))
 
     async def _run(self, request: Request) -> None:
@@ -258,6 +329,7 @@ class HttpConnection(asyncio.Protocol):
                 if not resp.keep_alive or not resp.finished:
                     self.close()
                 else:
+                    self.idle_since = time.monotonic()
                     self.transport.resume_reading()
                     if self._buf:
                         self._next_request()

@@ -3,6 +3,12 @@
 Why hand-written rather than a pydantic model: real clients send many fields the mock ignores
 (top_p, user, transforms, ...) and OpenRouter accepts them, so unknown keys must pass, while the fields
 the mock does act on get OpenRouter-like 400 messages naming the field.
+
+Every field the mock acts on is bounded, because the mock plans a whole generation before its first
+byte: `max_tokens: 10**12` used to freeze the event loop and end in MemoryError. Token counts are at
+most `MAX_OUTPUT_TOKENS`, `n` is OpenAI's 1..128 (the mock always answers with one choice), `seed` an
+int64, `stop` at most `MAX_STOP` sequences. Any body that is not a usable request, whatever its types or nesting, is a `BadRequest`
+(400), never an exception that would become a 500.
 """
 
 from __future__ import annotations
@@ -12,6 +18,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from monitor.redact import clip
+
+#: The largest token count a request may ask for (max_tokens, max_completion_tokens, min_tokens,
+#: reasoning.max_tokens). The whole generation is planned synchronously, ~3 µs per token: 32 Ki tokens
+#: hold the event loop (every other stream) for ~0.1 s; 128 Ki held it for 0.4 s.
+MAX_OUTPUT_TOKENS = 32_768
+MAX_N = 128
+MAX_STOP = 16
+MAX_STOP_CHARS = 1024
+_INT64 = 2**63
 
 Effort = Literal["low", "medium", "high"]
 _EFFORTS: tuple[str, ...] = ("minimal", "low", "medium", "high")
@@ -79,12 +96,13 @@ def _message_chars(messages: list[Any]) -> int:
     return total
 
 
-def _opt_int(body: dict[str, Any], key: str, *, minimum: int) -> int | None:
+def _opt_int(body: dict[str, Any], key: str, *, minimum: int, maximum: int = MAX_OUTPUT_TOKENS,
+             where: str = "") -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise BadRequest(f"{key} must be an integer >= {minimum}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise BadRequest(f"{where}{key} must be an integer from {minimum} to {maximum}")
     return value
 
 
@@ -105,6 +123,15 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = _str_list(value, "stop")
+    if len(stops) > MAX_STOP or any(len(s) > MAX_STOP_CHARS for s in stops):
+        raise BadRequest(f"stop takes at most {MAX_STOP} sequences of at most {MAX_STOP_CHARS} characters")
+    return tuple(s for s in stops if s)
+
+
 def _reasoning(value: Any) -> ReasoningRequest:
     if value is None:
         return ReasoningRequest()
@@ -116,10 +143,7 @@ def _reasoning(value: Any) -> ReasoningRequest:
     enabled: bool | None = _opt_bool(value, "enabled", "reasoning.", True) if "enabled" in value else None
     if effort == "none":
         enabled = False
-    max_tokens = value.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
-                                   or max_tokens < 0):
-        raise BadRequest("reasoning.max_tokens must be an integer >= 0")
+    max_tokens = _opt_int(value, "max_tokens", minimum=0, where="reasoning.")
     if enabled is None and (effort is not None or max_tokens is not None):
         enabled = True
     return ReasoningRequest(
@@ -153,25 +177,32 @@ def _forced_tool(body: dict[str, Any]) -> str | None:
     if not isinstance(tools, list):
         raise BadRequest("tools must be an array")
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str) or not name:
             raise BadRequest("tool_choice.function.name must be a string")
         return name
     if choice != "required":
         return None
     first = tools[0]
-    name = first.get("function", {}).get("name") if isinstance(first, dict) else None
+    function = first.get("function") if isinstance(first, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str) or not name:
         raise BadRequest("tools[0].function.name must be a string")
     return name
 
 
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's decoder takes them by default."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """Decode and validate a chat request body. Raises BadRequest with a client-safe message."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an int of > 4300 digits, deep nesting
+        raise BadRequest(f"invalid JSON body: {clip(str(exc) or type(exc).__name__, 200)}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     model = body.get("model")
@@ -181,7 +212,11 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty array")
     chars = _message_chars(messages)
-    digest = hashlib.blake2b(json.dumps(messages, sort_keys=True).encode(), digest_size=8).hexdigest()
+    try:
+        canonical = json.dumps(messages, sort_keys=True)
+    except RecursionError:  # nesting that the decoder took but the encoder does not
+        raise BadRequest("messages are nested too deeply") from None
+    digest = hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
 
     max_tokens = _opt_int(body, "max_completion_tokens", minimum=1)
     if max_tokens is None:
@@ -190,13 +225,11 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
                                     or not 0 <= temperature <= 2):
         raise BadRequest("temperature must be a number between 0 and 2")
-    seed = body.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise BadRequest("seed must be an integer")
+    seed = _opt_int(body, "seed", minimum=-_INT64, maximum=_INT64 - 1)
+    _opt_int(body, "n", minimum=1, maximum=MAX_N)  # checked as OpenAI does; one choice is generated
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise BadRequest("stream_options must be an object")
-    stop = body.get("stop")
     return ChatRequest(
         model=model,
         prompt_tokens=max(1, math.ceil(chars / 4)),
@@ -208,7 +241,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         ignore_eos=_opt_bool(body, "ignore_eos", "", False),
         temperature=None if temperature is None else float(temperature),
         seed=seed,
-        stop=() if stop is None else tuple(s for s in _str_list(stop, "stop") if s),
+        stop=_stop(body.get("stop")),
         reasoning=_reasoning(body.get("reasoning")),
         provider=_provider(body.get("provider")),
         tool_name=_forced_tool(body),

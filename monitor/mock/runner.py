@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .farm import MockFarm, default_farm
-from .http import HttpConnection
+from .http import ConnectionLimits, Connections, HttpConnection
 from .server import MockApp
 
 __all__ = ["MockServer", "MockServerProcess", "MockServerThread", "new_event_loop", "run_mock_server"]
@@ -57,6 +57,18 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+#: Descriptors kept free for the listener, logs and the process itself when connections are capped.
+FD_HEADROOM = 64
+
+
+def connection_cap() -> int:
+    """Open connections allowed: the soft open-files limit less some headroom (at least 16)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(16, soft - FD_HEADROOM)
+
+
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -64,19 +76,24 @@ def url_host(host: str) -> str:
 class MockServer:
     """The listening server on the running event loop: `await start()`, later `await close()`."""
 
-    def __init__(self, farm: MockFarm, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, farm: MockFarm, host: str = "127.0.0.1", port: int = 0, *,
+                 max_connections: int | None = None) -> None:
         self.farm = farm
         self.host = host
         self.port = port
+        self.max_connections = max_connections
         self.app: MockApp | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[HttpConnection] = set()
+        self._connections = Connections()
 
     async def start(self) -> int:
         """Bind and listen; returns the actual port (port 0 picks an ephemeral one)."""
         loop = asyncio.get_running_loop()
         app = MockApp(self.farm, loop)
         self.app = app
+        self._connections = Connections(ConnectionLimits(
+            idle_timeout_s=self.farm.idle_timeout_s,
+            max_connections=self.max_connections or connection_cap()))
         self._server = await loop.create_server(
             lambda: HttpConnection(app, self._connections), self.host, self.port,
             backlog=4096, reuse_address=True)
@@ -87,8 +104,8 @@ class MockServer:
         if self._server is None:
             return
         self._server.close()
-        tasks = [c.task for c in self._connections if c.task is not None]
-        for conn in list(self._connections):
+        tasks = [c.task for c in self._connections.open if c.task is not None]
+        for conn in list(self._connections.open):
             conn.abort()
         for task in tasks:
             task.cancel()
@@ -158,11 +175,12 @@ class MockServerThread(_Endpoint):
     """
 
     def __init__(self, farm: MockFarm | None = None, host: str = "127.0.0.1", port: int = 0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, *, max_connections: int | None = None) -> None:
         farm = farm or default_farm()
         self.farm = farm if seed is None else farm.model_copy(update={"seed": seed})
         self.host = host
         self.port = port
+        self.max_connections = max_connections
         self._server: MockServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -191,7 +209,7 @@ class MockServerThread(_Endpoint):
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._server = MockServer(self.farm, self.host, self.port)
+        self._server = MockServer(self.farm, self.host, self.port, max_connections=self.max_connections)
         self.port = await self._server.start()
         self._ready.set()
         try:

@@ -91,7 +91,7 @@ class MockApp:
             if not isinstance(slug, str) or not isinstance(active, bool) or not isinstance(status, int) \
                     or not 400 <= status <= 599:
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return send_error(resp, 400, 'expected {"provider": "<slug>", "active": true|false, '
                                          '"status": 400..599}')
         try:

@@ -4,12 +4,14 @@ Why: a key that runs out of credit turns every probe into a 402 `client_error`; 
 left lets an alert fire before that happens. Polled for `kind: openrouter` endpoints that have a key
 (`api_key_env` set in the environment) or point at a loopback address (the embedded mock, which needs
 no key). The response's `limit_remaining` is used when present, else `limit - usage`; a key without a
-limit has no remaining-credit series at all (absent rather than a fake number).
+limit has no remaining-credit series at all (absent rather than a fake number). The request is bounded in
+time and size (`fetch`), so a `/key` that never answers costs one failed poll, never a stuck job.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -19,11 +21,15 @@ import httpx
 from monitor.config import Endpoint
 from monitor.metrics import ProberMetrics
 from monitor.prober.discovery import auth_headers
+from monitor.prober.fetch import FetchError, fetch
 from monitor.redact import clip, redact
 
 log = logging.getLogger(__name__)
 
+#: The whole request, from connecting to the body's last byte.
 TIMEOUT_S = 15.0
+#: The /key document is a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
 
 
 def is_loopback(base_url: str) -> bool:
@@ -54,17 +60,22 @@ class CreditsPoller:
         name = self._endpoint.name
         secrets = (self._api_key,) if self._api_key else ()
         try:
-            response = await self._client.get(f"{self._endpoint.base_url}/key",
-                                              headers=auth_headers(self._endpoint, self._api_key),
-                                              timeout=TIMEOUT_S)
-            if response.status_code != 200:
-                detail = clip(redact(response.text, secrets), 160)
-                log.warning("credits of endpoint %s: HTTP %d: %s", name, response.status_code, detail)
-                return
-            data = response.json().get("data")
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("credits of endpoint %s: %s", name, clip(redact(f"{type(exc).__name__}: {exc}", secrets), 160))
+            response = await fetch(self._client, f"{self._endpoint.base_url}/key",
+                                   auth_headers(self._endpoint, self._api_key), total_s=TIMEOUT_S,
+                                   max_bytes=MAX_BODY_BYTES)
+        except FetchError as exc:
+            log.warning("credits of endpoint %s: %s", name, clip(redact(str(exc), secrets), 160))
             return
+        if response.status != 200:
+            detail = clip(redact(response.text, secrets), 160)
+            log.warning("credits of endpoint %s: HTTP %d: %s", name, response.status, detail)
+            return
+        try:
+            document = json.loads(response.body)
+        except (ValueError, RecursionError):
+            log.warning("credits of endpoint %s: the /key response is not JSON", name)
+            return
+        data = document.get("data") if isinstance(document, Mapping) else None
         if not isinstance(data, Mapping):
             log.warning("credits of endpoint %s: no data object in the /key response", name)
             return

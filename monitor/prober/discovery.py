@@ -2,11 +2,14 @@
 
 Why checked so strictly: discovered tags become metric label values, so they must stay as bounded
 and as well-formed as names written in the config. A tag that does not match the config's provider
-pattern is skipped (and logged), and at most `MAX_PROVIDERS` are taken per model.
+pattern is skipped (and logged), and at most `MAX_PROVIDERS` are taken per model. The request itself is
+bounded in time and size (`fetch`): a listing that never answers fails after `TIMEOUT_S`, like any
+other failed discovery.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -15,13 +18,17 @@ from urllib.parse import quote
 import httpx
 
 from monitor.config import PROVIDER_PATTERN, Endpoint
+from monitor.prober.fetch import FetchError, fetch
 from monitor.redact import clip, redact
 
 log = logging.getLogger(__name__)
 
 #: A bound on label cardinality: no model has this many providers on OpenRouter today.
 MAX_PROVIDERS = 64
-DEFAULT_TIMEOUT_S = 15.0
+#: The whole request, from connecting to the body's last byte.
+TIMEOUT_S = 15.0
+#: OpenRouter's listing of a model is a few kilobytes per provider; 64 providers fit many times over.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 _TAG = re.compile(PROVIDER_PATTERN)
 
 
@@ -41,20 +48,22 @@ def auth_headers(endpoint: Endpoint, api_key: str | None) -> dict[str, str]:
 
 
 async def discover_providers(client: httpx.AsyncClient, endpoint: Endpoint, model_id: str, *,
-                             api_key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[str]:
-    """The provider tags serving `model_id` on `endpoint`, in the listing's order, deduplicated."""
+                             api_key: str | None, timeout_s: float | None = None) -> list[str]:
+    """The provider tags serving `model_id` on `endpoint`, in the listing's order, deduplicated.
+    Raises DiscoveryError within `timeout_s` (default `TIMEOUT_S`) whatever the server does."""
     secrets = (api_key,) if api_key else ()
     where = f"discovery of {model_id} on {endpoint.name}"
     try:
-        response = await client.get(endpoints_url(endpoint.base_url, model_id),
-                                    headers=auth_headers(endpoint, api_key), timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise DiscoveryError(f"{where}: {_safe(f'{type(exc).__name__}: {exc}', secrets)}") from None
-    if response.status_code != 200:
-        raise DiscoveryError(f"{where}: HTTP {response.status_code}: {_safe(response.text, secrets)}")
+        response = await fetch(client, endpoints_url(endpoint.base_url, model_id),
+                               auth_headers(endpoint, api_key), total_s=timeout_s or TIMEOUT_S,
+                               max_bytes=MAX_BODY_BYTES)
+    except FetchError as exc:
+        raise DiscoveryError(f"{where}: {_safe(str(exc), secrets)}") from None
+    if response.status != 200:
+        raise DiscoveryError(f"{where}: HTTP {response.status}: {_safe(response.text, secrets)}")
     try:
-        document = response.json()
-    except ValueError:
+        document = json.loads(response.body)
+    except (ValueError, RecursionError):
         raise DiscoveryError(f"{where}: the response is not JSON") from None
     return parse_endpoints(document, where=where)
 

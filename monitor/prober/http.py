@@ -2,7 +2,9 @@
 
 Why hand-written: the prober serves five read-only paths to Prometheus and to people; a framework
 would be a dependency for ~100 lines. One request per connection (`Connection: close`), GET and HEAD
-only, bounded request heads and read timeouts so a slow client cannot hold the server.
+only, bounded request heads and read timeouts so a slow client cannot hold the server, and `close()`
+drops the connections still open, so a slow client cannot hold the prober's shutdown either (from
+Python 3.12 `Server.wait_closed` waits for every connection).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 16 * 1024
 READ_TIMEOUT_S = 10.0
 WRITE_TIMEOUT_S = 60.0
+CLOSE_TIMEOUT_S = 2.0
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
@@ -44,6 +47,7 @@ class HttpServer:
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self._host, self._port, limit=MAX_HEAD_BYTES)
@@ -57,10 +61,16 @@ class HttpServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("HTTP server: connections still open after %.0f s; closing anyway", CLOSE_TIMEOUT_S)
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
@@ -88,6 +98,7 @@ class HttpServer:
         except (ConnectionError, TimeoutError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             try:
                 await writer.wait_closed()

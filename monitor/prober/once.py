@@ -19,6 +19,7 @@ from monitor.config import Config
 from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.format import fmt_number, fmt_seconds, render_table
 from monitor.metrics import ProberMetrics
+from monitor.prober.admission import CLIENT_MAX_CONNECTIONS, InFlightCap
 from monitor.prober.discovery import DiscoveryError, discover_providers
 from monitor.prober.runner import ProbeRunner
 from monitor.prober.targets import (
@@ -56,30 +57,37 @@ class OnceReport:
 
 
 async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) -> OnceReport:
-    """Probe every target (discovered ones included) once, at most `probe.max_in_flight` at a time.
+    """Probe every target (discovered ones included) once, under the prober's in-flight cap.
     Results are recorded in `metrics` too (a fresh registry unless given), exactly as the prober would."""
     keys = KeyRing(config.endpoints)
-    client = new_async_client(max_connections=config.probe.max_in_flight)
+    client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
     try:
         targets = list(config.targets())
         errors: list[str] = []
-        for endpoint, index in discovery_models(config):
-            model_id = endpoint.models[index].id
-            try:
-                providers = await discover_providers(client, endpoint, model_id, api_key=keys.key(endpoint))
-            except DiscoveryError as exc:
-                log.warning("%s", exc)
-                errors.append(str(exc))
-                continue
-            targets += discovered_targets(config, endpoint, index, providers)
+        wanted = discovery_models(config)
+        # Concurrently: each listing request is bounded by discovery.TIMEOUT_S, and so is the lot.
+        found = await asyncio.gather(*(discover_providers(client, endpoint, endpoint.models[index].id,
+                                                          api_key=keys.key(endpoint))
+                                       for endpoint, index in wanted), return_exceptions=True)
+        for (endpoint, index), providers in zip(wanted, found, strict=True):
+            if isinstance(providers, DiscoveryError):
+                log.warning("%s", providers)
+                errors.append(str(providers))
+            elif isinstance(providers, BaseException):
+                raise providers
+            else:
+                targets += discovered_targets(config, endpoint, index, providers)
         probes = plan(targets, keys)
         runner = ProbeRunner(AsyncStreamDriver(client), metrics or ProberMetrics(), slo=config.slo,
                              confirm=config.probe.confirm, secrets=keys.secrets)
-        semaphore = asyncio.Semaphore(config.probe.max_in_flight)
+        cap = InFlightCap(config.probe.max_in_flight, config.slo.ttft_s)  # the scheduled prober's cap
 
         async def one(probe: ProbeTarget) -> OnceRow:
-            async with semaphore:
+            slot = await cap.acquire()
+            try:
                 return OnceRow(probe, await runner.probe(probe))
+            finally:
+                cap.release(slot)
 
         rows = list(await asyncio.gather(*(one(p) for p in probes)))
     finally:

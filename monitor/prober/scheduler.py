@@ -10,9 +10,13 @@ Why these choices:
   do not fire together.
 - First runs are staggered evenly over each target's interval (the grid's origin is the first run,
   given to APScheduler as `next_run_time`), so a thousand targets do not start in one burst.
-- A global `asyncio.Semaphore(max_in_flight)` bounds concurrent probes. Scheduler lag is measured
-  when a probe actually starts (after the semaphore), against its scheduled (jittered) time, so
-  queueing behind the cap shows up as lag instead of hiding.
+- A global in-flight cap (`InFlightCap`, admission.py) bounds the probes working at once; a probe
+  that runs past `overdue_s` gives its slot back, so hung targets cannot starve healthy ones, and
+  `max_instances=1` bounds what runs uncounted to one probe per target. Scheduler lag is measured
+  when a probe actually starts (after the cap), against its scheduled (jittered) time, so queueing
+  behind the cap shows up as lag instead of hiding.
+- Housekeeping jobs (credits, discovery, the summary) run on the same scheduler; `stop()` cancels
+  them first, so a request that hangs there never delays shutdown.
 - Misfires: runs skipped because the previous run of the target was still going
   (`EVENT_JOB_MAX_INSTANCES`), runs started later than `misfire_grace_time` (`EVENT_JOB_MISSED`),
   and grid slots merged by `coalesce=True` (counted from the gap between consecutive scheduled
@@ -43,6 +47,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.metrics import ProberMetrics
+from monitor.prober.admission import InFlightCap
 from monitor.prober.runner import ProbeRunner
 from monitor.prober.targets import ProbeTarget
 
@@ -101,10 +106,11 @@ class _LoopScheduler(AsyncIOScheduler):
 class ProbeScheduler:
     """Owns the APScheduler instance, the in-flight cap and the prober's own health figures."""
 
-    def __init__(self, runner: ProbeRunner, metrics: ProberMetrics, *, max_in_flight: int) -> None:
+    def __init__(self, runner: ProbeRunner, metrics: ProberMetrics, *, max_in_flight: int,
+                 overdue_s: float) -> None:
         self._runner = runner
         self._metrics = metrics
-        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._cap = InFlightCap(max_in_flight, overdue_s)
         self._scheduler = _LoopScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_event,
                                      EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -112,6 +118,7 @@ class ProbeScheduler:
         self._scheduled: dict[str, float] = {}
         self._last_slot: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._housekeeping: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.first_done: set[str] = set()
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
@@ -143,12 +150,17 @@ class ProbeScheduler:
         errors are logged (without detail that could hold a key) and never stop later runs."""
 
         async def job() -> None:
+            task = asyncio.current_task()
+            assert task is not None  # APScheduler's asyncio executor runs coroutine jobs as tasks
+            self._housekeeping.add(task)
             try:
                 await func()
             except asyncio.CancelledError:
                 return  # shutdown
             except Exception as exc:
                 log.error("%s failed: %s", name, type(exc).__name__)
+            finally:
+                self._housekeeping.discard(task)
 
         start = datetime.now(UTC) + timedelta(seconds=first_delay_s)
         self._scheduler.add_job(job, GridIntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
@@ -184,7 +196,8 @@ class ProbeScheduler:
 
     async def _run(self, key: str, scheduled: float | None) -> None:
         probe = self._probes[key]
-        async with self._semaphore:
+        slot = await self._cap.acquire()
+        try:
             if self._stopping:
                 return
             started = time.time()
@@ -199,6 +212,8 @@ class ProbeScheduler:
             finally:
                 self.in_flight -= 1
                 self._metrics.in_flight.set(self.in_flight)
+        finally:
+            self._cap.release(slot)
         self.first_done.add(key)
 
     def _on_event(self, event: JobEvent) -> None:
@@ -236,6 +251,11 @@ class ProbeScheduler:
         self._stopping = True
         if self._scheduler.running:
             self._scheduler.pause()
+        housekeeping = set(self._housekeeping)
+        for task in housekeeping:
+            task.cancel()
+        if housekeeping:
+            await asyncio.wait(housekeeping, timeout=5.0)
         pending = set(self._tasks)
         cancelled = 0
         if pending:

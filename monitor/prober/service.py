@@ -2,8 +2,14 @@
 
 Why a service object: `tokenpulse probe`, the tests and the benchmark all run the same thing, and its
 start/stop order matters: the HTTP port is bound first (a bad `--listen` fails before any probe is
-sent), providers are discovered before the first round is staggered, and on stop scheduling ends
-before in-flight probes are awaited and the HTTP client is closed.
+sent), then the configured targets are scheduled, and on stop scheduling and housekeeping end before
+in-flight probes are awaited and the HTTP client is closed.
+
+Discovery never holds anything up: it runs as a scheduler job whose first run is at start, each listing
+request bounded by its own total timeout (discovery.py), so explicit targets are probed on schedule
+while a listing hangs, `start()` returns at once and SIGTERM is honoured. Providers join the schedule
+as they are found (staggered over their interval like the first round); /readyz waits for every
+discovery to have been tried once, so readiness does not flip back when the first ones join.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from monitor.config import Config, Endpoint
 from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
 from monitor.gctune import freeze_setup_heap
 from monitor.metrics import ProberMetrics
+from monitor.prober.admission import CLIENT_MAX_CONNECTIONS
 from monitor.prober.credits import CreditsPoller, wants_credits
 from monitor.prober.discovery import DiscoveryError, discover_providers
 from monitor.prober.exposition import FastExposition
@@ -60,6 +67,11 @@ class DiscoveredModel:
     found: bool = False
 
     @property
+    def tried(self) -> bool:
+        """Tried at least once, successfully or not."""
+        return self.found or self.error is not None
+
+    @property
     def model_id(self) -> str:
         return self.endpoint.models[self.model_index].id
 
@@ -77,12 +89,18 @@ class Prober:
         self._listen = listen
         self._shutdown_grace_s = shutdown_grace_s
         self._summary_interval_s = summary_interval_s
-        self._client = new_async_client(max_connections=config.probe.max_in_flight)
+        self._client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
         self.runner = ProbeRunner(AsyncStreamDriver(self._client), self.metrics, slo=config.slo,
                                   confirm=config.probe.confirm, secrets=self.keys.secrets)
-        self.scheduler = ProbeScheduler(self.runner, self.metrics, max_in_flight=config.probe.max_in_flight)
+        self.scheduler = ProbeScheduler(self.runner, self.metrics, max_in_flight=config.probe.max_in_flight,
+                                        overdue_s=config.slo.ttft_s)
         self.http: HttpServer | None = None
         self._discovered = [DiscoveredModel(e, i) for e, i in discovery_models(config)]
+        self._label_profiles: dict[tuple[str, str, str], str] = {}
+        #: Set once every `discover: true` model has been tried (at once when there are none).
+        self.discovery_tried = asyncio.Event()
+        if not self._discovered:
+            self.discovery_tried.set()
         self._metrics_lock = asyncio.Lock()
         self._exposition = FastExposition(self.metrics.registry)
         self._started_at = time.time()
@@ -99,9 +117,7 @@ class Prober:
             self.http = HttpServer(self._routes(), host, port)
             await self.http.start()
         probes = plan(self.config.targets(), self.keys, interval_override=self.interval_override)
-        probes += await self._discover_due()
-        _warn_shared_labels(probes)
-        self.scheduler.add_probes(probes)
+        self._add_probes(probes)
         if not probes:
             log.warning("no target to probe yet (every model waits for provider discovery)")
         for endpoint in self.config.endpoints:
@@ -111,11 +127,10 @@ class Prober:
                 self.scheduler.add_periodic(poller.poll, self.config.probe.credits_interval_s,
                                             name=f"credits {endpoint.name}")
         if self._discovered:
-            self.scheduler.add_periodic(self._refresh_discovery, DISCOVERY_TICK_S, name="discovery",
-                                        first_delay_s=DISCOVERY_TICK_S)
+            self.scheduler.add_periodic(self._refresh_discovery, DISCOVERY_TICK_S, name="discovery")
         self.scheduler.add_periodic(self._summary, self._summary_interval_s, name="summary",
                                     first_delay_s=self._summary_interval_s)
-        freeze_setup_heap()  # every target's series and state exist now (add_probes tracked them)
+        freeze_setup_heap()  # the configured targets' series and state exist now (discovered ones join later)
         self.scheduler.start()
         where = ""
         if self._listen is not None and self.http is not None:
@@ -168,8 +183,14 @@ class Prober:
         return plan(new, self.keys, interval_override=self.interval_override)
 
     async def _refresh_discovery(self) -> None:
-        probes = await self._discover_due()
+        try:
+            self._add_probes(await self._discover_due())
+        finally:
+            self.discovery_tried.set()
+
+    def _add_probes(self, probes: list[ProbeTarget]) -> None:
         if probes:
+            _warn_shared_labels(probes, self._label_profiles)
             self.scheduler.add_probes(probes)
 
     @property
@@ -180,7 +201,7 @@ class Prober:
     # ---------------------------------------------------------------------------- status
     @property
     def ready(self) -> bool:
-        return self.scheduler.running and self.scheduler.first_round_done
+        return self.scheduler.running and self.discovery_tried.is_set() and self.scheduler.first_round_done
 
     def status(self) -> dict[str, Any]:
         health = ProberHealth(started_at=self._started_at, ready=self.ready, in_flight=self.scheduler.in_flight,
@@ -222,7 +243,8 @@ class Prober:
         if self.ready:
             return text(200, "ready")
         done, total = len(self.scheduler.first_done), len(self.scheduler.probes)
-        return text(503, f"not ready: first round {done}/{total} targets probed")
+        waiting = "" if self.discovery_tried.is_set() else "; provider discovery not tried yet"
+        return text(503, f"not ready: first round {done}/{total} targets probed{waiting}")
 
     async def _status_page(self) -> Response:
         return Response(200, render_status_page(self.status()).encode(), "text/html; charset=utf-8")
@@ -236,10 +258,10 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
-def _warn_shared_labels(probes: list[ProbeTarget]) -> None:
+def _warn_shared_labels(probes: list[ProbeTarget], seen: dict[tuple[str, str, str], str]) -> None:
     """Metric labels are endpoint, model and provider (monitor.metrics): two profiles of one provider
-    share every series, so their gauges overwrite each other. Say so once at start."""
-    seen: dict[tuple[str, str, str], str] = {}
+    share every series, so their gauges overwrite each other. Say so once, when such a target is
+    scheduled; `seen` holds the labels scheduled so far (discovery adds targets later)."""
     for probe in probes:
         labels = (probe.endpoint, probe.model, probe.provider)
         if labels in seen and seen[labels] != probe.profile:

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.metrics import NO_ERROR, TARGET_STATES
 from monitor.mock import MockServerThread
 from monitor.outcomes import ALL_ERROR_CLASSES, Outcome
+from monitor.prober.http import HttpServer, Response
 from monitor.prober.service import Prober
 
 from prober_support import config_data, make_config, sample
@@ -131,3 +132,29 @@ def test_outage_confirms_down_then_recovery_confirms_up(farm_server: MockServerT
 
     asyncio.run(scenario())
     assert states == ["up", "degraded", "down", "up", "failures=0"]
+
+
+def test_stop_drops_a_slow_client_instead_of_waiting_for_it() -> None:
+    """A client that sends half a request head would hold its connection for the 10 s read timeout;
+    `close()` drops it, so the prober's shutdown never waits on a scraper."""
+
+    async def scenario() -> bytes:
+        server = HttpServer({"/healthz": _ok}, "127.0.0.1", 0)
+        await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x")  # never finished
+        await writer.drain()
+        await asyncio.sleep(0.05)  # let the server start reading it
+        await asyncio.wait_for(server.close(), 5)
+        try:
+            return await asyncio.wait_for(reader.read(), 5)  # EOF at once, not after the read timeout
+        except ConnectionResetError:
+            return b""
+        finally:
+            writer.close()
+
+    assert asyncio.run(scenario()) == b""
+
+
+async def _ok() -> Response:
+    return Response(200, b"ok\n")
