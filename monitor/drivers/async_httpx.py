@@ -16,6 +16,10 @@ The default client runs on `LeanTransport` (lean_transport.py): httpx's own pool
 past ~100 streams in one pool (DESIGN.md §6; benchmarks/client_lag.py, variant async-httpcore), the
 lean transport carries what the bare reader carries within a small factor. httpx's transport is used
 only when a proxy is configured, since the lean transport does not speak to proxies.
+
+Every failure, whichever transport raised it (the lean transport's wire errors, httpx's exceptions
+behind a proxy), is classified by the one map of the wire layer, `monitor.wire.classify`, as the sync
+driver's are: the same bytes give the same class on the prober and the Locust path.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import httpx
 
 from monitor.drivers.deadlines import DeadlineClock
 from monitor.drivers.lean_transport import (
+    PHASES_NS,
     PUSH_BODY,
     RECEIVED_NS,
     LeanTransport,
@@ -38,6 +43,7 @@ from monitor.drivers.lean_transport import (
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
+from monitor.wire import classify, describe
 
 _NS = 1e-9
 
@@ -159,7 +165,7 @@ class AsyncStreamDriver:
         try:
             try:
                 if lean is not None:
-                    response = await lean.handle_async_request(http_request)
+                    response = await lean.open(http_request)
                     response.request = http_request
                 else:
                     response = await self._client.send(http_request, stream=True)
@@ -168,7 +174,7 @@ class AsyncStreamDriver:
                                     response.headers.multi_items())
                 push: PushBody | None = response.extensions.get(PUSH_BODY)
                 if push is not None:
-                    await push(on_bytes)
+                    await push(on_bytes)  # until the body ends or the recorder finishes ([DONE] included)
                 else:
                     async for data in response.aiter_raw():
                         if not on_bytes(data, clock()):
@@ -180,25 +186,23 @@ class AsyncStreamDriver:
             if not timed_out:
                 raise
             recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
-        except httpx.ConnectTimeout:
-            recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT,
-                                DeadlineClock.describe(ErrorClass.TIMEOUT_CONNECT, timeouts))
-        except httpx.PoolTimeout:
-            recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT, "no free connection in the client pool")
-        except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
-        except httpx.RemoteProtocolError as exc:
-            # The peer closed before the HTTP body was complete (e.g. an unfinished chunked body):
-            # the connection dropped. A properly ended body without [DONE] is the recorder's `truncated`.
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
-        except (httpx.LocalProtocolError, httpx.DecodingError) as exc:
-            recorder.on_failure(clock(), ErrorClass.PROTOCOL_ERROR, _describe(exc))
-        except httpx.TransportError as exc:
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
+        except Exception as exc:
+            error_class = classify(exc)
+            if error_class is None:
+                raise  # not a transport failure: a bug, never booked as the provider's
+            message = (DeadlineClock.describe(error_class, timeouts) if error_class is ErrorClass.TIMEOUT_CONNECT
+                       else describe(exc))
+            recorder.on_failure(clock(), error_class, message)
         finally:
             if response is not None:
                 await response.aclose()
-        return recorder.result()
+        result = recorder.result()
+        if response is not None:
+            connect_ns, tls_ns = response.extensions.get(PHASES_NS, (None, None))
+            result.connect_s = None if connect_ns is None else connect_ns * _NS
+            result.tls_s = None if tls_ns is None else tls_ns * _NS
+            result.connection_reused = connect_ns is None if PHASES_NS in response.extensions else None
+        return result
 
 
 class _Deadline:
@@ -278,8 +282,3 @@ _REQUEST_CACHE_LIMIT = 10_000
 def _extensions(timeouts: Timeouts) -> dict[str, object]:
     return {"timeout": {"connect": timeouts.connect, "read": None, "write": timeouts.connect,
                         "pool": timeouts.connect}}
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.drivers.framing import BodyFraming, FramingError, IncompleteBody
+from monitor.wire.framing import BodyFraming, FramingError, IncompleteBody
 
 
 def test_chunked_body_ends_with_its_last_chunk() -> None:
