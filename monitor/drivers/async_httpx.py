@@ -43,7 +43,7 @@ from monitor.drivers.lean_transport import (
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
-from monitor.wire import classify, describe
+from monitor.wire import MAX_HEAD_BYTES, ProtocolViolation, classify, describe
 
 _NS = 1e-9
 
@@ -169,6 +169,7 @@ class AsyncStreamDriver:
                     response.request = http_request
                 else:
                     response = await self._client.send(http_request, stream=True)
+                    _check_head_size(response)
                 head_ns = response.extensions.get(RECEIVED_NS)
                 recorder.on_headers(clock() if head_ns is None else head_ns, response.status_code,
                                     response.headers.multi_items())
@@ -277,6 +278,15 @@ class _Deadline:
 
 #: Built requests kept by one driver (the prober's targets; a load test's unique prompts would churn it).
 _REQUEST_CACHE_LIMIT = 10_000
+
+
+def _check_head_size(response: httpx.Response) -> None:
+    """The wire layer's head limit, for a transport that did not read the head with its `HeadReader`
+    (httpcore, behind a proxy: h11 only limits a head that arrives in pieces), so that an oversized head
+    is a protocol error on every path."""
+    size = sum(len(name) + len(value) + 4 for name, value in response.headers.raw)
+    if size > MAX_HEAD_BYTES:
+        raise ProtocolViolation(f"response head larger than {MAX_HEAD_BYTES} bytes")
 
 
 def _extensions(timeouts: Timeouts) -> dict[str, object]:
