@@ -12,13 +12,13 @@ import pytest
 from gevent.server import StreamServer
 from paced_server import SSE_EVENTS, paced_server
 
-from monitor.wire.chunked import ChunkedDecoder
 from monitor.drivers.request import ChatRequest, Timeouts, prepare
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports import make_sync_transport
 from monitor.drivers.transports.rawsocket import RawSocketTransport
 from monitor.mock import MockServerThread
 from monitor.outcomes import ErrorClass
+from monitor.wire.chunked import ChunkedDecoder
 
 MODEL = "nvidia/nemotron-3-super-120b-a12b"
 TIMEOUTS = Timeouts(connect=5, ttft=10, idle=5, total=20)
