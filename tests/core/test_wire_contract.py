@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 
 import pytest
 from paced_server import SSE_EVENTS
+from prometheus_client import CollectorRegistry
 
 from monitor.drivers.async_httpx import AsyncStreamDriver, LeanAsyncClient, httpcore_async_client
 from monitor.drivers.lean_transport import LeanTransport
 from monitor.drivers.request import ChatRequest, PreparedRequest, Timeouts, prepare
 from monitor.drivers.sync import SyncStreamDriver
 from monitor.drivers.transports.rawsocket import RawSocketTransport
+from monitor.metrics import RequestMetrics
 from monitor.outcomes import ErrorClass
 from monitor.recorder import StreamResult
 
@@ -341,6 +343,13 @@ def test_connect_phase_is_recorded_and_reuse_is_explicit(script_server: Callable
     assert second.connection_reused is True and second.connect_s is None
     assert server.connections == 1
     assert first.ttfb_s is not None and first.ttfb_s >= first.connect_s  # TTFB (and so TTFT) includes it
+    metrics = RequestMetrics(CollectorRegistry())
+    labels = {"endpoint": "e", "model": "m", "provider": "p"}
+    metrics.touch(labels)
+    for result in (first, second):
+        metrics.observe(labels, result)
+    assert metrics.connection_phase.labels(**labels, phase="connect")._count.get() == 1  # one connection opened
+    assert metrics.connection_phase.labels(**labels, phase="tls")._count.get() == 0
 
 
 @pytest.mark.parametrize("transport", sorted(TRANSPORTS))
