@@ -137,10 +137,10 @@ class SyncStreamDriver:
             error_class = expired.error_class
             recorder.on_failure(clock(), error_class, DeadlineClock.describe(error_class, timeouts))
         except Exception as exc:
-            error_class = classify(exc)
-            if error_class is None:
+            failure = classify(exc)
+            if failure is None:
                 raise  # not a transport failure: a bug, never booked as the provider's
-            recorder.on_failure(clock(), error_class, describe(exc))
+            recorder.on_failure(clock(), failure, describe(exc))
         finally:
             watchdog.cancel()
             if response is not None:

@@ -35,7 +35,7 @@ import ssl
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from gevent import socket as gsocket
@@ -175,8 +175,8 @@ def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tu
 
 
 class _RawResponse:
-    __slots__ = ("_conn", "_framing", "_owner", "_pending", "_recv", "connect_ns", "headers", "received_ns",
-                 "status", "tls_ns")
+    __slots__ = ("_conn", "_framing", "_head_ns", "_owner", "_pending", "_recv", "connect_ns", "headers",
+                 "received_ns", "status", "tls_ns")
 
     def __init__(self, owner: RawSocketTransport, conn: _Connection, head: ResponseHead, framing: BodyFraming,
                  rest: bytes, received_ns: int, phases: tuple[int | None, int | None]) -> None:
@@ -184,18 +184,20 @@ class _RawResponse:
         self._conn = conn
         self._recv = conn.recv_stamped  # bound once: read_some runs once per SSE event
         self.status = head.status
-        self.headers = head.headers
+        self.headers: Iterable[tuple[str, str]] = head.headers
         #: When the read that completed the head arrived; body bytes that came with it share the time.
-        self.received_ns = received_ns
+        self.received_ns: int | None = received_ns
+        self._head_ns = received_ns
         #: This request's TCP connect (DNS included) and TLS handshake, in ns; None on a reused connection.
-        self.connect_ns, self.tls_ns = phases
+        self.connect_ns: int | None = phases[0]
+        self.tls_ns: int | None = phases[1]
         self._framing = framing
         self._pending = framing.payload(rest) if rest else b""
 
     def read_some(self) -> tuple[bytes, int]:
         if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            return data, self.received_ns
+            return data, self._head_ns
         recv = self._recv
         framing = self._framing
         while not framing.complete:
@@ -228,7 +230,7 @@ class _RawResponse:
             return
         if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            if not consumer(data, self.received_ns):
+            if not consumer(data, self._head_ns):
                 return
         framing = self._framing
         if framing.complete:
