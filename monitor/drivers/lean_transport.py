@@ -6,19 +6,20 @@ measured for httpx's pool. The probe path needs little of that machinery: one re
 at a time, keep-alive reuse, Content-Length or chunked bodies, TLS. This transport does only that and
 plugs in under `AsyncStreamDriver` (which still stamps every read and feeds the recorder). The wire
 layer (monitor/wire/) reads the response head (interim 1xx responses dropped, bare LF, obs-fold,
-limits) and frames the body, exactly as for the load test's raw transport; on the driver's path
-(`open`, `PUSH_BODY`) failures are its `WireError`s, classified by `monitor.wire.classify` like the
-raw transport's, and for httpx's own callers (credits, discovery: `handle_async_request`, iteration)
-they are translated to httpx's exception types.
+limits) and frames the body, exactly as for the load test's raw transport. The driver's entry point
+is `open`, which returns a `LeanResponse` (the async driver's response shape, `AsyncResponse`) and
+raises only the wire layer's `WireError`s, classified by `monitor.wire.classify` like the raw
+transport's; httpx's own callers (credits, discovery) go through `handle_async_request`, which wraps
+the same response in an `httpx.Response` and translates the errors to httpx's exception types.
 
 It yields the payload of each socket read as it arrives (after removing the body's framing with the
 same `BodyFraming` as the load test's raw-socket transport, framing.py), so the driver's receipt timestamps mean
-what they meant over httpcore. It can also *push* the body: the response's `PUSH_BODY` extension hands
-each read's payload, with its receipt time, to the driver from the connection's `data_received`, with
-no buffer, future, task wake-up or async iterator per SSE event (see `_PushReader`).
+what they meant over httpcore. It can also *push* the body: `LeanResponse.push` hands each read's
+payload, with its receipt time, to the driver from the connection's `data_received`, with no buffer,
+future, task wake-up or async iterator per SSE event (see `_PushReader`).
 
 Receipt times, not resume times: the response head is stamped when the bytes that completed it were
-delivered (`data_received`), and handed over as the response extension `RECEIVED_NS`; body bytes that
+delivered (`data_received`), and handed over as `LeanResponse.received_ns`; body bytes that
 came with the head carry the time they were delivered too. Before, both were stamped when the request's
 coroutine resumed, late by however long the event loop was busy with other probes in between; a
 server that holds its head until the first token (common behind proxies) sends that token in the same
@@ -35,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -59,16 +60,35 @@ MAX_IDLE_PER_ORIGIN = 256
 
 Origin = tuple[str, str, int]
 
-#: Response extension of a transport that can push the body: `async (sink) -> None`, where
-#: `sink(data, received_ns)` gets each read's payload and its receipt time (`time.monotonic_ns`) as it
-#: arrives and returns False to stop early (`_BodyStream.push`). It raises the wire layer's errors.
-PUSH_BODY = "tokenpulse.push_body"
-PushBody = Callable[[Callable[[bytes, int], bool]], Awaitable[None]]
-#: Response extension: when the bytes that completed the response head arrived (`time.monotonic_ns`).
-RECEIVED_NS = "tokenpulse.received_ns"
-#: Response extension: (TCP connect with DNS, TLS handshake) of this request in ns, (None, None) when it
-#: went over a reused connection; the TLS entry is None over plain TCP.
-PHASES_NS = "tokenpulse.phases_ns"
+#: A body consumer: `sink(data, received_ns)` gets each read's payload and its receipt time
+#: (`time.monotonic_ns`) and returns False to stop early.
+Sink = Callable[[bytes, int], bool]
+
+
+class LeanResponse:
+    """A response as the async driver sees it (`AsyncResponse` in async_httpx.py): the final head, when
+    it arrived, the connection phase, and the body to push. Raises only the wire layer's errors."""
+
+    __slots__ = ("_stream", "connect_ns", "headers", "reason", "received_ns", "reused", "status", "tls_ns")
+
+    def __init__(self, head: ResponseHead, stream: _BodyStream, received_ns: int,
+                 phases: tuple[int | None, int | None]) -> None:
+        self.status = head.status
+        self.reason = head.reason
+        self.headers: Iterable[tuple[str, str]] = head.headers
+        self.received_ns: int | None = received_ns
+        #: This request's TCP connect (DNS included) and TLS handshake in ns; None on a reused connection.
+        self.connect_ns: int | None = phases[0]
+        self.tls_ns: int | None = phases[1]
+        self.reused: bool | None = phases[0] is None
+        self._stream = stream
+
+    async def push(self, sink: Sink) -> None:
+        """The body, read by read, into `sink` until it ends or `sink` returns False (`_BodyStream.push`)."""
+        await self._stream.push(sink)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class _PushReader(asyncio.StreamReader):
@@ -196,14 +216,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
             response = await self.open(request)
         except WireError as exc:
             raise _as_httpx(exc, request) from None
-        stream = response.stream
-        if isinstance(stream, _BodyStream):
-            stream.httpx_errors = True
-        return response
+        stream = response._stream
+        stream.httpx_errors = True
+        return httpx.Response(response.status, headers=list(response.headers), stream=stream,
+                              extensions={"http_version": b"HTTP/1.1",
+                                          "reason_phrase": response.reason.encode("latin-1")})
 
-    async def open(self, request: httpx.Request) -> httpx.Response:
-        """Send `request` and read the final response head; the body follows by push or iteration.
-        The driver's entry point: raises the wire layer's errors only."""
+    async def open(self, request: httpx.Request) -> LeanResponse:
+        """Send `request` and read the final response head; the body follows by `push`. The driver's
+        entry point: raises the wire layer's errors only."""
         url = request.url
         scheme = url.scheme
         if scheme not in ("http", "https"):
@@ -234,7 +255,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         raise ClosedBeforeResponse("server disconnected without sending a response")
 
     async def _exchange(self, conn: _Connection, request: httpx.Request, payload: bytes,
-                        phases: tuple[int | None, int | None]) -> httpx.Response:
+                        phases: tuple[int | None, int | None]) -> LeanResponse:
         reader = conn.reader
         reader.head_ns = None
         head_sink = _HeadSink(reader, asyncio.get_running_loop().create_future())
@@ -252,10 +273,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         framing = BodyFraming.for_head(head, head_request=request.method == "HEAD")
         stream = _BodyStream(self, conn, request, framing)
         received_ns = reader.head_ns
-        return httpx.Response(head.status, headers=head.headers, stream=stream,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason.encode("latin-1"),
-                                          PUSH_BODY: stream.push, PHASES_NS: phases,
-                                          RECEIVED_NS: time.monotonic_ns() if received_ns is None else received_ns})
+        return LeanResponse(head, stream, time.monotonic_ns() if received_ns is None else received_ns, phases)
 
     async def _connect(self, origin: Origin, timeout: float | None) -> tuple[_Connection, tuple[int | None, int | None]]:
         """A new connection, and how long its TCP connect (DNS included) and TLS handshake took."""
@@ -355,7 +373,7 @@ class _BodyStream(httpx.AsyncByteStream):
             if payload:
                 yield payload
 
-    async def push(self, sink: Callable[[bytes, int], bool]) -> None:
+    async def push(self, sink: Sink) -> None:
         """Hand the body to `sink` read by read, with each read's receipt time, from the connection's
         `data_received`, until it is complete or `sink` returns False; raises what iterating would
         raise. The same payloads as `__aiter__`, without an await per read (see `_PushReader`). Bytes
@@ -415,7 +433,7 @@ class _Sink:
 
     __slots__ = ("_body", "_deliver", "done")
 
-    def __init__(self, body: _BodyStream, deliver: Callable[[bytes, int], bool], done: asyncio.Future[None]) -> None:
+    def __init__(self, body: _BodyStream, deliver: Sink, done: asyncio.Future[None]) -> None:
         self._body = body
         self._deliver = deliver
         self.done = done

@@ -41,6 +41,8 @@ class SyncResponse(Protocol):
     #: (and `tls_ns` None over plain TCP).
     connect_ns: int | None
     tls_ns: int | None
+    #: Whether the request went over a kept-alive connection (None: the transport cannot tell).
+    reused: bool | None
 
     def read_some(self) -> tuple[bytes, int]:
         """Block until some body bytes arrive; return them and their receipt time (`time.monotonic_ns`):
@@ -149,7 +151,7 @@ class SyncStreamDriver:
         if response is not None:
             result.connect_s = None if response.connect_ns is None else response.connect_ns * _NS
             result.tls_s = None if response.tls_ns is None else response.tls_ns * _NS
-            result.connection_reused = response.connect_ns is None
+            result.connection_reused = response.reused
         return result
 
 

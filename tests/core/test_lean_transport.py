@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from monitor.drivers.async_httpx import new_async_client
-from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport
+from monitor.drivers.lean_transport import LeanTransport
 from monitor.wire import FramingError, IncompleteBody, WireError
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
@@ -100,16 +100,19 @@ def test_a_body_split_over_many_reads_is_reassembled_in_order() -> None:
 
 
 async def pushed(client: httpx.AsyncClient, target: str, stop_after: int | None = None) -> list[bytes]:
-    """The body through the PUSH_BODY extension (the prober driver's path), read by read."""
+    """The body through `LeanTransport.open` and `LeanResponse.push` (the driver's path), read by read,
+    on the client's transport (so its pool is the one iterated requests use)."""
     pieces: list[bytes] = []
 
     def sink(data: bytes, received_ns: int) -> bool:
         pieces.append(data)
         return stop_after is None or len(pieces) < stop_after
 
-    response = await client.send(client.build_request("GET", target), stream=True)
+    transport = client._transport
+    assert isinstance(transport, LeanTransport)
+    response = await transport.open(httpx.Request("GET", target))
     try:
-        await response.extensions[PUSH_BODY](sink)
+        await response.push(sink)
     finally:
         await response.aclose()
     return pieces

@@ -176,7 +176,7 @@ def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tu
 
 class _RawResponse:
     __slots__ = ("_conn", "_framing", "_head_ns", "_owner", "_pending", "_recv", "connect_ns", "headers",
-                 "received_ns", "status", "tls_ns")
+                 "received_ns", "reused", "status", "tls_ns")
 
     def __init__(self, owner: RawSocketTransport, conn: _Connection, head: ResponseHead, framing: BodyFraming,
                  rest: bytes, received_ns: int, phases: tuple[int | None, int | None]) -> None:
@@ -191,6 +191,7 @@ class _RawResponse:
         #: This request's TCP connect (DNS included) and TLS handshake, in ns; None on a reused connection.
         self.connect_ns: int | None = phases[0]
         self.tls_ns: int | None = phases[1]
+        self.reused: bool | None = phases[0] is None
         self._framing = framing
         self._pending = framing.payload(rest) if rest else b""
 
