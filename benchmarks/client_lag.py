@@ -12,8 +12,6 @@ measured TTFT - the server's own TTFT. Variants:
 - async: `AsyncStreamDriver` (the prober's and `measure`'s driver) with its default client (httpx over
   `LeanTransport`, which pushes each read into the driver), uvloop;
 - async-httpcore: the same driver over httpx's own transport (one httpcore pool), uvloop;
-- gevent-geventhttpclient: `SyncStreamDriver` + geventhttpclient transport (line reader);
-- gevent-httpx: `SyncStreamDriver` + httpx under gevent monkey-patching (the portable baseline);
 - gevent-raw: `SyncStreamDriver` + the raw-socket transport (the Locust default), whose reads carry the
   kernel's receive time (SO_TIMESTAMPNS) and are pushed from the hub by one epoll set (readmux.py);
 - gevent-raw-pull: the same transport with each request's greenlet waiting for and reading its own
@@ -52,10 +50,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("bare", "gevent-bare", "async", "async-httpcore", "gevent-geventhttpclient", "gevent-httpx",
-            "gevent-raw", "gevent-raw-pull", "gevent-raw-userstamp")
+VARIANTS = ("bare", "gevent-bare", "async", "async-httpcore", "gevent-raw", "gevent-raw-pull", "gevent-raw-userstamp")
 #: The modules every SSE event passes through on the Locust path, for the gevent-raw-compiled variant.
-HOT_PATH = ("recorder.py", "sse.py", "drivers/chunked.py", "drivers/framing.py", "drivers/sync.py",
+HOT_PATH = ("recorder.py", "sse.py", "wire/chunked.py", "wire/framing.py", "drivers/sync.py",
             "drivers/transports/rawsocket.py", "drivers/transports/readmux.py")
 MODEL = "bench/paced-stream"
 FARM = """

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -313,7 +313,8 @@ def _exposed_name(metric: MetricWrapperBase) -> str:
 
 
 def _kind(metric: MetricWrapperBase) -> str:
-    for cls, kind in ((Counter, "counter"), (Histogram, "histogram"), (Info, "info"), (Gauge, "gauge")):
+    for cls, kind in ((Counter, "counter"), (Histogram, "histogram"), (Summary, "summary"), (Info, "info"),
+                      (Gauge, "gauge")):
         if isinstance(metric, cls):
             return kind
     raise DocsError(f"unknown metric type {type(metric).__name__}")
@@ -322,6 +323,8 @@ def _kind(metric: MetricWrapperBase) -> str:
 def _series_names(metric: _Metric) -> list[str]:
     if metric.kind == "histogram":
         return [metric.name + s for s in ("_bucket", "_sum", "_count")]
+    if metric.kind == "summary":
+        return [metric.name + s for s in ("_sum", "_count")]
     return [metric.name]
 
 

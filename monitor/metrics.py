@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 from monitor import __version__
 from monitor.outcomes import ALL_ERROR_CLASSES
@@ -39,6 +39,9 @@ CHUNK_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.0
                      0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 TOKENS_PER_S_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 75.0, 100.0, 125.0, 150.0,
                         200.0, 300.0, 500.0, 1000.0, 2000.0, 5000.0)
+#: Connection set-up on loopback (0.1 ms) up to a slow TLS handshake across the world (seconds).
+#: `phase` label values of the connection histogram (blackbox_exporter's `phase`).
+CONNECTION_PHASES = ("connect", "tls")
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -74,6 +77,14 @@ class RequestMetrics:
         self.chunk_gap = Histogram(_name("chunk_gap_seconds"), "Gaps between successive token-carrying events "
                                    "(inter-token latency per chunk).", labels, buckets=CHUNK_GAP_BUCKETS,
                                    registry=registry)
+        # A summary without quantiles (a count and a sum per phase, 4 series per target), not a histogram
+        # (30): what matters is how often requests pay the set-up and what it costs on average; each
+        # request's own figures are in its result and record.
+        self.connection_phase = Summary(_name("connection_phase_seconds"), "Connection set-up of requests that "
+                                        "opened a new connection, by phase: connect (DNS and TCP), tls "
+                                        "(handshake). Part of TTFB and TTFT; its count next to requests_total "
+                                        "is the share of requests that did not reuse a connection.",
+                                        (*labels, "phase"), registry=registry)
         self.prompt_tokens = Counter(_name("prompt_tokens"), "Prompt tokens (server usage, else estimated).",
                                      labels, registry=registry)
         self.output_tokens = Counter(_name("output_tokens"), "Output tokens including reasoning tokens.",
@@ -92,6 +103,8 @@ class RequestMetrics:
                        self.prompt_tokens, self.output_tokens, self.reasoning_tokens, self.estimated_requests,
                        self.cost):
             family.labels(**labels)
+        for phase in CONNECTION_PHASES:
+            self.connection_phase.labels(**labels, phase=phase)
 
     def _target(self, labels: Mapping[str, str]) -> _TargetSeries:
         """A target's labelled series, looked up once: prometheus-client's `labels()` validates the
@@ -107,7 +120,8 @@ class RequestMetrics:
                 prompt_tokens=self.prompt_tokens.labels(**labels), output_tokens=self.output_tokens.labels(**labels),
                 reasoning_tokens=self.reasoning_tokens.labels(**labels),
                 estimated_requests=self.estimated_requests.labels(**labels), cost=self.cost.labels(**labels),
-                requests={})
+                connect=self.connection_phase.labels(**labels, phase="connect"),
+                tls=self.connection_phase.labels(**labels, phase="tls"), requests={})
         return series
 
     def observe(self, labels: Mapping[str, str], result: StreamResult, *, cost_usd: float | None = None) -> None:
@@ -122,6 +136,10 @@ class RequestMetrics:
         requests.inc()
         if result.ttfb_s is not None:
             series.ttfb.observe(result.ttfb_s)
+        if result.connect_s is not None:
+            series.connect.observe(result.connect_s)
+            if result.tls_s is not None:
+                series.tls.observe(result.tls_s)
         if result.ttft_s is not None:
             series.ttft.observe(result.ttft_s)
         if result.ttfc_s is not None:
@@ -167,6 +185,8 @@ class _TargetSeries:
     reasoning_tokens: Counter
     estimated_requests: Counter
     cost: Counter
+    connect: Summary
+    tls: Summary
     #: (outcome, error_class) -> the requests counter
     requests: dict[tuple[str, str], Counter]
 

@@ -78,6 +78,12 @@ class StreamResult:
     truth_ttft_s: float | None = None
     truth_lags_s: list[float] | None = None
     text: str | None = None
+    #: The connection phase of this request (set by the driver from its transport, blackbox_exporter's
+    #: `phase`): TCP connect with DNS, and TLS handshake, in seconds; both None on a reused kept-alive
+    #: connection (`connection_reused`), `tls_s` None over plain TCP. TTFB, TTFT and E2E include them.
+    connect_s: float | None = None
+    tls_s: float | None = None
+    connection_reused: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,7 +123,8 @@ class StreamRecorder:
 
     Call order: `on_headers` once, `on_bytes` for every read, then `on_eof` (stream closed) or
     `on_failure` (transport error or timeout detected by the driver). `finished` turns true when the
-    recorder needs no more bytes (terminal error or byte cap); drivers should then stop reading.
+    recorder needs no more bytes (terminal error, byte cap, or `[DONE]`); drivers should then stop
+    reading and call `on_eof` (a no-op after a terminal error).
     """
 
     __slots__ = (
@@ -246,6 +253,7 @@ class StreamRecorder:
         if data == "[DONE]":
             self._done = True
             self._t_done = t_ns
+            self.finished = True  # the answer is complete: drivers stop, even if the body stays open
             return
         if self._done:
             return  # nothing after [DONE] is part of the answer

@@ -4,18 +4,21 @@ It only sends, reads bytes, stamps them with the monotonic clock at receipt and 
 Deadlines are enforced by one lazily re-armed loop timer (`_Deadline`, no task and no new timer per
 read), and are chosen by `DeadlineClock` so that an expiry is classified as TTFT, idle or total.
 
-A transport may offer to push the body instead of being iterated: the response extension `PUSH_BODY`
-(`LeanTransport`, the default, sets it) is called with a callback that receives each read's bytes, and
-the time they were delivered, from the connection's `data_received`. Same bytes, stamps at receipt, no
-await per SSE event. Any other httpx transport is iterated with `aiter_raw()`, each read stamped when
-the iterator yields it. The response head is stamped with the extension `RECEIVED_NS` where the
-transport sets it (the lean transport: when the head's last bytes were delivered), else when the
-response object arrives.
+Every transport hands the driver one response shape, `AsyncResponse` (status, headers, when the head
+arrived, the connection phase, and `push(sink)` for the body), as the sync driver's transports hand it
+`SyncResponse`. `LeanTransport`, the default, pushes each read's bytes, with the time they were
+delivered, from the connection's `data_received`: stamps at receipt, no await per SSE event. httpx's
+own transport (behind a proxy) is adapted by `_IteratedResponse`: its body is iterated with
+`aiter_raw()`, each read stamped when the iterator yields it, and its head when the response arrives.
 
 The default client runs on `LeanTransport` (lean_transport.py): httpx's own pool (httpcore) degrades
 past ~100 streams in one pool (DESIGN.md §6; benchmarks/client_lag.py, variant async-httpcore), the
 lean transport carries what the bare reader carries within a small factor. httpx's transport is used
 only when a proxy is configured, since the lean transport does not speak to proxies.
+
+Every failure, whichever transport raised it (the lean transport's wire errors, httpx's exceptions
+behind a proxy), is classified by the one map of the wire layer, `monitor.wire.classify`, as the sync
+driver's are: the same bytes give the same class on the prober and the Locust path.
 """
 
 from __future__ import annotations
@@ -24,20 +27,17 @@ import asyncio
 import http.cookiejar
 import time
 import urllib.request
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import httpx
 
 from monitor.drivers.deadlines import DeadlineClock
-from monitor.drivers.lean_transport import (
-    PUSH_BODY,
-    RECEIVED_NS,
-    LeanTransport,
-    PushBody,
-)
+from monitor.drivers.lean_transport import LeanTransport, Sink
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
+from monitor.wire import MAX_HEAD_BYTES, ProtocolViolation, classify, describe
 
 _NS = 1e-9
 
@@ -77,6 +77,54 @@ def httpcore_async_client(*, max_connections: int = 100) -> httpx.AsyncClient:
 def uses_proxy() -> bool:
     """True when a proxy is configured in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, ...)."""
     return any(scheme != "no" for scheme in urllib.request.getproxies())
+
+
+class AsyncResponse(Protocol):
+    """What an async transport returns to the driver; raises only what `monitor.wire.classify` maps."""
+
+    status: int
+    headers: Iterable[tuple[str, str]]
+    #: When the response head arrived (`time.monotonic_ns`), or None: the driver then stamps it itself.
+    received_ns: int | None
+    #: This request's TCP connect (DNS included) and TLS handshake in ns (None on a reused connection),
+    #: and whether it reused one (None: the transport cannot tell).
+    connect_ns: int | None
+    tls_ns: int | None
+    reused: bool | None
+
+    async def push(self, sink: Sink) -> None:
+        """Hand every read of the body to `sink(data, received_ns)` until the body ends or `sink`
+        returns False."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _IteratedResponse:
+    """httpx's own transport (behind a proxy) in the driver's response shape: the body iterated, each
+    read stamped when the iterator yields it; no connection phase (httpcore's pool does not say)."""
+
+    __slots__ = ("_response", "connect_ns", "headers", "received_ns", "reused", "status", "tls_ns")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        items = response.headers.multi_items()
+        _check_head_size(items)
+        self.headers: Iterable[tuple[str, str]] = items
+        self.received_ns: int | None = None
+        self.connect_ns: int | None = None
+        self.tls_ns: int | None = None
+        self.reused: bool | None = None
+
+    async def push(self, sink: Sink) -> None:
+        clock = time.monotonic_ns
+        async for data in self._response.aiter_raw():
+            if not sink(data, clock()):
+                return
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -142,7 +190,7 @@ class AsyncStreamDriver:
         recorder = StreamRecorder(t0, secrets=request.secrets, max_response_bytes=self._max_bytes,
                                   keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint)
         deadline = _Deadline(DeadlineClock(t0, timeouts))
-        response: httpx.Response | None = None
+        response: AsyncResponse | None = None
 
         def on_bytes(data: bytes, now: int) -> bool:
             """One read and its receipt time: record, move the idle deadline; False once the recorder
@@ -159,20 +207,17 @@ class AsyncStreamDriver:
         try:
             try:
                 if lean is not None:
-                    response = await lean.handle_async_request(http_request)
-                    response.request = http_request
+                    response = await lean.open(http_request)
                 else:
-                    response = await self._client.send(http_request, stream=True)
-                head_ns = response.extensions.get(RECEIVED_NS)
-                recorder.on_headers(clock() if head_ns is None else head_ns, response.status_code,
-                                    response.headers.multi_items())
-                push: PushBody | None = response.extensions.get(PUSH_BODY)
-                if push is not None:
-                    await push(on_bytes)
-                else:
-                    async for data in response.aiter_raw():
-                        if not on_bytes(data, clock()):
-                            break
+                    sent = await self._client.send(http_request, stream=True)
+                    try:
+                        response = _IteratedResponse(sent)
+                    except BaseException:
+                        await sent.aclose()
+                        raise
+                head_ns = response.received_ns
+                recorder.on_headers(clock() if head_ns is None else head_ns, response.status, response.headers)
+                await response.push(on_bytes)  # until the body ends or the recorder finishes ([DONE] too)
                 recorder.on_eof(clock())
             finally:
                 timed_out = deadline.close()
@@ -180,25 +225,23 @@ class AsyncStreamDriver:
             if not timed_out:
                 raise
             recorder.on_failure(clock(), deadline.expiry, DeadlineClock.describe(deadline.expiry, timeouts))
-        except httpx.ConnectTimeout:
-            recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT,
-                                DeadlineClock.describe(ErrorClass.TIMEOUT_CONNECT, timeouts))
-        except httpx.PoolTimeout:
-            recorder.on_failure(clock(), ErrorClass.TIMEOUT_CONNECT, "no free connection in the client pool")
-        except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
-        except httpx.RemoteProtocolError as exc:
-            # The peer closed before the HTTP body was complete (e.g. an unfinished chunked body):
-            # the connection dropped. A properly ended body without [DONE] is the recorder's `truncated`.
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
-        except (httpx.LocalProtocolError, httpx.DecodingError) as exc:
-            recorder.on_failure(clock(), ErrorClass.PROTOCOL_ERROR, _describe(exc))
-        except httpx.TransportError as exc:
-            recorder.on_failure(clock(), ErrorClass.CONNECT_ERROR, _describe(exc))
+        except Exception as exc:
+            error_class = classify(exc)
+            if error_class is None:
+                raise  # not a transport failure: a bug, never booked as the provider's
+            message = (DeadlineClock.describe(error_class, timeouts) if error_class is ErrorClass.TIMEOUT_CONNECT
+                       else describe(exc))
+            recorder.on_failure(clock(), error_class, message)
         finally:
             if response is not None:
                 await response.aclose()
-        return recorder.result()
+        result = recorder.result()
+        if response is not None:
+            connect_ns, tls_ns = response.connect_ns, response.tls_ns
+            result.connect_s = None if connect_ns is None else connect_ns * _NS
+            result.tls_s = None if tls_ns is None else tls_ns * _NS
+            result.connection_reused = response.reused
+        return result
 
 
 class _Deadline:
@@ -275,11 +318,15 @@ class _Deadline:
 _REQUEST_CACHE_LIMIT = 10_000
 
 
+def _check_head_size(headers: list[tuple[str, str]]) -> None:
+    """The wire layer's head limit, for a transport that did not read the head with its `HeadReader`
+    (httpcore, behind a proxy: h11 only limits a head that arrives in pieces), so that an oversized head
+    is a protocol error on every path."""
+    size = sum(len(name) + len(value) + 4 for name, value in headers)
+    if size > MAX_HEAD_BYTES:
+        raise ProtocolViolation(f"response head larger than {MAX_HEAD_BYTES} bytes")
+
+
 def _extensions(timeouts: Timeouts) -> dict[str, object]:
     return {"timeout": {"connect": timeouts.connect, "read": None, "write": timeouts.connect,
                         "pool": timeouts.connect}}
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"

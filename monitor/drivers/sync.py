@@ -1,15 +1,17 @@
-"""Sync driver for Locust users (gevent greenlets), over a pluggable byte transport.
+"""Sync driver for Locust users (gevent greenlets), over a byte transport (rawsocket.py).
 
 The driver is this: read t0, open, take each read with its receipt time (the transport stamps it with
 the monotonic clock: the kernel's receive time where it can, else when the read returned), feed the
-recorder, stop on the recorder's word or on a deadline. A transport only knows how to open a streaming
-POST and hand back bytes as they arrive; swapping httpx for geventhttpclient (or a raw socket reader)
-never touches timing or token logic. Bytes come either pulled (`read_some`, in the request's greenlet)
+recorder, stop on the recorder's word (a terminal error, or the answer's end: `[DONE]`, even when the
+server keeps the body open) or on a deadline. A transport only knows how to open a streaming POST and
+hand back bytes as they arrive, raising the wire layer's errors, which `monitor.wire.classify` maps to
+error classes as it does for the async driver: timing, token and error logic never live in a
+transport. Bytes come either pulled (`read_some`, in the request's greenlet)
 or pushed: a response with a `push(consumer)` method calls the driver's per-read function itself, for
 the raw transport from the hub as sockets turn readable (readmux.py), which spares two greenlet switches
 and a watcher start and stop per SSE event. Both feed the same function. Deadlines are raised into the
 request's greenlet by a hub timer (`_Watchdog`), so the transport's blocking reads must be
-gevent-cooperative (geventhttpclient always is; httpx is under Locust's monkey-patching).
+gevent-cooperative (the raw transport reads gevent sockets).
 """
 
 from __future__ import annotations
@@ -24,16 +26,9 @@ from monitor.drivers.deadlines import DeadlineClock
 from monitor.drivers.request import PreparedRequest, Timeouts
 from monitor.outcomes import ErrorClass
 from monitor.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
+from monitor.wire import classify, describe
 
 _NS = 1e-9
-
-
-class TransportError(Exception):
-    """A transport failure already classified (connect error, reset, protocol violation...)."""
-
-    def __init__(self, error_class: ErrorClass, message: str) -> None:
-        super().__init__(message)
-        self.error_class = error_class
 
 
 class SyncResponse(Protocol):
@@ -42,6 +37,12 @@ class SyncResponse(Protocol):
     #: When the response head arrived (`time.monotonic_ns`; the kernel's receive time where the
     #: transport has it), or None: the driver then stamps the head when `open` returns.
     received_ns: int | None
+    #: This request's TCP connect (DNS included) and TLS handshake in ns; None on a reused connection
+    #: (and `tls_ns` None over plain TCP).
+    connect_ns: int | None
+    tls_ns: int | None
+    #: Whether the request went over a kept-alive connection (None: the transport cannot tell).
+    reused: bool | None
 
     def read_some(self) -> tuple[bytes, int]:
         """Block until some body bytes arrive; return them and their receipt time (`time.monotonic_ns`):
@@ -50,19 +51,22 @@ class SyncResponse(Protocol):
         ...
 
     def close(self, *, complete: bool) -> None:
-        """Release the connection; `complete` is False when the body was abandoned mid-way."""
+        """Release the connection; `complete` is False when the answer was abandoned mid-way (an error
+        or a deadline). True with a body whose framing has not ended (the answer's `[DONE]` came first):
+        the transport keeps the connection only if the rest is already there, never waiting for it."""
         ...
 
     # Optional: `push(consumer: Callable[[bytes, int], bool]) -> None` hands every read (and b"" at
     # the end of the body) to `consumer` until it returns False, blocking the request's greenlet until
-    # then and raising `TransportError` as `read_some` would. The driver prefers it when present.
+    # then and raising the wire layer's errors as `read_some` would. The driver prefers it when present.
 
 
 class SyncTransport(Protocol):
     name: str
 
     def open(self, request: PreparedRequest, timeouts: Timeouts) -> SyncResponse:
-        """Connect (reusing a kept-alive connection when possible), send, and read the response head."""
+        """Connect (reusing a kept-alive connection when possible), send, and read the final response
+        head (interim 1xx responses dropped); raise a `monitor.wire.WireError` on failure."""
         ...
 
     def close(self) -> None: ...
@@ -109,7 +113,7 @@ class SyncStreamDriver:
                 recorder.on_eof(now)
                 return False
             on_bytes(now, data)
-            if recorder.finished:
+            if recorder.finished:  # a terminal error, or the answer's end ([DONE])
                 return False
             if watchdog.last_read_ns is not None:
                 watchdog.last_read_ns = now
@@ -128,16 +132,27 @@ class SyncStreamDriver:
                 read = response.read_some
                 while on_read(*read()):
                     pass
+            if not complete:  # stopped on the recorder's word: the end of what it will read
+                recorder.on_eof(clock())
+                complete = True  # the transport keeps the connection if the body's framing allows
         except _Expired as expired:
             error_class = expired.error_class
             recorder.on_failure(clock(), error_class, DeadlineClock.describe(error_class, timeouts))
-        except TransportError as exc:
-            recorder.on_failure(clock(), exc.error_class, str(exc))
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise  # not a transport failure: a bug, never booked as the provider's
+            recorder.on_failure(clock(), failure, describe(exc))
         finally:
             watchdog.cancel()
             if response is not None:
                 response.close(complete=complete)
-        return recorder.result()
+        result = recorder.result()
+        if response is not None:
+            result.connect_s = None if response.connect_ns is None else response.connect_ns * _NS
+            result.tls_s = None if response.tls_ns is None else response.tls_ns * _NS
+            result.connection_reused = response.reused
+        return result
 
 
 class _Watchdog:

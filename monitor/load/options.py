@@ -21,7 +21,7 @@ from monitor.load.schedule import SHAPES, Schedule, build_schedule, parse_levels
 
 ENV_OUT = "TOKENPULSE_OUT"
 DEFAULT_METRICS_PORT = 9465
-#: The load test's transport: the raw-socket reader costs about half of geventhttpclient's line reader
+#: The load test's transport: the raw-socket reader cost about half of geventhttpclient's line reader
 #: per SSE event (benchmarks/locust_capacity.py), which is what decides how many streams a process carries.
 LOAD_TRANSPORT = "raw"
 

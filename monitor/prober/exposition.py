@@ -25,6 +25,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
 )
 from prometheus_client import metrics as pc_metrics
@@ -94,7 +95,7 @@ class FastExposition:
         out: list[str] = []
         for collector in self._collectors():
             kind = type(collector)
-            if (kind in (Counter, Gauge, Histogram) and not pc_metrics._use_created
+            if (kind in (Counter, Gauge, Histogram, Summary) and not pc_metrics._use_created
                     and collector._is_parent() and _LEGACY_NAME.match(collector._name)
                     and all(_LEGACY_LABEL.match(n) for n in collector._labelnames)):
                 self._metric(collector, out)
@@ -171,6 +172,14 @@ class FastExposition:
                     acc += bucket._value
                     out.append(f"{bucket_name}{prefix}{bound}{suffix} {count_text(acc)}\n")
                 out.append(f"{count_name}{plain} {count_text(acc)}\n")
+                out.append(f"{sum_name}{plain} {floatToGoString(child._sum._value)}\n")
+        elif kind == "summary":  # without quantiles (prometheus-client's Summary has none)
+            out.append(_help(name, metric._documentation))
+            out.append(f"# TYPE {name} summary\n")
+            count_name, sum_name = f"{name}_count", f"{name}_sum"
+            for values, child in children:
+                plain = self._series(metric, values, False)[0]
+                out.append(f"{count_name}{plain} {self._count_text(child._count._value)}\n")
                 out.append(f"{sum_name}{plain} {floatToGoString(child._sum._value)}\n")
         else:
             raise _Unsupported(f"metric type {kind!r}")

@@ -1,8 +1,9 @@
 """Drivers against the embedded mock: each injected fault gives its error class, hangs end at their
 timeout, and measured TTFT matches the mock's ground truth at low load. Every driver path runs the same
 cases: the async driver over its default `LeanTransport` (which pushes the body into the driver), the
-same driver iterating httpx's own transport (its path behind a proxy), and the sync driver over
-geventhttpclient (which needs no monkey-patching).
+same driver iterating httpx's own transport (its path behind a proxy), and the sync driver over the
+raw-socket transport (gevent sockets: no monkey-patching needed). The byte-level contract (framing
+faults, interim responses, pool hygiene) is tests/core/test_wire_contract.py.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import statistics
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,7 +72,7 @@ def run_async_httpcore(request: PreparedRequest, timeouts: Timeouts) -> StreamRe
 
 
 def run_sync(request: PreparedRequest, timeouts: Timeouts) -> StreamResult:
-    driver = SyncStreamDriver(make_sync_transport("geventhttpclient"))
+    driver = SyncStreamDriver(make_sync_transport("raw"))
     try:
         return driver.run(request, timeouts)
     finally:
@@ -179,28 +177,3 @@ def test_ttft_matches_ground_truth_at_low_load(process_farm: MockServerProcess,
         assert r.ok and r.ttft_s is not None and r.truth_ttft_s is not None
         errors.append(r.ttft_s - r.truth_ttft_s)
     assert 0 <= statistics.median(errors) < 0.005, errors
-
-
-def test_sync_httpx_transport_under_monkey_patching(tmp_path: Any) -> None:
-    """The httpx transport only works under gevent monkey-patching (Locust's setting): run it so, in a
-    child process, against a mock in another process."""
-    script = textwrap.dedent("""
-        from gevent import monkey; monkey.patch_all()
-        import json, sys
-        from monitor.drivers import ChatRequest, Timeouts, prepare
-        from monitor.drivers.sync import SyncStreamDriver
-        from monitor.drivers.transports import make_sync_transport
-        base = sys.argv[1]
-        req = prepare(base, ChatRequest(model="nvidia/nemotron-3-super-120b-a12b",
-                      messages=[{"role": "user", "content": "hi"}], max_tokens=16, provider="swiftinfer",
-                      reasoning={"enabled": False}))
-        driver = SyncStreamDriver(make_sync_transport("httpx"))
-        ok = driver.run(req, Timeouts(ttft=10, idle=10, total=30))
-        again = driver.run(req, Timeouts(ttft=10, idle=10, total=30))  # over the kept-alive connection
-        print(json.dumps([ok.outcome.value, ok.provider, again.outcome.value]))
-    """)
-    with MockServerProcess() as mock:
-        proc = subprocess.run([sys.executable, "-c", script, mock.base_url], capture_output=True, text=True,
-                              timeout=60)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == '["ok", "SwiftInfer", "ok"]'

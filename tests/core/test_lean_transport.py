@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from monitor.drivers.async_httpx import new_async_client
-from monitor.drivers.lean_transport import PUSH_BODY, LeanTransport
+from monitor.drivers.lean_transport import LeanTransport
+from monitor.wire import FramingError, IncompleteBody, WireError
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -99,16 +100,19 @@ def test_a_body_split_over_many_reads_is_reassembled_in_order() -> None:
 
 
 async def pushed(client: httpx.AsyncClient, target: str, stop_after: int | None = None) -> list[bytes]:
-    """The body through the PUSH_BODY extension (the prober driver's path), read by read."""
+    """The body through `LeanTransport.open` and `LeanResponse.push` (the driver's path), read by read,
+    on the client's transport (so its pool is the one iterated requests use)."""
     pieces: list[bytes] = []
 
     def sink(data: bytes, received_ns: int) -> bool:
         pieces.append(data)
         return stop_after is None or len(pieces) < stop_after
 
-    response = await client.send(client.build_request("GET", target), stream=True)
+    transport = client._transport
+    assert isinstance(transport, LeanTransport)
+    response = await transport.open(httpx.Request("GET", target))
     try:
-        await response.extensions[PUSH_BODY](sink)
+        await response.push(sink)
     finally:
         await response.aclose()
     return pieces
@@ -174,11 +178,11 @@ def test_a_pushed_body_fails_as_an_iterated_one() -> None:
                 async with server:
                     try:
                         outcomes.append(b"".join(await pushed(client, url(server))))
-                    except httpx.HTTPError as exc:
+                    except WireError as exc:  # the driver's path raises the wire layer's errors
                         outcomes.append(type(exc))
         return outcomes
 
-    assert asyncio.run(scenario()) == [httpx.RemoteProtocolError, httpx.RemoteProtocolError, b"until the end"]
+    assert asyncio.run(scenario()) == [IncompleteBody, FramingError, b"until the end"]
 
 
 def test_a_stale_keep_alive_connection_is_retried_on_a_fresh_one() -> None:
@@ -300,7 +304,7 @@ def test_a_busy_loop_does_not_delay_the_stamps_of_bytes_already_delivered(monkey
     stalls: list[int] = []
 
     def feed_then_stall(self: lean_transport._PushReader, data: bytes) -> None:
-        if not stalls and self.sink is None:
+        if not stalls and not isinstance(self.sink, lean_transport._Sink):  # the head's delivery
             stalls.append(1)
             # Queued before the reader wakes the request's task: the loop runs it first.
             asyncio.get_running_loop().call_soon(time.sleep, 0.12)

@@ -19,7 +19,7 @@ from prober_support import config_data, make_config, sample
 
 PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
 #: Label names the prober may export, and where each one's values come from.
-ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version"}
+ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version", "phase"}
 
 
 def config_for(server: MockServerThread) -> dict[str, Any]:

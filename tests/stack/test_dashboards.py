@@ -93,8 +93,8 @@ def known_series() -> set[str]:
     names = set(PLATFORM_METRICS)
     for registry in (ProberMetrics().registry, LoadMetrics().registry):
         for family in registry.collect():
-            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",),
-                        "info": ("_info",)}[family.type]
+            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
+                        "summary": ("_count", "_sum"), "gauge": ("",), "info": ("_info",)}[family.type]
             names.update(family.name + s for s in suffixes)
     names.update(rule["record"] for rule in recording_rules())
     return names

@@ -144,8 +144,8 @@ def exported_series_names() -> set[str]:
     names: set[str] = set()
     for registry in (ProberMetrics().registry, LoadMetrics().registry):
         for family in registry.collect():
-            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",),
-                        "info": ("_info",)}[family.type]
+            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
+                        "summary": ("_count", "_sum"), "gauge": ("",), "info": ("_info",)}[family.type]
             names.update(family.name + s for s in suffixes)
     return names
 

@@ -1,23 +1,19 @@
-"""Byte transports for the sync driver. `make_sync_transport(name)` picks one by name."""
+"""Byte transports for the sync driver. `make_sync_transport(name)` picks one by name.
+
+One remains: the raw-socket reader (rawsocket.py), the only one that meets the wire contract
+(tests/core/test_wire_contract.py; docs/load-testing.md says why geventhttpclient and httpx were removed).
+"""
 
 from __future__ import annotations
 
 from monitor.drivers.sync import SyncTransport
 
 #: The Locust-path default, chosen by benchmarks/client_lag.py (see docs/benchmarks.md).
-DEFAULT_SYNC_TRANSPORT = "geventhttpclient"
-SYNC_TRANSPORTS = ("geventhttpclient", "httpx", "raw")
+DEFAULT_SYNC_TRANSPORT = "raw"
+SYNC_TRANSPORTS = ("raw",)
 
 
 def make_sync_transport(name: str = DEFAULT_SYNC_TRANSPORT) -> SyncTransport:
-    if name == "geventhttpclient":
-        from monitor.drivers.transports.geventhttp import GeventHttpTransport
-
-        return GeventHttpTransport()
-    if name == "httpx":
-        from monitor.drivers.transports.httpx_sync import HttpxSyncTransport
-
-        return HttpxSyncTransport()
     if name == "raw":
         from monitor.drivers.transports.rawsocket import RawSocketTransport
 

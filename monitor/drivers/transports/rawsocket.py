@@ -11,7 +11,10 @@ Scope: what an OpenAI-compatible streaming API needs: POST with a body, HTTP/1.1
 connection per origin, owned by one Locust user), `Transfer-Encoding: chunked`, `Content-Length` or
 close-delimited bodies, TLS through the standard `ssl` module (gevent-cooperative), TCP_NODELAY so the
 request is never delayed by Nagle's algorithm. A kept-alive connection that the server closed while idle
-is detected (no byte of a response before EOF) and the request is sent again once on a new connection.
+is detected before the request is sent (the socket is readable: EOF, or bytes nobody asked for) and
+then never reused; when the close races the request (no byte of a response before EOF) the request is
+sent again once on a new connection. The response head is read by the wire layer's `HeadReader`, the
+body by its `BodyFraming`, and every failure is one of its `WireError`s (monitor/wire/).
 
 Receipt times from the kernel: on plain TCP the socket asks for receive timestamps (`SO_TIMESTAMPNS`)
 and each read returns, with its bytes, the time the kernel received the last of them
@@ -32,20 +35,28 @@ import ssl
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from gevent import socket as gsocket
 from gevent.hub import Waiter
 
-from monitor.drivers.framing import BodyFraming, FramingError, IncompleteBody
 from monitor.drivers.request import PreparedRequest, Timeouts
-from monitor.drivers.sync import TransportError
 from monitor.drivers.transports.readmux import multiplexer
-from monitor.outcomes import ErrorClass
+from monitor.wire import (
+    BodyFraming,
+    ClosedBeforeResponse,
+    ConnectFailed,
+    ConnectionDropped,
+    ConnectTimeout,
+    HeadReader,
+    ResponseHead,
+)
 
 _RECV = 65536
-_MAX_HEAD = 64 * 1024
+#: Reads a closing response takes from what the socket already holds to finish the body's framing
+#: (a server that keeps streaming past the answer's end loses the connection instead).
+_DRAIN_READS = 4
 #: Linux's SO_TIMESTAMPNS (Python does not name it): a `struct timespec` of CLOCK_REALTIME per recvmsg.
 SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
@@ -66,7 +77,7 @@ class _Connection:
     and user-space stamps (decrypted bytes may already sit in the TLS buffer, so the file descriptor's
     readability says nothing) and have no `read_now`."""
 
-    __slots__ = ("fileno", "read_now", "recv_stamped", "sock", "used")
+    __slots__ = ("fileno", "raw", "read_now", "recv_stamped", "sock", "used")
 
     def __init__(self, sock: socket.socket, *, tls: bool = False, kernel_stamps: bool = False) -> None:
         self.sock = sock
@@ -74,7 +85,7 @@ class _Connection:
         self.recv_stamped = self._user_stamped
         self.read_now: Callable[[int], tuple[bytes, int]] | None = None
         self.fileno = -1
-        raw = getattr(sock, "_sock", None)
+        raw = self.raw = getattr(sock, "_sock", None)
         wait = getattr(sock, "_wait", None)
         read_event = getattr(sock, "_read_event", None)
         if not tls and raw is not None and wait is not None and read_event is not None:
@@ -89,6 +100,24 @@ class _Connection:
                     except BlockingIOError:
                         continue  # woken without data (rare): wait again
             self.recv_stamped = recv_stamped
+
+    def idle_and_open(self) -> bool:
+        """True when nothing is waiting to be read: neither EOF (the server closed the kept-alive
+        connection) nor bytes (part of an earlier answer, which the next request must never read).
+        A non-blocking peek, once per reuse."""
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending():
+            return False  # decrypted bytes already in the TLS buffer
+        raw = self.raw
+        if raw is None:
+            return True
+        try:
+            raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return False  # EOF (b"") or unread bytes
 
     def _user_stamped(self, size: int) -> tuple[bytes, int]:
         data = self.sock.recv(size)
@@ -146,58 +175,49 @@ def _stamped_read(raw: socket.socket, kernel_stamps: bool) -> Callable[[int], tu
 
 
 class _RawResponse:
-    __slots__ = ("_conn", "_framing", "_owner", "_pending", "_recv", "headers", "received_ns", "status")
+    __slots__ = ("_conn", "_framing", "_head_ns", "_owner", "_pending", "_recv", "connect_ns", "headers",
+                 "received_ns", "reused", "status", "tls_ns")
 
-    def __init__(self, owner: RawSocketTransport, conn: _Connection, status: int, headers: list[tuple[str, str]],
-                 framing: BodyFraming, rest: bytes, received_ns: int) -> None:
+    def __init__(self, owner: RawSocketTransport, conn: _Connection, head: ResponseHead, framing: BodyFraming,
+                 rest: bytes, received_ns: int, phases: tuple[int | None, int | None]) -> None:
         self._owner = owner
         self._conn = conn
         self._recv = conn.recv_stamped  # bound once: read_some runs once per SSE event
-        self.status = status
-        self.headers = headers
+        self.status = head.status
+        self.headers: Iterable[tuple[str, str]] = head.headers
         #: When the read that completed the head arrived; body bytes that came with it share the time.
-        self.received_ns = received_ns
+        self.received_ns: int | None = received_ns
+        self._head_ns = received_ns
+        #: This request's TCP connect (DNS included) and TLS handshake, in ns; None on a reused connection.
+        self.connect_ns: int | None = phases[0]
+        self.tls_ns: int | None = phases[1]
+        self.reused: bool | None = phases[0] is None
         self._framing = framing
-        self._pending = self._decode(rest) if rest else b""
-
-    def _decode(self, data: bytes) -> bytes:
-        try:
-            return self._framing.payload(data)
-        except FramingError as exc:
-            raise TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)) from None
+        self._pending = framing.payload(rest) if rest else b""
 
     def read_some(self) -> tuple[bytes, int]:
         if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            return data, self.received_ns
+            return data, self._head_ns
         recv = self._recv
         framing = self._framing
         while not framing.complete:
             try:
                 data, stamp = recv(_RECV)
-            except (ConnectionError, OSError) as exc:
-                raise _connect_error(exc) from None
+            except OSError as exc:
+                raise _dropped(exc) from None
             if not data:
-                self._end_of_input()
-                return b"", stamp  # a close-delimited body ends here
-            out = self._decode(data)
+                framing.at_eof()  # a close-delimited body ends here; a framed one raises IncompleteBody
+                return b"", stamp
+            out = framing.payload(data)
             if out:
                 return out, stamp
         return b"", time.monotonic_ns()
 
-    def _end_of_input(self) -> None:
-        """The peer closed the connection: the end of a close-delimited body, an error inside a framed one."""
-        try:
-            self._framing.at_eof()
-        except IncompleteBody as exc:
-            # EOF inside a framed body: the connection dropped (DESIGN §4 connect_error), as on every
-            # other path; a body that ended properly without [DONE] is the recorder's call.
-            raise TransportError(ErrorClass.CONNECT_ERROR, str(exc)) from None
-
     def push(self, consumer: Callable[[bytes, int], bool]) -> None:
         """Hand every read to `consumer(payload, receipt_ns)` until it returns False; b"" marks the end
         of the body (the consumer returns False then). Blocks the calling greenlet until done; raises
-        `TransportError` as `read_some` does.
+        the wire layer's errors as `read_some` does.
 
         On plain TCP under Linux the reads happen in the hub, called by the loop's `ReadMultiplexer`
         (readmux.py) when the socket turns readable, and the consumer runs there too: it must not block.
@@ -211,7 +231,7 @@ class _RawResponse:
             return
         if self._pending:  # body bytes that came with the head, received with it
             data, self._pending = self._pending, b""
-            if not consumer(data, self.received_ns):
+            if not consumer(data, self._head_ns):
                 return
         framing = self._framing
         if framing.complete:
@@ -237,10 +257,10 @@ class _RawResponse:
                     data, stamp = read_now(_RECV)  # type: ignore[misc]
                 except BlockingIOError:
                     return  # readiness without data (rare): wait for the next report
-                except (ConnectionError, OSError) as exc:
-                    raise _connect_error(exc) from None
+                except OSError as exc:
+                    raise _dropped(exc) from None
                 if not data:
-                    self._end_of_input()
+                    framing.at_eof()
                     consumer(b"", stamp)
                     finish(None)
                     return
@@ -250,8 +270,6 @@ class _RawResponse:
                 elif framing.complete:
                     consumer(b"", monotonic_ns())
                     finish(None)
-            except FramingError as exc:
-                finish(TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)))
             except Exception as exc:  # noqa: BLE001 - raised in the request's greenlet, never in the hub
                 finish(exc)
 
@@ -262,10 +280,35 @@ class _RawResponse:
             mux.discard(fd)
 
     def close(self, *, complete: bool) -> None:
-        if complete and self._framing.complete and self._framing.reusable:
+        """Keep the connection only when the body was read to its end and nothing else is waiting. A
+        driver that stopped at the answer's end (`[DONE]`) before the body's framing ended takes what
+        the socket already holds, without waiting; a server that keeps the body open loses the
+        connection, never the next request's answer."""
+        framing = self._framing
+        if complete and not framing.complete:
+            self._drain_ready()
+        if complete and framing.complete and framing.reusable:
             self._owner.release(self._conn)
         else:
             self._owner.discard(self._conn)
+
+    def _drain_ready(self) -> None:
+        read_now = self._conn.read_now
+        if read_now is None:
+            return  # TLS: its readiness says nothing (decrypted bytes may sit in its buffer); not reused
+        framing = self._framing
+        try:
+            for _ in range(_DRAIN_READS):
+                if framing.complete:
+                    return
+                data, _ = read_now(_RECV)
+                if not data:
+                    framing.at_eof()
+                    return
+                framing.payload(data)
+            framing.reusable = framing.complete and framing.reusable
+        except Exception:  # noqa: BLE001 - nothing more to read yet (BlockingIOError), or not HTTP: not reused
+            framing.reusable = False
 
 
 class RawSocketTransport:
@@ -282,7 +325,12 @@ class RawSocketTransport:
         self._origin_of: dict[int, tuple[str, str, int]] = {}
         self._tls: ssl.SSLContext | None = None
 
-    def _connect(self, scheme: str, host: str, port: int, timeout: float | None) -> _Connection:
+    def _connect(self, scheme: str, host: str, port: int,
+                 timeout: float | None) -> tuple[_Connection, tuple[int | None, int | None]]:
+        """A new connection, and how long its TCP connect (DNS included) and TLS handshake took."""
+        clock = time.monotonic_ns
+        t_start = clock()
+        tls_ns: int | None = None
         try:
             family = _ip_family(host)
             if family is None:
@@ -296,6 +344,7 @@ class RawSocketTransport:
                     sock.close()
                     raise
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t_connected = clock()
             if scheme == "https":
                 if self._tls is None:
                     self._tls = ssl.create_default_context()
@@ -303,12 +352,14 @@ class RawSocketTransport:
                 from gevent import ssl as gssl
 
                 sock = gssl.SSLContext.wrap_socket(self._tls, sock, server_hostname=host)  # type: ignore[arg-type]
+                tls_ns = clock() - t_connected
             sock.settimeout(None)  # the driver's deadlines bound every read
         except TimeoutError:
-            raise TransportError(ErrorClass.TIMEOUT_CONNECT, f"connect timeout after {timeout:g} s") from None
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            raise _connect_error(exc) from None
-        return _Connection(sock, tls=scheme == "https", kernel_stamps=self._kernel_stamps)
+            raise ConnectTimeout(f"connect timeout after {timeout:g} s") from None
+        except OSError as exc:  # ssl.SSLError and socket.gaierror included
+            raise ConnectFailed(f"{type(exc).__name__}: {exc}") from None
+        conn = _Connection(sock, tls=scheme == "https", kernel_stamps=self._kernel_stamps)
+        return conn, (t_connected - t_start, tls_ns)
 
     def open(self, request: PreparedRequest, timeouts: Timeouts) -> _RawResponse:
         parts = urlsplit(request.url)
@@ -324,65 +375,51 @@ class RawSocketTransport:
         origin = (scheme, host, port)
         for attempt in (0, 1):
             conn = self._idle.pop(origin, None)
+            if conn is not None and not conn.idle_and_open():
+                self.discard(conn)
+                conn = None
             reused = conn is not None
+            phases: tuple[int | None, int | None] = (None, None)
             if conn is None:
-                conn = self._connect(scheme, host, port, timeouts.connect)
+                conn, phases = self._connect(scheme, host, port, timeouts.connect)
             self._origin_of[id(conn)] = origin
             try:
-                conn.sock.sendall(wire)
-                status, headers, rest, head_ns = self._read_head(conn.recv_stamped)
-                framing = _body_framing(status, headers)
-            except _StaleConnection:
+                try:
+                    conn.sock.sendall(wire)
+                except OSError as exc:  # the server closed the connection before taking the request
+                    raise ClosedBeforeResponse(f"{type(exc).__name__}: {exc}") from None
+                head, rest, head_ns = self._read_head(conn.recv_stamped)
+                framing = BodyFraming.for_head(head)
+                response = _RawResponse(self, conn, head, framing, rest, head_ns, phases)
+            except ClosedBeforeResponse:
                 self.discard(conn)
                 if reused and attempt == 0:
-                    continue  # the server closed the idle connection: once more on a new one
-                raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head") from None
-            except TransportError:
-                self.discard(conn)
+                    continue  # the server closed the idle connection as we sent: once more on a new one
                 raise
-            except (ConnectionError, OSError) as exc:
-                self.discard(conn)
-                if reused and attempt == 0:
-                    continue
-                raise _connect_error(exc) from None
-            except BaseException:  # a deadline (`_Expired`) or a kill: the connection is unusable
+            except BaseException:  # a wire error, a deadline (`_Expired`) or a kill: the connection is unusable
                 self.discard(conn)
                 raise
             conn.used = True
-            return _RawResponse(self, conn, status, headers, framing, rest, head_ns)
-        raise TransportError(ErrorClass.CONNECT_ERROR, "connection closed before a response head")
+            return response
+        raise ClosedBeforeResponse("connection closed before a response")
 
     @staticmethod
-    def _read_head(recv_stamped: Callable[[int], tuple[bytes, int]], buf: bytes = b"", stamp: int = 0,
-                   *, interim: bool = False) -> tuple[int, list[tuple[str, str]], bytes, int]:
-        """Status, headers, the body bytes that came with the head, and the receipt time of the read
-        that completed the head (the kernel's where the connection has it): the response's TTFB, and
-        the time of those body bytes too."""
-        head_buf = bytearray(buf)
-        while (end := head_buf.find(b"\r\n\r\n")) < 0:
-            if len(head_buf) > _MAX_HEAD:
-                raise TransportError(ErrorClass.PROTOCOL_ERROR, "response head larger than 64 KiB")
-            data, stamp = recv_stamped(_RECV)
+    def _read_head(recv_stamped: Callable[[int], tuple[bytes, int]]) -> tuple[ResponseHead, bytes, int]:
+        """The final head (interim 1xx ones dropped), the body bytes that came with it, and the receipt
+        time of the read that completed it (the kernel's where the connection has it): the response's
+        TTFB, and the time of those body bytes too."""
+        reader = HeadReader()
+        while True:
+            try:
+                data, stamp = recv_stamped(_RECV)
+            except OSError as exc:  # a reset: before any byte of the answer, the race with an idle close
+                raise (ConnectionDropped if reader.received else ClosedBeforeResponse)(
+                    f"{type(exc).__name__}: {exc}") from None
             if not data:
-                if not head_buf and not interim:
-                    raise _StaleConnection()
-                raise TransportError(ErrorClass.PROTOCOL_ERROR, "connection closed inside the response head")
-            head_buf += data
-        head = bytes(head_buf[:end]).decode("latin-1")
-        rest = bytes(head_buf[end + 4:])
-        status_line, *header_lines = head.split("\r\n")
-        fields = status_line.split(" ", 2)
-        if len(fields) < 2 or not fields[0].startswith("HTTP/1.") or not fields[1].isdigit():
-            raise TransportError(ErrorClass.PROTOCOL_ERROR, f"bad status line {status_line[:80]!r}")
-        headers = []
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers.append((name.strip(), value.strip()))
-        status = int(fields[1])
-        if 100 <= status < 200:  # an interim response (100 Continue): the real head follows
-            return RawSocketTransport._read_head(recv_stamped, rest, stamp, interim=True)
-        return status, headers, rest, stamp
+                reader.at_eof()  # raises
+            head = reader.feed(data)
+            if head is not None:
+                return head, reader.rest, stamp
 
     def release(self, conn: _Connection) -> None:
         origin = self._origin_of.get(id(conn))
@@ -402,18 +439,8 @@ class RawSocketTransport:
         self._origin_of.clear()
 
 
-def _body_framing(status: int, headers: list[tuple[str, str]]) -> BodyFraming:
-    lower = {k.lower(): v for k, v in headers}
-    try:
-        return BodyFraming(status, connection=lower.get("connection", ""),
-                           transfer_encoding=lower.get("transfer-encoding", ""),
-                           content_length=lower.get("content-length"))
-    except FramingError as exc:
-        raise TransportError(ErrorClass.PROTOCOL_ERROR, str(exc)) from None
-
-
-def _connect_error(exc: BaseException) -> TransportError:
-    return TransportError(ErrorClass.CONNECT_ERROR, f"{type(exc).__name__}: {exc}")
+def _dropped(exc: OSError) -> ConnectionDropped:
+    return ConnectionDropped(f"{type(exc).__name__}: {exc}")
 
 
 def _ip_family(host: str) -> int | None:
@@ -425,7 +452,3 @@ def _ip_family(host: str) -> int | None:
             continue
         return family
     return None
-
-
-class _StaleConnection(Exception):
-    """EOF before any byte of a response: a kept-alive connection the server had already closed."""

@@ -1,4 +1,4 @@
-"""Incremental `Transfer-Encoding: chunked` decoding, shared by our own HTTP/1.1 transports.
+"""Incremental `Transfer-Encoding: chunked` decoding, shared by every HTTP/1.1 transport (the wire layer).
 
 Sans-IO like the SSE decoder: bytes in, payload bytes out, nothing held back. Both the load test's
 raw-socket transport (gevent) and the prober's asyncio transport feed it what a socket returned, so
@@ -20,6 +20,12 @@ class ChunkedDecoder:
         self._remaining = 0
         self._state = self._SIZE
         self.done = False
+
+    @property
+    def surplus(self) -> bool:
+        """True when bytes followed the last chunk's trailer in what was fed (the connection then holds
+        something that is not this response: it must not be reused)."""
+        return self.done and bool(self._buf)
 
     def feed(self, data: bytes) -> bytes:
         if not self._buf and self._state == self._SIZE:
