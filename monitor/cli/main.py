@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
+from monitor.keys import ApiKeyError
+from monitor.redact import install as install_redaction
 
 #: Command modules under monitor.cli, in the order `--help` lists them. Each has `register(subparsers)`.
 COMMAND_MODULES = ("demo", "measure", "mock", "probe", "load", "report", "stack")
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything can log or raise: every command's logs and tracebacks go through the redactor.
+    install_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -34,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except ApiKeyError as exc:  # a key that is not ASCII, or that must not go where it was pointed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -41,7 +41,7 @@ MALFORMED: list[tuple[str, str, str]] = [
      "must be an http(s) URL"),
     (GOOD.replace("http://127.0.0.1:1/api/v1", "http://127.0.0.1:1/api/v1/chat/completions"),
      "endpoints.0.base_url", "give the API root"),
-    (GOOD + "probe:\n  interval_s: -5\n", "probe.interval_s", "greater than 0"),
+    (GOOD + "probe:\n  interval_s: -5\n", "probe.interval_s", "greater than or equal to 0.5"),
     (GOOD + "probe:\n  max_in_flight: lots\n", "probe.max_in_flight", "valid integer"),
     (GOOD + "probe:\n  confirm: {failures_before_down: 0}\n", "probe.confirm.failures_before_down",
      "greater than or equal to 1"),
