@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from monitor.drivers.request import ChatRequest, Timeouts
 from monitor.keys import insecure_key_problem
@@ -41,6 +42,12 @@ IntervalSeconds = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_SECONDS, allo
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 #: RFC 9110 field-name token.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def field_error(path: str, message: str) -> PydanticCustomError:
+    """A validator's error about a field below the model it validates: `_describe` appends `path` to the
+    error's location, so the message reads `FILE: endpoints.0.base_url: problem`."""
+    return PydanticCustomError("field_path", "{path}: {message}", {"path": path, "message": message})
 
 
 class _Strict(BaseModel):
@@ -231,7 +238,7 @@ class Endpoint(_Strict):
         if self.api_key_env and not self.allow_insecure_key:
             problem = insecure_key_problem(self.base_url, self.api_key_env)
             if problem:
-                raise ValueError(f"base_url: {problem}, or set allow_insecure_key: true")
+                raise field_error("base_url", f"{problem}, or set allow_insecure_key: true")
         return self
 
     @model_validator(mode="after")
@@ -239,7 +246,7 @@ class Endpoint(_Strict):
         if self.kind == "openai":
             for i, model in enumerate(self.models):
                 if model.providers or model.discover:
-                    raise ValueError(f"models.{i}: providers/discover need kind: openrouter "
+                    raise field_error(f"models.{i}", "providers/discover need kind: openrouter "
                                      "(plain OpenAI-compatible servers have no provider routing)")
         return self
 
@@ -338,14 +345,14 @@ class Config(_Strict):
         names = [e.name for e in self.endpoints]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"endpoints: duplicate names: {', '.join(dupes)}")
+            raise field_error("endpoints", f"duplicate names: {', '.join(dupes)}")
         seen: dict[tuple[str, str, str, str], str] = {}
         for ei, endpoint in enumerate(self.endpoints):
             for mi, model in enumerate(endpoint.models):
                 for pi, profile in enumerate(model.profiles):
                     if profile not in self.profiles:
                         known = ", ".join(sorted(self.profiles)) or "none"
-                        raise ValueError(f"endpoints.{ei}.models.{mi}.profiles.{pi}: unknown profile "
+                        raise field_error(f"endpoints.{ei}.models.{mi}.profiles.{pi}", "unknown profile "
                                          f"{profile!r} (defined: {known})")
                     # Two entries that make the same target would be probed twice under one label set
                     # (double counts, a state that flips between them); discovery counts as one entry.
@@ -353,7 +360,7 @@ class Config(_Strict):
                         key = (endpoint.name, model.id, provider, profile)
                         where = f"endpoints.{ei}.models.{mi}"
                         if key in seen:
-                            raise ValueError(f"{where}: duplicate target {'/'.join(key)} (also {seen[key]}); "
+                            raise field_error(where, f"duplicate target {'/'.join(key)} (also {seen[key]}); "
                                              "list each model once per endpoint, each profile once")
                         seen[key] = where
         return self
@@ -500,6 +507,9 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     # pydantic puts the failing union member / validator name in loc for some errors; drop those parts.
     loc = [part for part in loc if not part.startswith(("function-", "literal[", "union["))]
     kind = err.get("type", "")
+    if kind == "field_path":
+        ctx = err.get("ctx") or {}
+        return ".".join([*loc, str(ctx.get("path", ""))]).strip("."), str(ctx.get("message", ""))
     if kind == "extra_forbidden":
         field = loc.pop() if loc else ""
         return ".".join(loc), f"unknown key {field!r}"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from monitor.cli.argtypes import positive_seconds
+from monitor.cli.argtypes import interval_seconds, positive_seconds
 from monitor.config import Config, ConfigError, load_config
 from monitor.drivers import read_api_key
 
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", required=True, metavar="FILE", help="YAML config (see examples/)")
     p.add_argument("--listen", type=listen_address, default=listen_address(DEFAULT_LISTEN), metavar="HOST:PORT",
                    help=f"address of the HTTP server (default: {DEFAULT_LISTEN})")
-    p.add_argument("--interval", type=positive_seconds, metavar="SECONDS",
+    p.add_argument("--interval", type=interval_seconds, metavar="SECONDS",
                    help="override every target's probe interval (demos, tests)")
     p.add_argument("--once", action="store_true", help="probe every target once, print, exit 0 if all ok else 1")
     p.add_argument("--format", choices=("table", "json"), default="table", help="--once output (default: table)")
