@@ -1,0 +1,260 @@
+"""A canary key and its prefixes appear in no output and no file of a `measure`, a load run and a
+prober round, even against a server that echoes the key back in every way a careless one could: in a
+401 body (plain and JSON-`\\uXXXX`-escaped), in a mid-stream error, straddling the 120-character cut of
+an invalid-JSON excerpt, and in a field that makes the recorder raise (so Locust's exception table,
+`locust.log`, its CSVs and `locust.html` see the exception).
+
+The canary is not key-shaped (`CANARYkey-...`, not `sk-...`), so only the registry of keys read from the
+environment can catch it, not the redactor's patterns."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY = "CANARYkey-4f2b9c7e1d3a5b6c8e0f2a4b6c8d0e1f9a8b7c6d5e4f"
+KEY_ENV = "TP_CANARY_KEY"
+#: Every model the echo server knows, each a different way of sending the key back.
+MODELS = ("echo/http", "echo/stream", "echo/badjson", "echo/raise")
+
+
+def _escaped(text: str, backslashes: int = 1) -> str:
+    return "".join("\\" * backslashes + f"u{ord(c):04x}" for c in text)
+
+
+def leaks(text: str) -> list[str]:
+    """The fragments of the canary (prefixes of 8+ characters, plain or \\u-escaped) found in text."""
+    probes = [CANARY[:8], _escaped(CANARY[:8]), _escaped(CANARY[:8], 2), _escaped(CANARY[:8]).upper().replace(
+        "\\U", "\\u")]
+    return [p for p in probes if p in text]
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    server: EchoServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _token(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        self.server.seen.append(auth)
+        return auth.partition(" ")[2]
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # credits (/key) and discovery
+        key = self._token()
+        self._send(500, json.dumps({"error": {"code": 500, "message": f"no {self.path} for {key}"}}).encode())
+
+    def do_POST(self) -> None:
+        key = self._token()
+        model = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))).get("model")
+        if model == "echo/http":
+            body = ('{"error": {"code": 401, "message": "key rejected: ' + key + '", "metadata": {"escaped": "'
+                    + _escaped(key) + '", "raw": "' + key + '"}}}')
+            self._send(401, body.encode())
+            return
+        token = {"id": "gen-echo", "choices": [{"index": 0, "delta": {"content": "hello"}}]}
+        if model == "echo/stream":
+            events = [token, {"id": "gen-echo", "error": {"code": 502, "message": f"upstream choked on {key}"},
+                              "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}]}]
+            lines = [json.dumps(e) for e in events]
+        elif model == "echo/badjson":
+            # The key starts at character 110 of the data line: an excerpt cut at 120 keeps 10 of its chars.
+            lines = [json.dumps(token), '{"x": "' + "a" * 103 + key + ' and the JSON never closes']
+        else:  # echo/raise: a field the recorder converts with int(): ValueError quoting the key
+            lines = [json.dumps({**token, "tokenpulse_truth": {"sent_ns": key, "recv_ns": key}})]
+        body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+        self._send(200, body.encode(), "text/event-stream")
+
+
+class EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Echo)
+        self.seen: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v1"
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[EchoServer]:
+    server = EchoServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), KEY_ENV: CANARY, "PYTHONUNBUFFERED": "1"}
+
+
+def _tp(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True,
+                          env=_env(), timeout=timeout, cwd=cwd or ROOT)
+
+
+def _config(tmp_path: Path, base_url: str, *, discover: bool = False) -> Path:
+    models: list[dict[str, object]] = [{"id": m} for m in MODELS]
+    if discover:
+        models.append({"id": "echo/discover", "discover": True})
+    config = {
+        "endpoints": [{"name": "echo", "base_url": base_url, "kind": "openrouter", "api_key_env": KEY_ENV,
+                       "models": models}],
+        "profiles": {"default": {"prompt": "Say something short.", "max_tokens": 8}},
+        "probe": {"interval_s": 0.5, "jitter_s": 0, "credits_interval_s": 1,
+                  "timeouts": {"connect_s": 2, "ttft_s": 5, "idle_s": 5, "total_s": 10}},
+        "load": {"workload": {"input_tokens_mean": 8, "output_tokens_mean": 8},
+                 "timeouts": {"connect_s": 2, "ttft_s": 5, "idle_s": 5, "total_s": 10},
+                 "error_backoff_s": 0.2, "start_stagger_s": 0},
+    }
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _assert_clean(where: str, text: str) -> None:
+    found = leaks(text)
+    assert not found, f"{where}: {found}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_measure(echo: EchoServer, model: str) -> None:
+    for fmt in ((), ("--json",)):
+        sent = len(echo.seen)
+        proc = _tp("measure", "--base-url", echo.base_url, "--model", model, "--api-key-env", KEY_ENV, *fmt,
+                   timeout=60)
+        assert echo.seen[sent:] == [f"Bearer {CANARY}"]  # the key was really sent, so it could be echoed
+        assert proc.returncode in (1, 0), proc.stderr  # failed measurement, not a crash or a usage error
+        _assert_clean(f"measure {model} {fmt} stdout", proc.stdout)
+        _assert_clean(f"measure {model} {fmt} stderr", proc.stderr)
+    assert "[REDACTED]" in proc.stdout or model == "echo/raise", proc.stdout
+
+
+def test_load_run_folder(echo: EchoServer, tmp_path: Path) -> None:
+    config = _config(tmp_path, echo.base_url)
+    out = tmp_path / "run"
+    sent = len(echo.seen)
+    proc = _tp("load", "--config", str(config), "--out", str(out), "--users", "4", "--run-time", "3",
+               "--metrics-port", "0", timeout=150)
+    assert len(echo.seen) > sent and all(a == f"Bearer {CANARY}" for a in echo.seen[sent:])
+    _assert_clean("load stdout", proc.stdout)
+    _assert_clean("load stderr", proc.stderr)
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    names = {p.name for p in files}
+    for expected in ("locust.log", "locust.html", "locust_stats.csv", "locust_failures.csv",
+                     "locust_exceptions.csv", "summary.json", "report.md", "report.html", "meta.json"):
+        assert expected in names, (expected, names)
+    assert any(n.startswith("records-") for n in names), names
+    for path in files:
+        _assert_clean(str(path.relative_to(out)), path.read_text(encoding="utf-8", errors="replace"))
+    records = [json.loads(line) for p in out.glob("records-*.jsonl") for line in p.read_text().splitlines()]
+    messages = {r.get("error_message") or "" for r in records}
+    assert any("[REDACTED]" in m for m in messages), messages
+    # the exception the recorder raised on echo/raise reached Locust's table, redacted
+    exceptions = (out / "locust_exceptions.csv").read_text(encoding="utf-8")
+    if "ValueError" in exceptions:
+        assert "[REDACTED]" in exceptions
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_prober_round(echo: EchoServer, tmp_path: Path) -> None:
+    config = _config(tmp_path, echo.base_url, discover=True)
+    port = _free_port()
+    log = tmp_path / "probe.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "probe", "--config", str(config), "--listen",
+                                 f"127.0.0.1:{port}", "--log-level", "debug"], stdout=sink, stderr=subprocess.STDOUT,
+                                env=_env(), cwd=tmp_path)
+        pages: dict[str, str] = {}
+        try:
+            deadline = time.monotonic() + 60
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                while time.monotonic() < deadline:
+                    try:
+                        status = client.get("/api/status").json()
+                    except (httpx.HTTPError, ValueError):
+                        time.sleep(0.2)
+                        continue
+                    probed = [t for g in status["groups"] for t in g["targets"] if t.get("recent_failures")]
+                    if len(probed) >= len(MODELS) - 1 and status.get("pending_discovery"):
+                        break
+                    time.sleep(0.2)
+                for path in ("/metrics", "/", "/api/status", "/readyz", "/healthz"):
+                    pages[path] = client.get(path).text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for path, body in pages.items():
+        _assert_clean(path, body)
+    _assert_clean("probe log", log.read_text(encoding="utf-8", errors="replace"))
+    assert "[REDACTED]" in pages["/api/status"]
+    once = _tp("probe", "--config", str(config), "--once", "--format", "json", "--log-level", "debug", timeout=60)
+    _assert_clean("probe --once stdout", once.stdout)
+    _assert_clean("probe --once stderr", once.stderr)
+    assert "[REDACTED]" in once.stdout
+
+
+def test_locust_sinks_redact_in_a_locust_process(tmp_path: Path) -> None:
+    """Locust's exception table and failure table, fed directly (a worker's exception, a failure whose
+    exception quotes the key), through the wrapped sinks; in a subprocess because importing Locust
+    monkey-patches the interpreter."""
+    script = f"""
+import os
+from locust.env import Environment
+from locust import events
+from monitor.keys import read_api_key
+from monitor.load.redaction import sanitize_environment
+key = read_api_key({KEY_ENV!r})
+env = Environment(events=events)
+env.create_local_runner()
+sanitize_environment(env)
+env.runner.log_exception("w1", "boom " + key, "File x, line 1\\n  " + key)
+env.stats.log_error("E2E", "t", ValueError("bad " + key))
+env.stats.log_error("E2E", "t", "plain " + key[:12])
+rows = list(env.runner.exceptions.values())
+errors = [e.to_name() for e in env.stats.errors.values()]
+print(rows, errors)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("[REDACTED]") == 4, proc.stdout
+    _assert_clean("locust sinks", proc.stdout + proc.stderr)
