@@ -258,3 +258,115 @@ print(rows, errors)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("[REDACTED]") == 4, proc.stdout
     _assert_clean("locust sinks", proc.stdout + proc.stderr)
+
+
+# ------------------------------------------------------------------------------ the rules, one by one
+def test_redact_before_truncating_and_escaped_forms() -> None:
+    from monitor.redact import REDACTED, clip, redact
+
+    key = "tpkey-0123456789abcdefXYZ"
+    text = "x" * 290 + key  # a 300-character clip would keep 'tpkey-0123'
+    assert key[:10] not in clip(text, 300, [key]) and REDACTED in clip(text, 300, [key])
+    for form in (key, key[:12], _escaped(key), _escaped(key, 2), _escaped(key).upper().replace("\\U", "\\u"),
+                 key.replace("-", "\\-"), "".join(f"%{ord(c):02X}" for c in key), json.dumps(key)[1:-1]):
+        assert redact(f"a {form} b", [key]) == f"a {REDACTED} b", form
+    assert redact("tpkey-0 is short", [key]) == "tpkey-0 is short"  # 7 characters: not a fragment
+    assert redact("Authorization: Bearer abcdefgh12345678") == f"Authorization: Bearer {REDACTED}"
+    assert redact("sk-or-v1-0123456789abcdef0123") == REDACTED
+
+
+def test_every_log_record_and_traceback_is_redacted(tmp_path: Path) -> None:
+    script = f"""
+import logging, sys, threading
+from monitor.keys import read_api_key
+from monitor.redact import install
+install()
+key = read_api_key({KEY_ENV!r})
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+log = logging.getLogger("anything")
+log.warning("a %s b", key)
+try:
+    raise ValueError("boom " + key)
+except ValueError:
+    log.exception("caught")
+t = threading.Thread(target=lambda: int(key))
+t.start(); t.join()
+raise RuntimeError(key[:20])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout.count("[REDACTED]") == 2 and "RuntimeError: [REDACTED]" in proc.stderr, proc
+    assert "Exception in thread" in proc.stderr
+    _assert_clean("logs", proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("::ffff:127.0.0.1", True),
+    ("localhost", True), ("api.localhost", True), ("10.0.0.1", False), ("::ffff:10.0.0.1", False),
+    ("gpu-box", False), ("localhost.example.com", False), ("0.0.0.0", False),
+])
+def test_loopback(host: str, loopback: bool) -> None:
+    from monitor.keys import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_key_belongs_to_its_host() -> None:
+    from monitor.keys import belongs_to, insecure_key_problem
+
+    assert belongs_to("OPENROUTER_API_KEY", "https://openrouter.ai/api/v1")
+    assert belongs_to("OPENROUTER_API_KEY", "https://eu.openrouter.ai/api/v1")
+    assert not belongs_to("OPENROUTER_API_KEY", "https://openrouter.ai.evil.example/api/v1")
+    assert not belongs_to("OPENROUTER_API_KEY", "http://127.0.0.1:8000/v1")
+    assert not belongs_to("MY_KEY", "https://openrouter.ai/api/v1")
+    assert insecure_key_problem("http://[::ffff:127.0.0.1]:8000/v1", "K") is None
+    assert insecure_key_problem("https://gpu-box:8000/v1", "K") is None
+    assert "plain http to gpu-box" in (insecure_key_problem("http://gpu-box:8000/v1", "K") or "")
+
+
+def _measure(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", "measure", "--model", "echo/stream", *args],
+                          capture_output=True, text=True, env={**_env(), **env}, timeout=60)
+
+
+def test_measure_sends_the_default_key_only_to_its_host(echo: EchoServer) -> None:
+    sent = len(echo.seen)
+    proc = _measure("--base-url", echo.base_url, env={"OPENROUTER_API_KEY": CANARY})
+    assert echo.seen[sent:] == [""]  # no Authorization header at all
+    assert "not sending OPENROUTER_API_KEY to 127.0.0.1" in proc.stderr
+    assert "--api-key-env OPENROUTER_API_KEY" in proc.stderr
+    proc = _measure("--base-url", echo.base_url, "--api-key-env", "OPENROUTER_API_KEY",
+                    env={"OPENROUTER_API_KEY": CANARY})
+    assert echo.seen[-1] == f"Bearer {CANARY}" and proc.returncode == 1
+    _assert_clean("measure", proc.stdout + proc.stderr)
+
+
+def test_measure_refuses_a_key_in_clear_text_to_a_remote_host() -> None:
+    # gpu-box.invalid never resolves: the refusal must come before any connection attempt
+    proc = _measure("--base-url", "http://gpu-box.invalid:8000/v1", "--api-key-env", KEY_ENV, env={})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert ("error: plain http to gpu-box.invalid, which is not a loopback address, would send the key in "
+            f"{KEY_ENV} unencrypted over the network; use https, or pass --allow-insecure-key") in proc.stderr
+    proc = _measure("--base-url", "http://gpu-box.invalid:8000/v1", "--api-key-env", KEY_ENV,
+                    "--allow-insecure-key", "--connect-timeout", "2", "--json", env={})
+    assert proc.returncode == 1 and json.loads(proc.stdout)["error_class"] == "connect_error"
+
+
+@pytest.mark.parametrize(("bad", "position"), [("sk-caf\u00e9-0123456789", 7), ("sk-tab\t0123456789", 7),
+                                               ("sk-space 0123456789", 9)])
+def test_a_key_that_is_not_ascii_is_a_clear_error(echo: EchoServer, tmp_path: Path, bad: str, position: int) -> None:
+    proc = _measure("--base-url", echo.base_url, "--api-key-env", "TP_BAD_KEY", env={"TP_BAD_KEY": bad})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert ("error: environment variable TP_BAD_KEY holds a key with a character that is not printable ASCII at "
+            f"position {position} (of {len(bad)})") in proc.stderr, proc.stderr
+    assert bad not in proc.stderr
+    config = tmp_path / "bad-key.yaml"
+    config.write_text(yaml.safe_dump({"endpoints": [{"name": "e", "base_url": echo.base_url, "api_key_env": "TP_BAD_KEY",
+                                                     "models": [{"id": "echo/stream"}]}]}), encoding="utf-8")
+    for cmd in (["probe", "--config", str(config), "--once"],
+                ["load", "--config", str(config), "--out", str(tmp_path / "run"), "--metrics-port", "0"]):
+        proc = subprocess.run([sys.executable, "-m", "monitor", *cmd], capture_output=True, text=True,
+                              env={**_env(), "TP_BAD_KEY": bad}, timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "TP_BAD_KEY holds a key with a character that is not printable ASCII" in proc.stderr
+    assert not (tmp_path / "run").exists()
