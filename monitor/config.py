@@ -204,7 +204,8 @@ class Endpoint(_Strict):
                                     "never logged). Unset variable: requests go without a key, with a warning.")
     allow_insecure_key: bool = Field(default=False, description="allow sending the key in `api_key_env` over "
                                      "plain http to a host that is not a loopback address (anyone on the path "
-                                     "can read it); without it such an endpoint is a config error.")
+                                     "can read it); without it such an endpoint is a config error whenever "
+                                     "the variable is set.")
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers, e.g. "
                                     "OpenRouter's `X-Title`; names are HTTP tokens, values may not hold CR, "
                                     "LF or NUL.")
@@ -232,14 +233,6 @@ class Endpoint(_Strict):
                 # A CR or LF would end the header and inject another one into every request.
                 raise ValueError(f"header {name}: value holds {bad!r}; CR, LF and NUL are not allowed")
         return value
-
-    @model_validator(mode="after")
-    def _key_not_in_clear(self) -> Endpoint:
-        if self.api_key_env and not self.allow_insecure_key:
-            problem = insecure_key_problem(self.base_url, self.api_key_env)
-            if problem:
-                raise field_error("base_url", f"{problem}, or set allow_insecure_key: true")
-        return self
 
     @model_validator(mode="after")
     def _providers_need_openrouter(self) -> Endpoint:
@@ -469,9 +462,26 @@ def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] 
     except ConfigError as exc:
         raise ConfigError(source, exc.problems) from None
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+    problems = _keys_in_clear(config, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _keys_in_clear(config: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Endpoints that would send a key (their `api_key_env` is set) over plain http to a host that is
+    not loopback, without `allow_insecure_key`. Checked against the environment, not the file alone, so
+    a key-less server on the LAN (`api_key_env` named but unset) stays usable."""
+    problems = []
+    for i, endpoint in enumerate(config.endpoints):
+        if endpoint.api_key_env and env.get(endpoint.api_key_env) and not endpoint.allow_insecure_key:
+            problem = insecure_key_problem(endpoint.base_url, endpoint.api_key_env)
+            if problem:
+                problems.append((f"endpoints.{i}.base_url", f"{problem}, or set allow_insecure_key: true"))
+    return problems
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:

@@ -190,3 +190,14 @@ probe:
     config = load_config(source, env={"K": "v"})
     assert config.probe.timeouts.total_s == 86400 and config.load.timeouts.total_s == 60
     assert config.endpoints[2].models[0].interval_s == 0.5
+
+
+def test_a_key_less_endpoint_on_the_lan_is_fine(tmp_path: Path) -> None:
+    """The clear-text rule is about a key that would be sent: `api_key_env` named but unset is no key."""
+    source = tmp_path / "lan.yaml"
+    source.write_text(GOOD.replace("http://127.0.0.1:9/api/v1", "http://gpu-box.example:8000/v1")
+                      .replace("    models:", "    kind: openai\n    api_key_env: TP_UNSET_KEY\n    models:"),
+                      encoding="utf-8")
+    assert load_config(source, env={}).endpoints[0].base_url == "http://gpu-box.example:8000/v1"
+    with pytest.raises(ConfigError, match="allow_insecure_key"):
+        load_config(source, env={"TP_UNSET_KEY": "secret-value"})
