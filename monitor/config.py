@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.drivers.request import ChatRequest, Timeouts
 from monitor.keys import insecure_key_problem
+from monitor.redact import register_secret
 from monitor.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
@@ -436,11 +437,16 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`."""
+    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`. A value put into
+    a header from the environment is registered with the redactor."""
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env and env[name] != "":
+                if ".headers." in f".{path}.":
+                    # A header filled from the environment is how servers with their own auth header
+                    # (`api-key`, `X-API-Key`) get a key: treat it as one, so it is redacted like one.
+                    register_secret(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -457,6 +463,7 @@ def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
 def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(source, [("", "the file must hold a mapping with an `endpoints` list")])
+    _register_named_keys(data, os.environ if env is None else env)
     try:
         data = substitute_env(data, os.environ if env is None else env)
     except ConfigError as exc:
@@ -482,6 +489,16 @@ def _keys_in_clear(config: Config, env: Mapping[str, str]) -> list[tuple[str, st
             if problem:
                 problems.append((f"endpoints.{i}.base_url", f"{problem}, or set allow_insecure_key: true"))
     return problems
+
+
+def _register_named_keys(data: dict[Any, Any], env: Mapping[str, str]) -> None:
+    """Register the keys in every variable the file names as `api_key_env` before validating, so even
+    an error message about this file (which may quote a value) can be redacted."""
+    endpoints = data.get("endpoints")
+    for endpoint in endpoints if isinstance(endpoints, list) else ():
+        name = endpoint.get("api_key_env") if isinstance(endpoint, dict) else None
+        if isinstance(name, str) and env.get(name):
+            register_secret(env[name])
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:

@@ -12,13 +12,14 @@ OpenAI-style `sk-` key, so text from a process that never read the key (the mock
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -156,3 +157,34 @@ def install(env_names: Iterable[str] = ()) -> None:
 
     sys.excepthook = excepthook
     threading.excepthook = thread_excepthook
+
+
+class _RedactingStream:
+    """A text stream that redacts every write before passing it on; everything else is delegated."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def redacted_stdio() -> Iterator[None]:
+    """While a command runs, whatever it prints (a config error quoting a value, a table, a message a
+    library writes straight to stderr) is redacted too; the streams are restored afterwards, so an
+    in-process caller (a test) gets its own back."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _RedactingStream(saved[0]), _RedactingStream(saved[1])  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -370,3 +370,25 @@ def test_a_key_that_is_not_ascii_is_a_clear_error(echo: EchoServer, tmp_path: Pa
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert "TP_BAD_KEY holds a key with a character that is not printable ASCII" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_header_from_the_environment_is_a_secret_and_config_errors_are_redacted(tmp_path: Path) -> None:
+    """`headers: {X-API-Key: ${VAR}}` is how some servers take a key: it is redacted like one; and a
+    config error that quotes a value (here the key put into a URL by mistake) prints no key."""
+    config = tmp_path / "header-key.yaml"
+    config.write_text(yaml.safe_dump({"endpoints": [
+        {"name": "e", "base_url": "http://127.0.0.1:9/v1", "kind": "openai",
+         "headers": {"X-API-Key": "${TP_HEADER_KEY}"}, "models": [{"id": "m"}]},
+        {"name": "f", "base_url": "${TP_CANARY_KEY}", "api_key_env": KEY_ENV, "models": [{"id": "m"}]}]}),
+        encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "monitor", "probe", "--config", str(config), "--once"],
+                          capture_output=True, text=True, env={**_env(), "TP_HEADER_KEY": "hdrkey-0123456789abcdef"},
+                          timeout=60)
+    assert proc.returncode == 2 and "endpoints.1.base_url: must be an http(s) URL" in proc.stderr, proc.stderr
+    _assert_clean("config error", proc.stdout + proc.stderr)
+    from monitor.config import parse_config
+    from monitor.redact import redact
+
+    parse_config(yaml.safe_load(config.read_text().replace("${TP_CANARY_KEY}", "http://127.0.0.1:9/v1")),
+                 env={"TP_HEADER_KEY": "hdrkey-0123456789abcdef"})
+    assert redact("echo hdrkey-0123456789abcdef") == "echo [REDACTED]"
