@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CANARY = "CANARYkey-4f2b9c7e1d3a5b6c8e0f2a4b6c8d0e1f9a8b7c6d5e4f"
 KEY_ENV = "TP_CANARY_KEY"
 #: Every model the echo server knows, each a different way of sending the key back.
-MODELS = ("echo/http", "echo/stream", "echo/badjson", "echo/raise")
+MODELS = ("echo/http", "echo/stream", "echo/badjson", "echo/raise", "echo/fields")
 
 
 def _escaped(text: str, backslashes: int = 1) -> str:
@@ -62,8 +62,12 @@ class _Echo(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # credits (/key) and discovery
+    def do_GET(self) -> None:  # credits (/key) and discovery (one provider tag is the key itself)
         key = self._token()
+        if self.path.endswith("/endpoints"):
+            listing = {"data": {"endpoints": [{"tag": key}, {"tag": "careless"}]}}
+            self._send(200, json.dumps(listing).encode())
+            return
         self._send(500, json.dumps({"error": {"code": 500, "message": f"no {self.path} for {key}"}}).encode())
 
     def do_POST(self) -> None:
@@ -82,6 +86,9 @@ class _Echo(BaseHTTPRequestHandler):
         elif model == "echo/badjson":
             # The key starts at character 110 of the data line: an excerpt cut at 120 keeps 10 of its chars.
             lines = [json.dumps(token), '{"x": "' + "a" * 103 + key + ' and the JSON never closes']
+        elif model == "echo/fields":  # a successful answer whose provider, id and finish reason are the key
+            lines = [json.dumps({"id": key, "provider": key, "choices": [{"index": 0, "delta": {"content": "hi"},
+                                                                          "finish_reason": key}]})]
         else:  # echo/raise: a field the recorder converts with int(): ValueError quoting the key
             lines = [json.dumps({**token, "tokenpulse_truth": {"sent_ns": key, "recv_ns": key}})]
         body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
@@ -185,6 +192,42 @@ def test_load_run_folder(echo: EchoServer, tmp_path: Path) -> None:
         assert "[REDACTED]" in exceptions
 
 
+def test_load_web_ui(echo: EchoServer, tmp_path: Path) -> None:
+    """Locust's web UI while the run goes: its failures, its exceptions tab and their CSV downloads."""
+    config = _config(tmp_path, echo.base_url)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "load", "--config", str(config), "--out",
+                             str(tmp_path / "run"), "--users", "4", "--run-time", "4", "--metrics-port", "0", "--web",
+                             "--web-port", str(port), "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path)
+    pages: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    exceptions = client.get("/exceptions").json()["exceptions"]
+                    errors = client.get("/stats/requests").json()["errors"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    time.sleep(0.2)
+                    continue
+                if exceptions and errors:
+                    for path in ("/exceptions", "/stats/requests", "/", "/exceptions/csv", "/stats/failures/csv"):
+                        pages[path] = client.get(path).text
+                    break
+                time.sleep(0.2)
+    finally:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert pages, "the web UI showed no exception and no failure during the run"
+    for path, body in pages.items():
+        _assert_clean(f"web UI {path}", body)
+    assert "[REDACTED]" in pages["/exceptions"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,10 +252,13 @@ def test_prober_round(echo: EchoServer, tmp_path: Path) -> None:
                     except (httpx.HTTPError, ValueError):
                         time.sleep(0.2)
                         continue
-                    probed = [t for g in status["groups"] for t in g["targets"] if t.get("recent_failures")]
-                    if len(probed) >= len(MODELS) - 1 and status.get("pending_discovery"):
+                    targets = [t for g in status["groups"] for t in g["targets"]]
+                    # every model probed twice, the discovered one included (the key's tag was dropped)
+                    if len(targets) == len(MODELS) + 1 and all(t["probes"] >= 2 for t in targets):
                         break
                     time.sleep(0.2)
+                else:
+                    pytest.fail("the prober did not probe every target twice within 60 s")
                 for path in ("/metrics", "/", "/api/status", "/readyz", "/healthz"):
                     pages[path] = client.get(path).text
         finally:
@@ -226,6 +272,7 @@ def test_prober_round(echo: EchoServer, tmp_path: Path) -> None:
         _assert_clean(path, body)
     _assert_clean("probe log", log.read_text(encoding="utf-8", errors="replace"))
     assert "[REDACTED]" in pages["/api/status"]
+    assert 'model="echo/discover",provider="careless"' in pages["/metrics"]  # the key was no provider
     once = _tp("probe", "--config", str(config), "--once", "--format", "json", "--log-level", "debug", timeout=60)
     _assert_clean("probe --once stdout", once.stdout)
     _assert_clean("probe --once stderr", once.stderr)
