@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from monitor.drivers.request import ChatRequest, Timeouts
-from monitor.yamlfile import YamlReadError, read_yaml
+from monitor.keys import insecure_key_problem
+from monitor.redact import register_secret
+from monitor.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
 #: A provider slug, optionally with OpenRouter's endpoint variant (`deepinfra/fp8`, as `tag` in the
@@ -29,7 +32,23 @@ PROVIDER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9._\
 #: Provider label value for endpoints that have no provider routing (plain OpenAI-compatible servers).
 NO_PROVIDER = "default"
 
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A day: no timeout, objective or interval of a monitor needs more, and huge values overflow the
+#: clock arithmetic (`total_s: 1e300` made every probe fail with OverflowError).
+MAX_SECONDS = 86_400.0
+#: The shortest probe interval (and the shortest `--interval`): below it a prober only burns money.
+MIN_INTERVAL_S = 0.5
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+IntervalSeconds = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_SECONDS, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+#: RFC 9110 field-name token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def field_error(path: str, message: str) -> PydanticCustomError:
+    """A validator's error about a field below the model it validates: `_describe` appends `path` to the
+    error's location, so the message reads `FILE: endpoints.0.base_url: problem`."""
+    return PydanticCustomError("field_path", "{path}: {message}", {"path": path, "message": message})
 
 
 class _Strict(BaseModel):
@@ -147,9 +166,9 @@ class ModelTarget(_Strict):
                            "need an explicit list).")
     profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1, description="names of "
                                 "`profiles` entries to probe with; each is its own target.")
-    interval_s: PositiveSeconds | None = Field(default=None, description="overrides `probe.interval_s` for "
+    interval_s: IntervalSeconds | None = Field(default=None, description="overrides `probe.interval_s` for "
                                                "this model.")
-    jitter_s: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="overrides "
+    jitter_s: Seconds | None = Field(default=None, description="overrides "
                                    "`probe.jitter_s` for this model.")
     timeouts: TimeoutsConfig | None = Field(default=None, description="overrides `probe.timeouts` for this "
                                             "model's probes.")
@@ -184,8 +203,13 @@ class Endpoint(_Strict):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of "
                                     "the environment variable holding the API key (sent as a bearer token; "
                                     "never logged). Unset variable: requests go without a key, with a warning.")
+    allow_insecure_key: bool = Field(default=False, description="allow sending the key in `api_key_env` over "
+                                     "plain http to a host that is not a loopback address (anyone on the path "
+                                     "can read it); without it such an endpoint is a config error whenever "
+                                     "the variable is set.")
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers, e.g. "
-                                    "OpenRouter's `X-Title`.")
+                                    "OpenRouter's `X-Title`; names are HTTP tokens, values may not hold CR, "
+                                    "LF or NUL.")
     models: list[ModelTarget] = Field(min_length=1, description="the models to measure on this endpoint.")
 
     @field_validator("base_url")
@@ -202,6 +226,13 @@ class Endpoint(_Strict):
     def _no_auth_header(cls, value: dict[str, str]) -> dict[str, str]:
         if any(k.lower() == "authorization" for k in value):
             raise ValueError("do not put credentials in headers; name the variable in api_key_env")
+        for name, text in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            bad = next((c for c in text if c in "\r\n\x00"), None)
+            if bad is not None:
+                # A CR or LF would end the header and inject another one into every request.
+                raise ValueError(f"header {name}: value holds {bad!r}; CR, LF and NUL are not allowed")
         return value
 
     @model_validator(mode="after")
@@ -209,7 +240,7 @@ class Endpoint(_Strict):
         if self.kind == "openai":
             for i, model in enumerate(self.models):
                 if model.providers or model.discover:
-                    raise ValueError(f"models.{i}: providers/discover need kind: openrouter "
+                    raise field_error(f"models.{i}", "providers/discover need kind: openrouter "
                                      "(plain OpenAI-compatible servers have no provider routing)")
         return self
 
@@ -217,8 +248,8 @@ class Endpoint(_Strict):
 class ProbeSettings(_Strict):
     """The prober's schedule and defaults (docs/prober.md)."""
 
-    interval_s: PositiveSeconds = Field(default=60.0, description="time between two probes of a target.")
-    jitter_s: float = Field(default=5.0, ge=0, allow_inf_nan=False, description="random delay added to each "
+    interval_s: IntervalSeconds = Field(default=60.0, description="time between two probes of a target.")
+    jitter_s: Seconds = Field(default=5.0, description="random delay added to each "
                             "scheduled probe, capped at a quarter of the interval.")
     max_in_flight: int = Field(default=32, ge=1, le=10_000, description="probes running at once, over all "
                                "targets, each counted for its first `slo.ttft_s` (a probe past it runs on "
@@ -227,11 +258,11 @@ class ProbeSettings(_Strict):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="per-probe time limits.")
     confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds, description="flap damping of the "
                                        "confirmed up/down state.")
-    credits_interval_s: PositiveSeconds = Field(default=300.0, description="how often OpenRouter key credits "
+    credits_interval_s: IntervalSeconds = Field(default=300.0, description="how often OpenRouter key credits "
                                                 "are read (`GET /key`).")
     #: How often `discover: true` models re-read their provider list (new providers are added; a
     #: failed discovery is retried every minute until it succeeds).
-    discovery_interval_s: PositiveSeconds = Field(default=3600.0, description="how often `discover: true` "
+    discovery_interval_s: IntervalSeconds = Field(default=3600.0, description="how often `discover: true` "
                                                   "models re-read their provider list (a failed discovery "
                                                   "is retried every minute).")
 
@@ -275,7 +306,7 @@ class LoadSettings(_Strict):
     timeouts: TimeoutsConfig = Field(default_factory=lambda: TimeoutsConfig(ttft_s=120.0, idle_s=60.0, total_s=600.0),
                                      description="per-request time limits; longer than the prober's, as "
                                      "queues grow under load.")
-    warmup_s: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="excluded from the figures "
+    warmup_s: Seconds = Field(default=0.0, description="excluded from the figures "
                             "at the start of each step (`--warmup` overrides it).")
     error_backoff_s: float = Field(
         default=1.0, ge=0, le=60, allow_inf_nan=False,
@@ -310,14 +341,24 @@ class Config(_Strict):
         names = [e.name for e in self.endpoints]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"endpoints: duplicate names: {', '.join(dupes)}")
+            raise field_error("endpoints", f"duplicate names: {', '.join(dupes)}")
+        seen: dict[tuple[str, str, str, str], str] = {}
         for ei, endpoint in enumerate(self.endpoints):
             for mi, model in enumerate(endpoint.models):
                 for pi, profile in enumerate(model.profiles):
                     if profile not in self.profiles:
                         known = ", ".join(sorted(self.profiles)) or "none"
-                        raise ValueError(f"endpoints.{ei}.models.{mi}.profiles.{pi}: unknown profile "
+                        raise field_error(f"endpoints.{ei}.models.{mi}.profiles.{pi}", "unknown profile "
                                          f"{profile!r} (defined: {known})")
+                    # Two entries that make the same target would be probed twice under one label set
+                    # (double counts, a state that flips between them); discovery counts as one entry.
+                    for provider in (["(discover)"] if model.discover else model.providers or [NO_PROVIDER]):
+                        key = (endpoint.name, model.id, provider, profile)
+                        where = f"endpoints.{ei}.models.{mi}"
+                        if key in seen:
+                            raise field_error(where, f"duplicate target {'/'.join(key)} (also {seen[key]}); "
+                                             "list each model once per endpoint, each profile once")
+                        seen[key] = where
         return self
 
     def targets(self) -> Iterator[Target]:
@@ -398,11 +439,16 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`."""
+    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`. A value put into
+    a header from the environment is registered with the redactor."""
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env and env[name] != "":
+                if ".headers." in f".{path}.":
+                    # A header filled from the environment is how servers with their own auth header
+                    # (`api-key`, `X-API-Key`) get a key: treat it as one, so it is redacted like one.
+                    register_secret(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -419,26 +465,70 @@ def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
 def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(source, [("", "the file must hold a mapping with an `endpoints` list")])
+    _register_named_keys(data, os.environ if env is None else env)
     try:
         data = substitute_env(data, os.environ if env is None else env)
     except ConfigError as exc:
         raise ConfigError(source, exc.problems) from None
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+    problems = _keys_in_clear(config, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _keys_in_clear(config: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Endpoints that would send a key (their `api_key_env` is set) over plain http to a host that is
+    not loopback, without `allow_insecure_key`. Checked against the environment, not the file alone, so
+    a key-less server on the LAN (`api_key_env` named but unset) stays usable."""
+    problems = []
+    for i, endpoint in enumerate(config.endpoints):
+        if endpoint.api_key_env and env.get(endpoint.api_key_env) and not endpoint.allow_insecure_key:
+            problem = insecure_key_problem(endpoint.base_url, endpoint.api_key_env)
+            if problem:
+                problems.append((f"endpoints.{i}.base_url", f"{problem}, or set allow_insecure_key: true"))
+    return problems
+
+
+def _register_named_keys(data: dict[Any, Any], env: Mapping[str, str]) -> None:
+    """Register the keys in every variable the file names as `api_key_env` before validating, so even
+    an error message about this file (which may quote a value) can be redacted."""
+    endpoints = data.get("endpoints")
+    for endpoint in endpoints if isinstance(endpoints, list) else ():
+        name = endpoint.get("api_key_env") if isinstance(endpoint, dict) else None
+        if isinstance(name, str) and env.get(name):
+            register_secret(env[name])
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file (bounded: monitor.yamlfile); ConfigError on any problem."""
     source = str(path)
     try:
         data = read_yaml(path)
     except YamlReadError as exc:
-        if exc.unreadable:
-            raise ConfigError(source, [("", exc.problem)]) from None
-        where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
-        raise ConfigError(source, [("", f"invalid YAML: {where}{exc.problem}")]) from None
+        raise _yaml_error(source, exc) from None
     return parse_config(data, source=source, env=env)
+
+
+def config_from_text(text: str, *, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """The same, from a config's text (Locust workers receive the text from their master)."""
+    try:
+        data = parse_yaml(text)
+    except YamlReadError as exc:
+        raise _yaml_error(source, exc) from None
+    return parse_config(data, source=source, env=env)
+
+
+def _yaml_error(source: str, exc: YamlReadError) -> ConfigError:
+    if exc.unreadable:
+        return ConfigError(source, [("", exc.problem)])
+    where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
+    if exc.path is not None:
+        return ConfigError(source, [(exc.path, f"{where}{exc.problem}")])
+    return ConfigError(source, [("", f"invalid YAML: {where}{exc.problem}")])
 
 
 def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
@@ -446,6 +536,9 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     # pydantic puts the failing union member / validator name in loc for some errors; drop those parts.
     loc = [part for part in loc if not part.startswith(("function-", "literal[", "union["))]
     kind = err.get("type", "")
+    if kind == "field_path":
+        ctx = err.get("ctx") or {}
+        return ".".join([*loc, str(ctx.get("path", ""))]).strip("."), str(ctx.get("message", ""))
     if kind == "extra_forbidden":
         field = loc.pop() if loc else ""
         return ".".join(loc), f"unknown key {field!r}"

@@ -355,6 +355,9 @@ class StreamRecorder:
         return f"{prefix}: {body[:200].decode('utf-8', 'replace')}"
 
     # ------------------------------------------------------------------------------- result
+    def _redacted(self, text: str | None) -> str | None:
+        return None if text is None else redact(text, self._secrets)
+
     def result(self) -> StreamResult:
         """Build the result. Safe to call once the request has ended (after on_eof/on_failure)."""
         t0 = self.t0_ns
@@ -414,9 +417,10 @@ class StreamRecorder:
             tokens_estimated=estimated,
             chunk_count=len(self._token_ns),
             token_times_s=[(t - t0 + 500) // 1000 / 1e6 for t in self._token_ns],
-            provider=self._provider,
-            generation_id=self._generation_id,
-            finish_reason=self._finish_reason,
+            # Strings the server chose go to records, pages and logs like error messages do: redacted.
+            provider=self._redacted(self._provider),
+            generation_id=self._redacted(self._generation_id),
+            finish_reason=self._redacted(self._finish_reason),
             retry_after_s=self._retry_after,
             bytes_received=self._bytes,
             keepalive_count=self._decoder.comments,

@@ -17,10 +17,17 @@ def positive_float(text: str) -> float:
 
 
 def positive_seconds(text: str) -> float:
+    """A duration flag (timeouts, grace): > 0 and at most a day, as in the config (huge values overflow
+    the clock arithmetic)."""
+    from monitor.config import MAX_SECONDS
+
     try:
-        return positive_float(text)
+        value = positive_float(text)
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (seconds)") from None
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:g} seconds (a day), got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -30,4 +37,14 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def interval_seconds(text: str) -> float:
+    """A probe interval: the config's floor and ceiling (monitor.config) apply to the flag too."""
+    from monitor.config import MAX_SECONDS, MIN_INTERVAL_S
+
+    value = positive_seconds(text)
+    if not MIN_INTERVAL_S <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_INTERVAL_S:g} and {MAX_SECONDS:g} seconds, got {text}")
     return value

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
+from monitor.keys import ApiKeyError
+from monitor.redact import install as install_redaction
+from monitor.redact import redacted_stdio
 
 #: Command modules under monitor.cli, in the order `--help` lists them. Each has `register(subparsers)`.
 COMMAND_MODULES = ("demo", "measure", "mock", "probe", "load", "report", "stack")
@@ -27,13 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything can log or raise: every command's logs and tracebacks go through the redactor.
+    install_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with redacted_stdio():
+            return int(args.func(args) or 0)
+    except ApiKeyError as exc:  # a key that is not ASCII, or that must not go where it was pointed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

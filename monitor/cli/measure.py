@@ -2,7 +2,9 @@
 
 Uses the async driver and the recorder, so its figures mean exactly what the prober's and the load
 test's mean. Exit 0 when the outcome is ok, 1 when the request failed (the result is still printed),
-2 for a usage error.
+2 for a usage error (a key that is not ASCII, or one that would cross the network in clear text).
+The key goes only where it is meant to (monitor.keys): OPENROUTER_API_KEY to openrouter.ai, any other
+host only the variable named with --api-key-env.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from monitor.cli.argtypes import positive_int, positive_seconds
-from monitor.drivers import ChatRequest, Timeouts, prepare, read_api_key
+from monitor.drivers import ChatRequest, Timeouts, prepare
 from monitor.drivers.async_httpx import AsyncStreamDriver
 from monitor.format import fmt_number, fmt_seconds, fmt_usd, render_fields
+from monitor.keys import DEFAULT_KEY_ENV, belongs_to, insecure_key_problem, read_api_key, url_host
 from monitor.recorder import StreamResult
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/api/v1"
@@ -49,9 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-tokens", type=positive_int, default=256, help="max output tokens (default: 256)")
     p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS,
                    help="pin the reasoning setting (none turns reasoning off); default: the model's own")
-    p.add_argument("--api-key-env", default="OPENROUTER_API_KEY",
-                   help="environment variable holding the API key (default: OPENROUTER_API_KEY); "
-                        "the key itself is never printed")
+    p.add_argument("--api-key-env", metavar="NAME",
+                   help=f"environment variable holding the API key, sent to --base-url whatever its host. "
+                        f"Without it, {DEFAULT_KEY_ENV} is sent only to its own host (openrouter.ai) and no "
+                        "key goes anywhere else (a local vLLM or mock needs none; name the variable to "
+                        "send one). The key itself is never printed")
+    p.add_argument("--allow-insecure-key", action="store_true",
+                   help="allow sending the key over plain http to a host that is not a loopback address "
+                        "(anyone on the network path can read it); without it that is an error")
     p.add_argument("--connect-timeout", type=positive_seconds, default=10.0, help="seconds (default: 10)")
     p.add_argument("--ttft-timeout", type=positive_seconds, default=60.0,
                    help="seconds until the first token (default: 60)")
@@ -62,10 +71,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
+def choose_key_env(base_url: str, api_key_env: str | None) -> tuple[str | None, str | None]:
+    """(the variable whose key is sent, a note for stderr). An explicit `--api-key-env` is sent to any
+    host; the default variable only to the host it belongs to, so `--base-url http://gpu-box:8000/v1`
+    never receives an OpenRouter key by accident."""
+    if api_key_env:
+        return api_key_env, None
+    if belongs_to(DEFAULT_KEY_ENV, base_url):
+        return DEFAULT_KEY_ENV, None
+    note = None
+    if os.environ.get(DEFAULT_KEY_ENV):
+        note = (f"note: not sending {DEFAULT_KEY_ENV} to {url_host(base_url) or base_url}, which is not its host "
+                f"(openrouter.ai); pass --api-key-env {DEFAULT_KEY_ENV} to send it there")
+    return None, note
+
+
 def run(args: argparse.Namespace) -> int:
-    api_key = read_api_key(args.api_key_env)
-    if api_key is None and not args.json:
-        print(f"note: {args.api_key_env} is not set; sending no Authorization header", file=sys.stderr)
+    key_env, note = choose_key_env(args.base_url, args.api_key_env)
+    if note:
+        print(note, file=sys.stderr)
+    api_key = read_api_key(key_env)  # ApiKeyError (not ASCII): exit 2 in cli.main
+    if key_env and api_key is None and not args.json:
+        print(f"note: {key_env} is not set; sending no Authorization header", file=sys.stderr)
+    if api_key is not None and not args.allow_insecure_key:
+        problem = insecure_key_problem(args.base_url, key_env or "")
+        if problem:
+            print(f"error: {problem}, or pass --allow-insecure-key", file=sys.stderr)
+            return 2
     request = ChatRequest(
         model=args.model,
         messages=[{"role": "user", "content": args.prompt}],

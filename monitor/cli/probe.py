@@ -11,13 +11,12 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from monitor.cli.argtypes import positive_seconds
+from monitor.cli.argtypes import interval_seconds, positive_seconds
 from monitor.config import Config, ConfigError, load_config
 from monitor.drivers import read_api_key
-from monitor.redact import redact
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -46,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", required=True, metavar="FILE", help="YAML config (see examples/)")
     p.add_argument("--listen", type=listen_address, default=listen_address(DEFAULT_LISTEN), metavar="HOST:PORT",
                    help=f"address of the HTTP server (default: {DEFAULT_LISTEN})")
-    p.add_argument("--interval", type=positive_seconds, metavar="SECONDS",
+    p.add_argument("--interval", type=interval_seconds, metavar="SECONDS",
                    help="override every target's probe interval (demos, tests)")
     p.add_argument("--once", action="store_true", help="probe every target once, print, exit 0 if all ok else 1")
     p.add_argument("--format", choices=("table", "json"), default="table", help="--once output (default: table)")
@@ -56,26 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-class RedactingFilter(logging.Filter):
-    """Last line of defence: no log record leaves the process with an API key in it."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = tuple(secrets)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            cleaned = redact(message, self.secrets)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-        return True
-
-
-def setup_logging(level: str, secrets: Sequence[str]) -> None:
+def setup_logging(level: str) -> None:
+    """Log to stderr. Redaction needs nothing here: the CLI entry point installed it for every record."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -90,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    secrets = [k for e in config.endpoints if (k := read_api_key(e.api_key_env))]
-    setup_logging(args.log_level, secrets)
+    for endpoint in config.endpoints:  # registers each key with the redactor; ApiKeyError exits 2
+        read_api_key(endpoint.api_key_env)
+    setup_logging(args.log_level)
     if args.once:
         return _run_loop(lambda: _once(config, args))
     return _run_loop(lambda: _serve(config, args))

@@ -2,18 +2,18 @@
 
 Why a builder: the prober, the load test and `tokenpulse measure` must send the same request for the
 same settings (a probe pinned to one provider, usage requested, reasoning fixed), and the API key must
-be read from the environment in exactly one place, so it is known to the redactor.
+be read from the environment in exactly one place (monitor.keys), so it is known to the redactor.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.jsonwire import dumps_compact
+from monitor.keys import MissingApiKey, read_api_key  # noqa: F401  (re-exported: keys are read in monitor.keys)
 
 ReasoningEffort = str  # "minimal" | "low" | "medium" | "high" (OpenRouter's values)
 
@@ -110,23 +110,9 @@ class PreparedRequest:
         return f"PreparedRequest(url={self.url!r}, body_bytes={len(self.body)})"
 
 
-class MissingApiKey(ValueError):
-    """The configured environment variable is unset (only raised when a key is required)."""
-
-
 def chat_completions_url(base_url: str) -> str:
     """`base_url` is the API root as written for the openai SDK (…/api/v1 or …/v1)."""
     return base_url.rstrip("/") + "/chat/completions"
-
-
-def read_api_key(api_key_env: str | None, *, required: bool = False) -> str | None:
-    """Read the key from the named environment variable. The error names the variable, never a value."""
-    if not api_key_env:
-        return None
-    key = os.environ.get(api_key_env) or None
-    if key is None and required:
-        raise MissingApiKey(f"environment variable {api_key_env} is not set")
-    return key
 
 
 def prepare(

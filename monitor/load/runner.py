@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from typing import IO, Any
 
 from monitor.config import ConfigError, load_config
 from monitor.format import fmt_number, fmt_seconds
+from monitor.keys import read_api_key
 from monitor.load.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
 from monitor.load.schedule import Schedule, build_schedule
 from monitor.load.targets import LoadSetupError, select_targets
 from monitor.load.workload import WorkloadGenerator
+from monitor.redact import redact
 from monitor.report.stats import percentile
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -68,14 +71,17 @@ def plan_run(args: Any) -> LoadPlan:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        select_targets(config, tuple(args.provider or ()))
+        for target in select_targets(config, tuple(args.provider or ())):
+            # Read here too, so a key that is not ASCII stops the run before Locust starts, and so this
+            # process knows the keys it must scrub from Locust's output (run_locust).
+            read_api_key(target.endpoint.api_key_env)
         warmup = args.warmup if args.warmup is not None else config.load.warmup_s
         schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
                                   run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
                                   step_s=args.step_time, rate=args.rate)
         if config.load.workload.kind == "dataset":
             WorkloadGenerator(config.load.workload, run_id=run_id, dataset_base_dir=Path(args.config).resolve().parent)
-    except (LoadSetupError, ValueError) as exc:  # DatasetError is a ValueError
+    except (LoadSetupError, ValueError) as exc:  # DatasetError and ApiKeyError are ValueErrors
         raise UsageError(str(exc)) from None
     if any(out.glob(RECORDS_GLOB)) or (out / META_FILE).exists():
         raise UsageError(f"{out} already holds a run; choose another --out")
@@ -257,8 +263,10 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
     tty = stream.isatty()
     interrupted = False
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(plan.command, stdout=log, stderr=subprocess.STDOUT, env=plan.env,
+        proc = subprocess.Popen(plan.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=plan.env,
                                 start_new_session=True)
+        pump = threading.Thread(target=_pump_redacted, args=(proc.stdout, log), name="locust-log", daemon=True)
+        pump.start()
         last_print = 0.0
         try:
             while proc.poll() is None:
@@ -288,10 +296,23 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        pump.join(10)
         if tty and not quiet and plan.role != "worker":
             progress.poll()
             stream.write("\r\033[K" + progress.line() + "\n")
     return proc.returncode, interrupted
+
+
+def _pump_redacted(source: IO[bytes] | None, sink: IO[bytes]) -> None:
+    """Copy Locust's output into locust.log line by line, redacted: whatever the child printed
+    without going through logging (gevent's tracebacks, Locust's own prints) is scrubbed here. Lines are
+    whole, so a key is never split between two redactions."""
+    if source is None:
+        return
+    with source:
+        for line in iter(source.readline, b""):
+            sink.write(redact(line.decode("utf-8", "replace")).encode("utf-8"))
+            sink.flush()
 
 
 def log_tail(plan: LoadPlan, lines: int = 25) -> str:

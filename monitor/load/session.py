@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-import yaml
 from gevent.event import Event
 from locust import __version__ as locust_version
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from monitor import __version__
-from monitor.config import Config, Target, parse_config
+from monitor.config import Config, ConfigError, Target, config_from_text
 from monitor.drivers.request import read_api_key
 from monitor.gctune import freeze_setup_heap
 from monitor.load.arrivals import ArrivalQueue
@@ -141,12 +140,9 @@ class LoadSession:
     def _configure(self, opts: LoadOptions) -> None:
         """Config, targets and schedule from the options (every role)."""
         self.opts = opts
-        try:
-            data = yaml.safe_load(opts.config_text)
-            self.config = parse_config(data, source=opts.config_path or "<config>")
-        except yaml.YAMLError as exc:
-            raise LoadSetupError(f"{opts.config_path}: invalid YAML: {exc}") from None
-        except Exception as exc:  # ConfigError carries the file: field: problem text
+        try:  # the same bounded reading as every config (monitor.yamlfile)
+            self.config = config_from_text(opts.config_text, source=opts.config_path or "<config>")
+        except ConfigError as exc:  # it carries the file: field: problem text
             raise LoadSetupError(str(exc)) from None
         try:
             self.schedule = opts.schedule(self.config.load.warmup_s)

@@ -77,7 +77,7 @@ def parse_endpoints(document: object, *, where: str) -> list[str]:
     tags: list[str] = []
     for entry in entries:
         tag = entry.get("tag") if isinstance(entry, Mapping) else None
-        if not isinstance(tag, str) or not _TAG.match(tag):
+        if not isinstance(tag, str) or not _TAG.match(tag) or redact(tag) != tag:  # a key is no label value
             log.warning("%s: skipping an endpoint with an unusable tag %r", where, clip(str(tag), 80))
             continue
         if tag in tags:
