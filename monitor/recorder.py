@@ -485,6 +485,15 @@ class StreamRecorder:
         )
 
 
+def failure_result(t0_ns: int, t_ns: int, error_class: ErrorClass, message: str, *,
+                   secrets: Sequence[str] = ()) -> StreamResult:
+    """The result of a request that ended at `t_ns` without a response the recorder saw (the client
+    itself failed): built by a recorder like any other, so its message is redacted and clipped."""
+    recorder = StreamRecorder(t0_ns, secrets=secrets)
+    recorder.on_failure(t_ns, error_class, message)
+    return recorder.result()
+
+
 _INVALID = object()
 #: Delta fields other than `content` that can carry a token (reasoning, structured reasoning, tool calls).
 _OTHER_TOKEN_KEYS = frozenset(("reasoning", "reasoning_content", "reasoning_details", "tool_calls"))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
 from monitor.cli.argtypes import positive_int, positive_seconds
 from monitor.drivers import ChatRequest, Timeouts, prepare, read_api_key
 from monitor.drivers.async_httpx import AsyncStreamDriver
 from monitor.format import fmt_number, fmt_seconds, fmt_usd, render_fields
+from monitor.jsonwire import dumps_pretty
 from monitor.recorder import StreamResult
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/api/v1"
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(once())
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(dumps_pretty(result.to_dict()))
     else:
         print(render_result(result))
     return 0 if result.ok else 1
@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 def render_result(result: StreamResult) -> str:
     est = " (estimated)" if result.tokens_estimated else ""
+    if result.usage_invalid:  # the server's usage held NaN, a negative or absurd number: not used
+        est = " (estimated: the server's usage was invalid)" if result.tokens_estimated else " (usage invalid)"
     outcome = result.outcome.value if result.ok else f"{result.outcome.value}: {result.error_class}"
     pairs = [
         ("outcome", outcome),
