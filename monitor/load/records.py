@@ -118,6 +118,8 @@ def _loads_line(line: bytes) -> Any:
 
 _REAL = (int, float)
 _MAX_FLOAT = sys.float_info.max
+#: 9999-12-31T23:59:59Z: the last Unix time a date can be printed for.
+_MAX_UNIX_TIME = 253_402_300_799
 #: Record fields that reports compute with, by the kind of value they must hold.
 _NUMBER_FIELDS = ("t_s", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s", "queue_wait_s",
                   "retry_after_s", "truth_ttft_s", "level", "users")
@@ -136,8 +138,10 @@ def _number(value: Any) -> bool:
 
 def clean_record(record: dict[str, Any]) -> dict[str, Any] | None:
     """`record` made safe for the reports (in place), or None when it cannot be placed in time (no
-    usable `start_time`). Once per record read: a few dict lookups, no pass over its fields."""
-    if not _number(record.get("start_time")):
+    usable `start_time`: a Unix time from 1970 to 9999). Once per record read: a few dict lookups, no
+    pass over its fields."""
+    start = record.get("start_time")
+    if not (type(start) in _REAL and 0 <= start <= _MAX_UNIX_TIME):
         return None
     for key in _NUMBER_FIELDS:
         value = record.get(key)

@@ -1,6 +1,8 @@
 """The recorder never raises: whole random responses (status, headers, body bytes cut at random points)
 go in, a `StreamResult` with a valid outcome and error class comes out, and every number in it is usable
-(finite, non-negative where it must be, strict JSON).
+(finite, non-negative where it must be, strict JSON). Downstream, invalid usage never reaches the cost
+guard or the metrics, `measure --json` prints strict JSON, and a report never fails on what a records
+file holds.
 
 Bodies are built from what a server can send: SSE events (data, comments, other fields, `[DONE]`, CR/LF
 variants, a BOM) whose data are chunk-shaped JSON with any value in any place, weird numbers (NaN,
@@ -11,13 +13,21 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
 
-from monitor.jsonwire import dumps_compact
+from monitor.config import Price
+from monitor.jsonwire import dumps_compact, dumps_pretty
+from monitor.load.cost import CostGuard, request_cost
+from monitor.metrics import LoadMetrics
 from monitor.outcomes import ErrorClass, Outcome
 from monitor.recorder import INTERNAL_ERROR_PREFIX, StreamRecorder, StreamResult
+from monitor.report.build import write_report
+from monitor.report.stats import distribution, mean, percentile
 from monitor.usage import MAX_COST_USD, MAX_TOKENS
 
 MS = 1_000_000
@@ -184,3 +194,119 @@ def test_any_error_body(status: int, body: str, cuts: list[int]) -> None:
     result = feed((status, [("content-type", "application/json")]), body.encode(), cuts, "eof")
     check(result)
     assert result.http_status == status and result.error_class is not None
+
+
+# ------------------------------------------------- downstream: cost guard, metrics, JSON output, reports
+def hostile_usage_result(cost_text: str) -> StreamResult:
+    body = (b'data: {"choices": [{"delta": {"content": "abcdefgh"}, "finish_reason": "stop"}]}\n\n'
+            b'data: {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "cost": '
+            + cost_text.encode() + b"}}\n\ndata: [DONE]\n\n")
+    return feed((200, [("content-type", "text/event-stream")]), body, [], "eof")
+
+
+@pytest.mark.parametrize("cost", ["NaN", "-Infinity", "Infinity", "-0.5", "1e308", "1" + "0" * 400])
+def test_invalid_cost_never_enters_the_guard_or_the_metrics(cost: str) -> None:
+    result = hostile_usage_result(cost)
+    assert result.ok and result.usage_invalid and result.cost_usd is None
+    price = Price(prompt_per_mtok=1.0, completion_per_mtok=2.0)
+    assert request_cost(result, price) is None  # unknown, not price x estimated tokens
+    guard = CostGuard(cap_usd=1.0)
+    reservation = guard.reserve("t", 0.25)
+    assert reservation is not None
+    guard.settle(reservation, request_cost(result, price))
+    assert guard.spent_usd == 0.25 and guard.reserved_usd == 0.0  # the reservation is kept as spent
+    metrics = LoadMetrics()
+    metrics.requests.observe({"endpoint": "e", "model": "m", "provider": "p"}, result,
+                             cost_usd=request_cost(result, price))
+    text = generate_latest(metrics.registry).decode()
+    assert "NaN" not in text and "Inf\n" not in text.replace("+Inf", "")
+
+
+@pytest.mark.parametrize("actual", [math.nan, math.inf, -math.inf, -1.0])
+def test_the_guard_treats_a_non_finite_or_negative_cost_as_unknown(actual: float) -> None:
+    guard = CostGuard(cap_usd=1.0)
+    first = guard.reserve("t", 0.4)
+    assert first is not None
+    guard.settle(first, actual)
+    assert guard.spent_usd == 0.4 and math.isfinite(guard.reserved_usd)
+    assert guard.reserve("t", 0.4) is not None and guard.reserve("t", 0.4) is None  # the cap still holds
+
+
+def test_measure_json_is_strict_json_even_with_a_non_finite_number() -> None:
+    result = hostile_usage_result("0.001")
+    data = result.to_dict()
+    data["tpot_s"] = math.nan  # no recorder value is non-finite now; the printer must not rely on it
+    data["extra"] = [math.inf, {"x": -math.inf}]
+    parsed = json.loads(dumps_pretty(data), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert parsed["tpot_s"] is None and parsed["extra"] == [None, {"x": None}]
+    assert parsed["cost_usd"] == 0.001 and parsed["usage_invalid"] is False
+
+
+GOOD = {"outcome": "ok", "error_class": None, "ttfb_s": 0.01, "ttft_s": 0.2, "ttfc_s": 0.2, "e2e_s": 0.5,
+        "tpot_s": 0.02, "output_tokens_per_s": 40.0, "prompt_tokens": 10, "output_tokens": 12, "reasoning_tokens": 0,
+        "tokens_estimated": False, "token_times_s": [0.2, 0.3, 0.4], "t_s": 1.0, "step": 0, "phase": "measure",
+        "endpoint": "mock", "model": "m", "target_provider": "fast", "estimated_cost_usd": 0.001, "v": 1}
+#: Raw JSON texts a foreign or damaged records file can hold in any field.
+FIELD_VALUES = WEIRD_NUMBERS + ["null", '"x"', "[]", "[1, null]", '{"a": 1}', "[NaN, 1]", deep(900, "list"),
+                                deep(100_000, "list")]
+FIELDS = ["start_time", "t_s", "ttft_s", "e2e_s", "tpot_s", "output_tokens_per_s", "queue_wait_s", "prompt_tokens",
+          "output_tokens", "reasoning_tokens", "estimated_cost_usd", "cost_usd", "token_times_s", "step", "phase",
+          "outcome", "error_class", "endpoint", "target_provider", "tokens_estimated"]
+
+
+def line(record: dict[str, object], overrides: list[tuple[str, str]]) -> bytes:
+    pairs = [(k, json.dumps(v)) for k, v in record.items() if k not in dict(overrides)] + overrides
+    return obj(pairs).encode() + b"\n"
+
+
+def write_run(folder: Path, lines: list[bytes], health: list[bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "records-local.jsonl").write_bytes(b"".join(lines))
+    (folder / "health-local.jsonl").write_bytes(b"".join(health))
+
+
+def strict(path: Path) -> object:
+    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path.name} holds {c}"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(st.sampled_from(FIELDS), st.sampled_from(FIELD_VALUES)), max_size=4),
+                min_size=1, max_size=6),
+       st.lists(st.tuples(st.sampled_from(["time", "cpu", "lags_s", "worker"]), st.sampled_from(FIELD_VALUES)),
+                max_size=4))
+def test_a_report_never_fails_on_a_stored_number(tmp_path_factory: pytest.TempPathFactory,
+                                                 damage: list[list[tuple[str, str]]],
+                                                 health_damage: list[tuple[str, str]]) -> None:
+    folder = tmp_path_factory.mktemp("run")
+    start = 1_800_000_000.0
+    lines = [line({**GOOD, "start_time": start + i}, []) for i in range(3)]
+    lines += [line({**GOOD, "start_time": start + 3 + i}, list(dict(d).items())) for i, d in enumerate(damage)]
+    health = [line({"time": start + 1, "worker": "local", "cpu": 0.5, "lags_s": [0.001]}, list(dict(health_damage).items()))]
+    write_run(folder, lines, health)
+    summary = write_report(folder)
+    assert summary["overall"]["requests"] >= 3
+    strict(folder / "summary.json")
+    assert math.isfinite(summary["overall"]["cost_usd"])
+
+
+def test_a_report_on_huge_finite_numbers_stays_finite(tmp_path: Path) -> None:
+    start = 1_800_000_000.0
+    lines = [line({**GOOD, "start_time": start + i, "ttft_s": 1e308, "e2e_s": 1e308, "tpot_s": -1e308,
+                   "token_times_s": [1e308], "estimated_cost_usd": 1e308, "output_tokens": 10**400}, [])
+             for i in range(3)]
+    lines.append(b'{"start_time": NaN}\n' + b'{"start_time": 1e999}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    write_run(tmp_path, lines, [b'{"time": 1e999, "cpu": NaN, "lags_s": [1e308, 1e308]}\n'])
+    summary = write_report(tmp_path)
+    assert summary["overall"]["requests"] == 3
+    assert summary["overall"]["cost_usd"] == 0.0 and summary["overall"]["cost_unknown_requests"] == 3
+    assert summary["overall"]["tokens"]["output"] == 0
+    assert summary["overall"]["ttft"]["mean"] == 1e308 and summary["overall"]["tpot"]["mean"] == -1e308
+    strict(tmp_path / "summary.json")
+
+
+def test_stats_stay_finite_for_any_finite_values() -> None:
+    d = distribution([1e308, 1e308, -1e308, math.nan, math.inf, None, "x", 10**400, True, 2])
+    assert d["n"] == 4 and all(v is None or math.isfinite(v) for v in d.values())
+    assert percentile([-1e308, 1e308], 50) == 0.0 and percentile([-1e308, 1e308], 100) == 1e308
+    assert mean([1e308, 1e308]) == 1e308
