@@ -41,7 +41,7 @@ from monitor.usage import INVALID, cost_usd, token_count
 try:
     from orjson import loads as _strict_loads  # refuses NaN, Infinity, 1e999 and nesting past 1,024
 except ImportError:  # orjson is a dependency; without it every line takes the stdlib path
-    def _strict_loads(data: bytes) -> Any:
+    def _strict_loads(data: bytes) -> Any:  # type: ignore[misc]
         raise ValueError("orjson is not installed")
 
 META_FILE = "meta.json"
@@ -141,7 +141,7 @@ def clean_record(record: dict[str, Any]) -> dict[str, Any] | None:
     usable `start_time`: a Unix time from 1970 to 9999). Once per record read: a few dict lookups, no
     pass over its fields."""
     start = record.get("start_time")
-    if not (type(start) in _REAL and 0 <= start <= _MAX_UNIX_TIME):
+    if not (isinstance(start, _REAL) and not isinstance(start, bool) and 0 <= start <= _MAX_UNIX_TIME):
         return None
     for key in _NUMBER_FIELDS:
         value = record.get(key)

@@ -186,7 +186,7 @@ def _generator(run: RunData, steps: list[Step], windows: dict[int, Window]) -> d
                 samples = h.get("lags_s")
                 if type(samples) is list:
                     lags.extend(samples)
-        per_worker = {w: {"cpu_mean": mean(v), "cpu_max": max(v)} for w, v in cpu.items() if v}
+        per_worker = {w: {"cpu_mean": mean(v) or 0.0, "cpu_max": max(v)} for w, v in cpu.items() if v}
         lag = distribution(lags)
         cpu_worst = max((v["cpu_mean"] for v in per_worker.values()), default=None)
         limited = bool((cpu_worst is not None and cpu_worst > CPU_WARN_RATIO)
