@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -451,3 +454,61 @@ def test_hostile_responses_through_every_driver(case: str, driver: str) -> None:
         assert result.truth_lags_s is None and result.finish_reason is None
     if endless:
         assert server.sent < ENDLESS_CAP  # the driver stopped reading: the server did not run out
+
+
+# ------------------------------------------------------ the load test's guard around a request
+_USER_GUARD_SCRIPT = r'''
+import json, sys, types
+import gevent
+from monitor.load import user as user_mod
+from monitor.load.cost import CostGuard
+from monitor.drivers.request import ChatRequest
+
+sleeps = []
+user_mod.gevent.sleep = sleeps.append  # the error backoff, recorded instead of slept
+records, fired, observed, results = [], [], [], []
+
+class Driver:
+    def run(self, prepared, timeouts, keep_text=False):
+        raise TypeError("a bug somewhere under the driver")
+
+schedule = types.SimpleNamespace(locate=lambda at: (0, 1.0, "measure"), users_at=lambda at: 1)
+session = types.SimpleNamespace(
+    draining=False, stopped=types.SimpleNamespace(is_set=lambda: False), arrivals=None,
+    opts=types.SimpleNamespace(ground_truth=False), guard=CostGuard(cap_usd=1.0), in_flight=0,
+    config=types.SimpleNamespace(load=types.SimpleNamespace(error_backoff_s=0.25)), schedule=schedule,
+    records=types.SimpleNamespace(write=records.append), run_start=0.0, run_start_mono_ns=0, worker_label="local",
+    on_request_done=observed.append)
+endpoint = types.SimpleNamespace(base_url="http://127.0.0.1:9/api/v1", headers={}, name="e")
+target = types.SimpleNamespace(endpoint=endpoint, model=types.SimpleNamespace(price=None, id="m"), provider="p")
+planned = types.SimpleNamespace(chat=ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}],
+                                                 max_tokens=8), keep_text=False, turn=0, input_tokens_target=1,
+                                output_tokens_target=8)
+fake = types.SimpleNamespace(
+    session=session, target=types.SimpleNamespace(target=target, api_key="sk-or-secret-key-123", key="k", name="t",
+                                                  index=0),
+    stream=types.SimpleNamespace(next_request=lambda t: planned, on_result=results.append), driver=Driver(),
+    timeouts=None, user_id=0,
+    environment=types.SimpleNamespace(events=types.SimpleNamespace(request=types.SimpleNamespace(
+        fire=lambda **kw: fired.append(kw["exception"] and str(kw["exception"]))))))
+fake._finish = types.MethodType(user_mod.TokenpulseUser._finish, fake)
+user_mod.TokenpulseUser.chat(fake)
+print(json.dumps({"records": records, "fired": fired, "sleeps": sleeps, "in_flight": session.in_flight,
+                  "reserved": session.guard.reserved_usd, "observed": len(observed)}, default=str))
+'''
+
+
+def test_an_exception_while_running_a_load_request_still_records_it_and_backs_off() -> None:
+    """monitor/load/user.py: whatever raises under the driver, the request gets its record (with an error
+    class), its Locust entry and the error backoff; the user does not loop as fast as it can."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", _USER_GUARD_SCRIPT], capture_output=True, text=True, timeout=120,
+                         env=env, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    [record] = data["records"]
+    assert record["outcome"] == "error" and record["error_class"] == "protocol_error"
+    assert record["error_message"].startswith("unexpected client error: TypeError")
+    assert "sk-or-secret-key-123" not in json.dumps(record)
+    assert data["fired"] == ["protocol_error"] and data["sleeps"] == [0.25]
+    assert data["in_flight"] == 0 and data["reserved"] == 0.0 and data["observed"] == 1
