@@ -5,7 +5,12 @@ JSON); the ratio says what our WHATWG-correct decoder and the recorder's token l
 Runs the variants interleaved, several rounds, and reports medians, so drift on a shared machine hits
 all of them alike. Pure CPU: no sockets.
 
-    python benchmarks/decoder_throughput.py [--events 20000] [--rounds 7]
+A second table feeds a newline-less body (one line that never ends, in 16 KiB reads: what a hostile or
+broken server can send until the response cap) at two sizes, 4x apart. The yardstick appends to a
+bytearray and looks for a newline in each read only, the least a correct reader does; the last column
+is the CPU per MiB at the larger size over that at the smaller: 1.0 is linear, 4.0 quadratic.
+
+    python benchmarks/decoder_throughput.py [--events 20000] [--rounds 7] [--no-newline-mib 16]
 """
 
 from __future__ import annotations
@@ -78,10 +83,64 @@ def measure(fn: Callable[[list[bytes]], int], reads: list[bytes], events: int) -
     return events / (time.process_time() - start)
 
 
+READ_SIZE = 16 * 1024
+
+
+def bare_no_newline(reads: list[bytes]) -> int:
+    buf = bytearray()
+    for data in reads:
+        if data.find(b"\n") != -1:
+            break
+        buf += data
+    return len(buf)
+
+
+def decoder_no_newline(reads: list[bytes]) -> int:
+    decoder = SSEDecoder()
+    for data in reads:
+        decoder.feed_data(data)
+    return int(decoder.pending_data)
+
+
+def recorder_no_newline(reads: list[bytes]) -> int:
+    rec = StreamRecorder(0, max_response_bytes=len(reads) * READ_SIZE + 1)
+    rec.on_headers(1, 200, HEADERS)
+    for data in reads:
+        rec.on_bytes(2, data)
+    rec.on_eof(3)
+    return rec.result().bytes_received
+
+
+def no_newline_table(mib: int, rounds: int) -> None:
+    """CPU per MiB of a newline-less body at `mib` / 4 and `mib` MiB, and how it grows."""
+    sizes = (max(1, mib // 4), mib)
+    variants = {"bytearray + find": bare_no_newline, "SSEDecoder": decoder_no_newline,
+                "SSEDecoder + StreamRecorder": recorder_no_newline}
+    read = b"x" * READ_SIZE
+    streams = {size: [read] * (size * 1024 * 1024 // READ_SIZE) for size in sizes}
+    samples: dict[tuple[str, int], list[float]] = {(n, s): [] for n in variants for s in sizes}
+    for _ in range(rounds):
+        for size in sizes:
+            for name, fn in variants.items():
+                start = time.process_time()
+                fn(streams[size])
+                samples[(name, size)].append((time.process_time() - start) / size)
+    small, large = sizes
+    print(f"\nnewline-less body, {READ_SIZE // 1024} KiB reads: CPU ms per MiB (median)")
+    print(f"{'variant':30} {f'{small} MiB':>10} {f'{large} MiB':>10} {'growth':>8} {'vs bare':>9}")
+    base = statistics.median(samples[("bytearray + find", large)])
+    for name in variants:
+        a = statistics.median(samples[(name, small)])
+        b = statistics.median(samples[(name, large)])
+        print(f"{name:30} {a * 1e3:>10.2f} {b * 1e3:>10.2f} {b / a:>7.2f}x {b / base:>8.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-newline-mib", type=int, default=16,
+                        help="larger size of the newline-less body, MiB (0: skip that table)")
     args = parser.parse_args()
     reads = make_stream(args.events)
     variants = {"bare split + json.loads": bare, "SSEDecoder": decoder_only,
@@ -95,6 +154,8 @@ def main() -> None:
     for name, values in samples.items():
         med = statistics.median(values)
         print(f"{name:30} {med:>24,.0f} {med / base:>8.2f}x {1e6 / med:>8.2f}us")
+    if args.no_newline_mib > 0:
+        no_newline_table(args.no_newline_mib, max(3, args.rounds // 2))
 
 
 if __name__ == "__main__":

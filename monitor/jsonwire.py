@@ -33,15 +33,25 @@ def dumps_compact(obj: Any, *, newline: bool = False) -> bytes:
     try:
         text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False)
+        text = json.dumps(finite(obj), separators=(",", ":"), allow_nan=False)
     return (text + "\n" if newline else text).encode()
 
 
-def _finite(value: Any) -> Any:
+def dumps_pretty(obj: Any) -> str:
+    """`obj` as indented JSON text for people (`measure --json`), NaN and infinities as null like
+    `dumps_compact`: `json.dumps` would print `NaN`, which no JSON parser accepts."""
+    try:
+        return json.dumps(obj, indent=2, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(obj), indent=2, allow_nan=False)
+
+
+def finite(value: Any) -> Any:
+    """A copy of a JSON-ready value with every NaN and infinity replaced by None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -24,15 +23,24 @@ from typing import Any
 from monitor.outcomes import ErrorClass, Outcome, error_class_for_status
 from monitor.redact import clip, redact
 from monitor.sse import SSEDecoder
+from monitor.usage import NO_USAGE, parse_usage
 
-#: Error bodies beyond this are not kept (only the first part is parsed for a message).
+#: An error body (or any body that is not an event stream) is read up to this many bytes, then the
+#: request ends with its error class: the first part is all a message needs, and an endless 500 body
+#: must be a `server_error` at once, not a `timeout_ttft` after reading it for a minute.
 ERROR_BODY_LIMIT = 64 * 1024
+#: Identifiers taken from the server (provider, generation id, finish reason) are cut to this length.
+MAX_ID_CHARS = 256
+#: The message of a result whose response made the recorder itself fail (a bug: the recorder is meant
+#: never to raise, whatever the bytes); the request still gets a record and an error class.
+INTERNAL_ERROR_PREFIX = "recorder could not interpret the response"
+#: Ground-truth stamps are monotonic nanoseconds: a non-negative int64, or the truth is dropped.
+_MAX_NS = 2**63 - 1
 #: Default cap on a streamed response: a runaway stream becomes a protocol_error, not an OOM.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Characters per token when the server sends no usage (a common rule of thumb for English text).
 CHARS_PER_TOKEN_ESTIMATE = 4.0
 
-_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _NS = 1e-9
 
 
@@ -73,6 +81,9 @@ class StreamResult:
     retry_after_s: float | None
     bytes_received: int
     keepalive_count: int
+    #: The server sent a `usage` with a figure that is not a finite non-negative number in range
+    #: (monitor/usage.py): its tokens and cost are unknown (tokens estimated like absent usage).
+    usage_invalid: bool = False
     #: Ground truth from a mock that stamps chunks (`tokenpulse_truth`): the server's own TTFT and the
     #: client lag of each token event (receipt minus send, same CLOCK_MONOTONIC). None otherwise.
     truth_ttft_s: float | None = None
@@ -130,7 +141,7 @@ class StreamRecorder:
     __slots__ = (
         "t0_ns", "_secrets", "_max_bytes", "_keep_text", "_prompt_tokens_hint", "_decoder",
         "status", "_content_type_ok", "_sse_body", "_t_headers", "_t_first_token", "_t_first_content",
-        "_t_last_token", "_t_done", "_t_end", "_token_ns", "_truth_sent", "_truth_recv", "_usage",
+        "_t_last_token", "_t_done", "_t_end", "_token_ns", "_truth_sent", "_truth_recv", "_truth_ok", "_usage",
         "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
         "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
         "finished", "first_token_seen",
@@ -163,7 +174,8 @@ class StreamRecorder:
         self._token_ns: list[int] = []
         self._truth_sent: list[int] = []
         self._truth_recv: int | None = None
-        self._usage: dict[str, Any] | None = None
+        self._truth_ok = True  # false once a ground-truth stamp was not a valid int64
+        self._usage: Any = None
         self._provider: str | None = None
         self._generation_id: str | None = None
         self._finish_reason: str | None = None
@@ -184,6 +196,12 @@ class StreamRecorder:
     # ------------------------------------------------------------------------------ events in
     def on_headers(self, t_ns: int, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         """The response head arrived at `t_ns` (TTFB)."""
+        try:
+            self._on_headers(t_ns, status, headers)
+        except Exception as exc:  # noqa: BLE001 - a bug, see INTERNAL_ERROR_PREFIX
+            self._internal_error(t_ns, exc)
+
+    def _on_headers(self, t_ns: int, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         self._t_headers = t_ns
         self.status = status
         items = headers.items() if isinstance(headers, Mapping) else headers
@@ -191,7 +209,8 @@ class StreamRecorder:
         content_type = lower.get("content-type", "")
         self._content_type_ok = content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
         self._sse_body = status < 300 and self._content_type_ok
-        self._generation_id = lower.get("x-generation-id") or None
+        gen_id = lower.get("x-generation-id")
+        self._generation_id = gen_id[:MAX_ID_CHARS] if gen_id and isinstance(gen_id, str) else None
         self._retry_after = _parse_retry_after(lower.get("retry-after"))
 
     def on_bytes(self, t_ns: int, data: bytes) -> None:
@@ -201,21 +220,32 @@ class StreamRecorder:
         self._bytes += len(data)
         if not self._sse_body:
             room = ERROR_BODY_LIMIT - len(self._error_body)
-            if room > 0:
-                self._error_body += data[:room]
+            self._error_body += data[:room]
+            if len(data) > room:  # past the cap: the rest cannot change the verdict
+                self._end(t_ns, f" (body cut at {ERROR_BODY_LIMIT} bytes)")
             return
         if self._bytes > self._max_bytes:
             self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"response exceeded {self._max_bytes} bytes")
             return
-        for text in self._decoder.feed_data(data):
-            self._on_event(t_ns, text)
-            if self.finished:
-                return
+        try:  # free unless it raises (Python 3.11+): the guarantee, not a per-event cost
+            for text in self._decoder.feed_data(data):
+                self._on_event(t_ns, text)
+                if self.finished:
+                    return
+        except Exception as exc:  # noqa: BLE001 - a bug, see INTERNAL_ERROR_PREFIX
+            self._internal_error(t_ns, exc)
 
     def on_eof(self, t_ns: int) -> None:
         """The body ended (connection closed or final chunk of a chunked body) at `t_ns`."""
         if self._t_end is not None:
             return
+        try:
+            self._end(t_ns, "")
+        except Exception as exc:  # noqa: BLE001 - a bug, see INTERNAL_ERROR_PREFIX
+            self._internal_error(t_ns, exc)
+
+    def _end(self, t_ns: int, cut: str) -> None:
+        """The body ended (or was cut at the error-body cap, `cut` saying so): decide its class."""
         self._t_end = t_ns
         self.finished = True
         if self._error_class is not None:
@@ -226,11 +256,11 @@ class StreamRecorder:
             return
         http_class = error_class_for_status(status)
         if http_class is not None or status >= 300:
-            self._set_error(http_class or ErrorClass.PROTOCOL_ERROR, self._error_body_message())
+            self._set_error(http_class or ErrorClass.PROTOCOL_ERROR, self._error_body_message() + cut)
             return
         if not self._content_type_ok:
             message = self._error_body_message() if self._error_body else "no body"
-            self._set_error(ErrorClass.PROTOCOL_ERROR, f"expected text/event-stream: {message}")
+            self._set_error(ErrorClass.PROTOCOL_ERROR, f"expected text/event-stream: {message}{cut}")
             return
         if self._done or self._finish_reason is not None:
             if self._t_first_token is None:
@@ -247,6 +277,11 @@ class StreamRecorder:
             self._fail(t_ns, error_class, message)
         if self._t_end is None:
             self._t_end = t_ns
+
+    def _internal_error(self, t_ns: int, exc: Exception) -> None:
+        """The recorder itself failed on this response (a bug): end the request as a protocol error, so
+        that it still gets a record, an error class and the error backoff."""
+        self._fail(t_ns, ErrorClass.PROTOCOL_ERROR, f"{INTERNAL_ERROR_PREFIX}: {type(exc).__name__}")
 
     # ----------------------------------------------------------------------------- internals
     def _on_event(self, t_ns: int, data: str) -> None:
@@ -267,15 +302,15 @@ class StreamRecorder:
         if self._provider is None:
             provider = obj.get("provider")
             if isinstance(provider, str) and provider:
-                self._provider = provider
+                self._provider = provider[:MAX_ID_CHARS]
         if self._generation_id is None:
             gen_id = obj.get("id")
             if isinstance(gen_id, str) and gen_id:
-                self._generation_id = gen_id
+                self._generation_id = gen_id[:MAX_ID_CHARS]
         carries_token = False
         carries_content = False
         choices = obj.get("choices")
-        if choices:
+        if choices and type(choices) is list:
             for choice in choices:
                 if type(choice) is not dict:
                     continue
@@ -304,10 +339,10 @@ class StreamRecorder:
                             carries_token = True
                             self._content_chars += _tool_call_chars(tool_calls)
                 finish = choice.get("finish_reason")
-                if finish:
-                    self._finish_reason = str(finish)
+                if finish and isinstance(finish, str):  # any other type is no finish reason
+                    self._finish_reason = finish[:MAX_ID_CHARS]
         usage = obj.get("usage")
-        if isinstance(usage, dict) and usage:
+        if usage:  # validated once, in result(): it arrives in the last chunk
             self._usage = usage
         truth = obj.get("tokenpulse_truth")
         if carries_token:
@@ -318,15 +353,28 @@ class StreamRecorder:
                 self._t_first_content = t_ns
             self._t_last_token = t_ns
             self._token_ns.append(t_ns)
-            if isinstance(truth, dict):
-                self._truth_sent.append(int(truth.get("sent_ns", 0)))
-                if self._truth_recv is None:
-                    self._truth_recv = int(truth.get("recv_ns", 0))
+            if truth is not None and self._truth_ok:
+                self._take_truth(truth)
         error = obj.get("error")
         if error:
             self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, _error_text(error))
         elif self._finish_reason == "error":
             self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, "finish_reason: error")
+
+    def _take_truth(self, truth: Any) -> None:
+        """One token event's ground-truth stamps; any stamp that is not an int64 drops the request's
+        truth (a mock's own figures are only worth having whole)."""
+        sent = truth.get("sent_ns") if type(truth) is dict else None
+        if type(sent) is int and 0 <= sent <= _MAX_NS:
+            self._truth_sent.append(sent)
+            if self._truth_recv is None:
+                recv = truth.get("recv_ns")
+                if type(recv) is int and 0 <= recv <= _MAX_NS:
+                    self._truth_recv = recv
+                else:
+                    self._truth_ok = False
+        else:
+            self._truth_ok = False
 
     def _fail(self, t_ns: int, error_class: ErrorClass, message: str) -> None:
         self._set_error(error_class, message)
@@ -344,11 +392,10 @@ class StreamRecorder:
         prefix = f"HTTP {self.status}" if self.status is not None else "response"
         if not body:
             return prefix
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            title = _TITLE_RE.search(body)
-            text = (title.group(1) if title else body[:200]).decode("utf-8", "replace")
+        obj = _parse_json_stdlib(body.decode("utf-8", "replace"))
+        if obj is _INVALID:
+            title = _html_title(body)
+            text = (body[:200] if title is None else title).decode("utf-8", "replace")
             return f"{prefix}: {text}"
         if isinstance(obj, dict) and obj.get("error"):
             return f"{prefix}: {_error_text(obj['error'])}"
@@ -360,19 +407,38 @@ class StreamRecorder:
 
     def result(self) -> StreamResult:
         """Build the result. Safe to call once the request has ended (after on_eof/on_failure)."""
+        try:
+            return self._result()
+        except Exception as exc:  # noqa: BLE001 - a bug, see INTERNAL_ERROR_PREFIX
+            self._internal_error(self._t_end if self._t_end is not None else self.t0_ns, exc)
+            return self._bare_result()
+
+    def _bare_result(self) -> StreamResult:
+        """A failed result from plain attributes only: what `result` returns if building it failed."""
+        t0 = self.t0_ns
+        return StreamResult(
+            outcome=Outcome.ERROR, error_class=self._error_class or ErrorClass.PROTOCOL_ERROR,
+            error_message=self._error_message, http_status=self.status, t0_ns=t0,
+            ttfb_s=None if self._t_headers is None else (self._t_headers - t0) * _NS, ttft_s=None, ttfc_s=None,
+            e2e_s=None if self._t_end is None else (self._t_end - t0) * _NS, tpot_s=None,
+            output_tokens_per_s=None, prompt_tokens=None, output_tokens=None, reasoning_tokens=None,
+            cached_tokens=None, cost_usd=None, tokens_estimated=False, chunk_count=len(self._token_ns),
+            token_times_s=[], provider=None, generation_id=None, finish_reason=None, retry_after_s=None,
+            bytes_received=self._bytes, keepalive_count=self._decoder.comments,
+        )
+
+    def _result(self) -> StreamResult:
         t0 = self.t0_ns
         end = self._t_done if self._t_done is not None else self._t_end
 
         def secs(t: int | None) -> float | None:
             return None if t is None else (t - t0) * _NS
 
-        usage = self._usage or {}
-        output_tokens = _as_int(usage.get("completion_tokens"))
-        prompt_tokens = _as_int(usage.get("prompt_tokens"))
-        reasoning_tokens = _as_int(_dig(usage, "completion_tokens_details", "reasoning_tokens"))
-        cached_tokens = _as_int(_dig(usage, "prompt_tokens_details", "cached_tokens"))
-        cost = usage.get("cost")
-        cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        usage = NO_USAGE if self._usage is None else parse_usage(self._usage)
+        output_tokens = usage.output_tokens
+        prompt_tokens = usage.prompt_tokens
+        reasoning_tokens = usage.reasoning_tokens
+        cached_tokens = usage.cached_tokens
         # Estimate only what a provider evidently processed: a request that failed before its first
         # token (an HTTP error, a timeout) has no token counts at all, rather than invented ones.
         estimated = output_tokens is None and self._t_first_token is not None
@@ -391,7 +457,7 @@ class StreamRecorder:
             speed = output_tokens / decode_s
 
         truth_ttft = truth_lags = None
-        if self._truth_sent and len(self._truth_sent) == len(self._token_ns):
+        if self._truth_ok and self._truth_sent and len(self._truth_sent) == len(self._token_ns):
             if self._truth_recv:
                 truth_ttft = (self._truth_sent[0] - self._truth_recv) * _NS
             truth_lags = [(r - s + 50) // 100 / 1e7 for r, s in zip(self._token_ns, self._truth_sent)]
@@ -413,7 +479,7 @@ class StreamRecorder:
             output_tokens=output_tokens,
             reasoning_tokens=reasoning_tokens,
             cached_tokens=cached_tokens,
-            cost_usd=cost_usd,
+            cost_usd=usage.cost_usd,
             tokens_estimated=estimated,
             chunk_count=len(self._token_ns),
             token_times_s=[(t - t0 + 500) // 1000 / 1e6 for t in self._token_ns],
@@ -424,10 +490,20 @@ class StreamRecorder:
             retry_after_s=self._retry_after,
             bytes_received=self._bytes,
             keepalive_count=self._decoder.comments,
+            usage_invalid=usage.invalid,
             truth_ttft_s=truth_ttft,
             truth_lags_s=truth_lags,
             text="".join(self._text) if self._text is not None else None,
         )
+
+
+def failure_result(t0_ns: int, t_ns: int, error_class: ErrorClass, message: str, *,
+                   secrets: Sequence[str] = ()) -> StreamResult:
+    """The result of a request that ended at `t_ns` without a response the recorder saw (the client
+    itself failed): built by a recorder like any other, so its message is redacted and clipped."""
+    recorder = StreamRecorder(t0_ns, secrets=secrets)
+    recorder.on_failure(t_ns, error_class, message)
+    return recorder.result()
 
 
 _INVALID = object()
@@ -459,16 +535,19 @@ def _parse_json(data: str) -> Any:
 
 
 def _parse_json_stdlib(data: str) -> Any:
-    """json.loads, minus its per-call whitespace regex on the hot path; `_INVALID` when not JSON."""
+    """json.loads, minus its per-call whitespace regex on the hot path; `_INVALID` when not JSON.
+
+    Nesting deeper than the interpreter's recursion limit (`[[[[...` 100,000 deep) is not JSON we can
+    use: RecursionError is a verdict like ValueError (orjson refuses past 1,024 levels, and sends it here)."""
     try:
         obj, end = _raw_decode(data)
         if end == len(data) or not data[end:].strip():
             return obj
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return json.loads(data)  # leading whitespace, or a genuine error
-    except ValueError:
+    except (ValueError, RecursionError):
         return _INVALID
 
 
@@ -488,21 +567,52 @@ def _reasoning_details_chars(details: Any) -> int:
 
 
 def _tool_call_chars(tool_calls: list[Any]) -> int:
+    """Characters of a tool-call delta (function name and arguments), at least 1: it is a token."""
     total = 0
     for call in tool_calls:
         if isinstance(call, dict):
             function = call.get("function")
             if isinstance(function, dict):
-                total += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
+                for key in ("name", "arguments"):
+                    value = function.get(key)
+                    if isinstance(value, str):
+                        total += len(value)
     return max(total, 1)
 
 
 def _error_text(error: Any) -> str:
+    """`code: message` of an error object; only strings and numbers are turned into text (the str() of
+    a container nested a thousand deep raises RecursionError)."""
     if isinstance(error, dict):
         code = error.get("code")
-        message = error.get("message") or ""
-        return f"{code}: {message}" if code is not None else str(message)
-    return str(error)
+        message = _scalar_text(error.get("message")) or ""
+        return f"{_scalar_text(code)}: {message}" if code is not None else message
+    return _scalar_text(error) or ""
+
+
+def _scalar_text(value: Any) -> str | None:
+    """A JSON scalar as text; a container as its kind only; None for null."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value) if not isinstance(value, int) or value.bit_length() < 1000 else "(a huge integer)"
+    return f"(a JSON {'object' if isinstance(value, dict) else 'array'})"
+
+
+def _html_title(body: bytes) -> bytes | None:
+    """The text of an HTML page's <title>, or None. By `find`, in linear time: the regex
+    `<title[^>]*>(.*?)</title>` took 2 s of CPU on a 64 KiB body of repeated `<title>`."""
+    lower = body.lower()
+    start = lower.find(b"<title")
+    if start == -1:
+        return None
+    open_end = lower.find(b">", start)
+    if open_end == -1:
+        return None
+    close = lower.find(b"</title>", open_end)
+    return None if close == -1 else body[open_end + 1:close]
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -514,22 +624,6 @@ def _parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 and math.isfinite(seconds) else None
-
-
-def _dig(d: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)  # type: ignore[assignment]
-    return d
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return int(value)
-    return None
 
 
 def _estimate_tokens(chars: int) -> int:

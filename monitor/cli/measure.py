@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 
@@ -19,6 +18,7 @@ from monitor.cli.argtypes import positive_int, positive_seconds
 from monitor.drivers import ChatRequest, Timeouts, prepare
 from monitor.drivers.async_httpx import AsyncStreamDriver
 from monitor.format import fmt_number, fmt_seconds, fmt_usd, render_fields
+from monitor.jsonwire import dumps_pretty
 from monitor.keys import DEFAULT_KEY_ENV, belongs_to, insecure_key_problem, read_api_key, url_host
 from monitor.recorder import StreamResult
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(once())
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(dumps_pretty(result.to_dict()))
     else:
         print(render_result(result))
     return 0 if result.ok else 1
@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
 def render_result(result: StreamResult) -> str:
     est = " (estimated)" if result.tokens_estimated else ""
+    if result.usage_invalid:  # the server's usage held NaN, a negative or absurd number: not used
+        est = " (estimated: the server's usage was invalid)" if result.tokens_estimated else " (usage invalid)"
     outcome = result.outcome.value if result.ok else f"{result.outcome.value}: {result.error_class}"
     pairs = [
         ("outcome", outcome),

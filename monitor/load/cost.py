@@ -17,7 +17,11 @@ says so); the same goes for the first requests to a provider that charges more t
 price.
 
 Actual cost of a request: the server's `usage.cost` when present (OpenRouter sends it), else usage x the
-configured price, else unknown (None).
+configured price, else unknown (None). A request whose usage was invalid (`usage_invalid`: NaN, negative,
+absurdly large...) has an unknown cost: its reservation is kept as spent, and no estimate from its
+estimated tokens is put in its place. A cost that is not a finite non-negative number never reaches the
+totals either way: NaN would make every later comparison with the cap false, and the cap would no
+longer hold.
 
 Distributed runs: each worker gets an equal share of the cap (the master splits it by the number of
 workers at the start); when one worker's share is exhausted, the master drains and stops every worker.
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from monitor.config import Price
 from monitor.outcomes import ErrorClass
 from monitor.recorder import StreamResult
+from monitor.usage import finite_cost
 
 #: Failures that mean the server never started generating: nothing is billed (OpenRouter does not
 #: charge for requests refused with an HTTP error).
@@ -40,14 +45,17 @@ _UNBILLED = frozenset({ErrorClass.CLIENT_ERROR, ErrorClass.RATE_LIMITED, ErrorCl
 def request_cost(result: StreamResult, price: Price | None) -> float | None:
     """Estimated spend of one request: `usage.cost`, else usage x price, else None (unknown).
 
-    A request refused before any token (HTTP error, no connection) costs 0."""
+    A request refused before any token (HTTP error, no connection) costs 0; one whose usage was invalid
+    costs an unknown amount (None), whatever its price."""
+    if result.usage_invalid:
+        return None
     if result.cost_usd is not None:
-        return result.cost_usd
+        return finite_cost(result.cost_usd)
     if result.error_class in _UNBILLED and result.ttft_s is None:
         return 0.0
     if price is None:
         return None
-    return price.cost(result.prompt_tokens, result.output_tokens)
+    return finite_cost(price.cost(result.prompt_tokens, result.output_tokens))
 
 
 def worst_case_cost(price: Price | None, prompt_tokens: int | None, max_tokens: int | None) -> float:
@@ -99,7 +107,8 @@ class CostGuard:
         A cost above what was reserved (a provider billing more than the configured price, no price at
         all) raises the target's worst case, and with it the reservations of its requests still in
         flight: they were made before anyone knew, and would otherwise let the next requests in as if
-        they were cheaper than they will be."""
+        they were cheaper than they will be. A cost that is not a finite non-negative number is unknown."""
+        actual_usd = finite_cost(actual_usd)
         self._forget(reservation)
         spent = reservation.amount if actual_usd is None else actual_usd
         self.spent_usd += spent

@@ -17,18 +17,32 @@ Fields: `StreamResult.to_dict()` (the names of `tokenpulse measure --json`, with
 configured provider; `provider` is what the server said), `queue_wait_s` (open-loop arrival rate only),
 `turn`, `input_tokens_target`, `output_tokens_target` and `estimated_cost_usd`. No request text, header
 or key is ever written; error messages were already redacted by the recorder.
+
+Reading back (`iter_jsonl`, `clean_record`): a report must never fail on what a file holds, whoever wrote
+it. Lines that are not JSON objects are skipped (also JSON nested deeper than the parser can go); NaN
+and infinities (which other writers emit) become null; a field the report computes with that holds no
+usable number or string is dropped, and token counts and costs follow the recorder's rule
+(monitor/usage.py): one that is invalid is dropped and the record marked `usage_invalid`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from monitor.jsonwire import dumps_compact
+from monitor.jsonwire import dumps_compact, finite
 from monitor.recorder import StreamResult
+from monitor.usage import INVALID, cost_usd, token_count
+
+try:
+    from orjson import loads as _strict_loads  # refuses NaN, Infinity, 1e999 and nesting past 1,024
+except ImportError:  # orjson is a dependency; without it every line takes the stdlib path
+    def _strict_loads(data: bytes) -> Any:  # type: ignore[misc]
+        raise ValueError("orjson is not installed")
 
 META_FILE = "meta.json"
 RECORDS_GLOB = "records-*.jsonl"
@@ -84,12 +98,89 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
+            obj = _loads_line(line)
             if isinstance(obj, dict):
                 yield obj
+
+
+def _loads_line(line: bytes) -> Any:
+    """One line's JSON value with only finite numbers, or None. orjson parses strict JSON (what
+    JsonlAppender writes) fast; the stdlib takes the rest (NaN, Infinity, integers past 64 bits)."""
+    try:
+        return _strict_loads(line)
+    except ValueError:
+        pass
+    try:
+        return finite(json.loads(line))
+    except (ValueError, RecursionError):
+        return None
+
+
+_REAL = (int, float)
+_MAX_FLOAT = sys.float_info.max
+#: 9999-12-31T23:59:59Z: the last Unix time a date can be printed for.
+_MAX_UNIX_TIME = 253_402_300_799
+#: Record fields that reports compute with, by the kind of value they must hold.
+_NUMBER_FIELDS = ("t_s", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s", "queue_wait_s",
+                  "retry_after_s", "truth_ttft_s", "level", "users")
+_INT_FIELDS = ("step", "user_id", "turn", "http_status", "chunk_count", "bytes_received", "keepalive_count")
+_STRING_FIELDS = ("outcome", "error_class", "error_message", "phase", "endpoint", "model", "target_provider",
+                  "provider", "worker", "generation_id", "finish_reason")
+_SERIES_FIELDS = ("token_times_s", "truth_lags_s")
+_TOKEN_FIELDS = ("prompt_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")
+_COST_FIELDS = ("cost_usd", "estimated_cost_usd")
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float that converts to float (not a bool, NaN, infinity or a 400-digit int)."""
+    return type(value) in _REAL and -_MAX_FLOAT <= value <= _MAX_FLOAT
+
+
+def clean_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """`record` made safe for the reports (in place), or None when it cannot be placed in time (no
+    usable `start_time`: a Unix time from 1970 to 9999). Once per record read: a few dict lookups, no
+    pass over its fields."""
+    start = record.get("start_time")
+    if not (isinstance(start, _REAL) and not isinstance(start, bool) and 0 <= start <= _MAX_UNIX_TIME):
+        return None
+    for key in _NUMBER_FIELDS:
+        value = record.get(key)
+        if value is not None and not _number(value):
+            del record[key]
+    for key in _INT_FIELDS:
+        value = record.get(key)
+        if value is not None and not (type(value) is int and -_MAX_FLOAT <= value <= _MAX_FLOAT):
+            del record[key]
+    for key in _STRING_FIELDS:
+        value = record.get(key)
+        if value is not None and type(value) is not str:
+            del record[key]
+    for key in _SERIES_FIELDS:
+        value = record.get(key)
+        if value is not None and not _series(value):
+            del record[key]
+    invalid = False
+    for key in _TOKEN_FIELDS:
+        if token_count(record.get(key)) is INVALID:
+            del record[key]
+            invalid = True
+    for key in _COST_FIELDS:
+        if cost_usd(record.get(key)) is INVALID:
+            del record[key]
+            invalid = True
+    if invalid:
+        record["usage_invalid"] = True
+    return record
+
+
+def _series(value: Any) -> bool:
+    """A list of finite numbers (their sum, in C, is finite only then; a str or None raises)."""
+    if type(value) is not list:
+        return False
+    try:
+        return _number(float(sum(value)))
+    except (TypeError, OverflowError):
+        return False
 
 
 def process_tag(worker_index: int | None, pid: int | None = None) -> str:

@@ -29,7 +29,8 @@ from monitor.load.cost import request_cost, worst_case_cost
 from monitor.load.exporter import observation
 from monitor.load.records import build_record
 from monitor.load.session import STOP_MAX_COST, LoadSession, session_for
-from monitor.recorder import StreamResult
+from monitor.outcomes import ErrorClass
+from monitor.recorder import StreamResult, failure_result
 
 _NS = 1e-9
 
@@ -85,8 +86,15 @@ class TokenpulseUser(User):
         start_time = time.time()
         s.in_flight += 1
         result: StreamResult | None = None
+        sent_ns = time.monotonic_ns()
         try:
             result = self.driver.run(prepared, self.timeouts, keep_text=planned.keep_text)
+        except Exception as exc:  # noqa: BLE001 - the driver classifies transport failures; this is a bug
+            # ...which must still give the request its record, its Locust entry and the error backoff:
+            # an exception here would skip all three, and the user would loop as fast as it can.
+            result = failure_result(sent_ns, time.monotonic_ns(), ErrorClass.PROTOCOL_ERROR,
+                                    f"unexpected client error: {type(exc).__name__}: {exc}",
+                                    secrets=prepared.secrets)
         finally:
             s.in_flight -= 1
             if result is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.load.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB, iter_jsonl
+from monitor.load.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB, clean_record, iter_jsonl
 from monitor.load.schedule import Schedule
 
 
@@ -71,7 +71,7 @@ def load_run(path: str | Path) -> RunData:
         raise RunError(f"{folder}: no {META_FILE} and no {RECORDS_GLOB}: not a tokenpulse run folder")
     records: list[dict[str, Any]] = []
     for f in files:
-        records.extend(r for r in iter_jsonl(f) if "start_time" in r)
+        records.extend(r for r in map(clean_record, iter_jsonl(f)) if r is not None)
     records.sort(key=lambda r: r["start_time"])
     health: list[dict[str, Any]] = []
     for f in sorted(folder.glob(HEALTH_GLOB)):

@@ -22,7 +22,7 @@ from monitor.load.schedule import MEASURE, Schedule, Step
 from monitor.report.figures import Window, figures
 from monitor.report.knee import StepPoint, find_knee
 from monitor.report.run import RunData
-from monitor.report.stats import distribution
+from monitor.report.stats import distribution, finite_values, mean
 
 SUMMARY_VERSION = 1
 ALL = "all"
@@ -130,7 +130,7 @@ def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
         "records_by_phase": dict(phases),
         "record_files": run.record_files,
         "locust_e2e_requests": locust.get("e2e_requests"),
-        "arrivals_never_sent": sum(v for v in pending.values() if v) if pending else None,
+        "arrivals_never_sent": sum(v for v in pending.values() if type(v) is int and v > 0) if pending else None,
         "tokenpulse_version": meta.get("tokenpulse_version"),
         "locust_version": meta.get("locust_version"),
     }
@@ -174,15 +174,19 @@ def _generator(run: RunData, steps: list[Step], windows: dict[int, Window]) -> d
     `limited` when CPU mean > CPU_WARN_RATIO or lag p99 > LAG_WARN_P99_S (DESIGN.md §6)."""
 
     def block(window_list: list[Window]) -> dict[str, Any]:
+        # Health lines are read as they are: only finite numbers count (a torn or foreign file must not
+        # fail the report).
         cpu: dict[str, list[float]] = defaultdict(list)
         lags: list[float] = []
         for h in run.health:
-            t = float(h.get("time", 0.0))
-            if any(w.start <= t <= w.end + 1.0 for w in window_list):
-                if h.get("cpu") is not None:
-                    cpu[str(h.get("worker"))].append(float(h["cpu"]))
-                lags.extend(h.get("lags_s") or ())
-        per_worker = {w: {"cpu_mean": sum(v) / len(v), "cpu_max": max(v)} for w, v in cpu.items() if v}
+            t = finite_values((h.get("time"),))
+            if t and any(w.start <= t[0] <= w.end + 1.0 for w in window_list):
+                worker = h.get("worker")
+                cpu[worker if type(worker) is str else "-"].extend(finite_values((h.get("cpu"),)))
+                samples = h.get("lags_s")
+                if type(samples) is list:
+                    lags.extend(samples)
+        per_worker = {w: {"cpu_mean": mean(v) or 0.0, "cpu_max": max(v)} for w, v in cpu.items() if v}
         lag = distribution(lags)
         cpu_worst = max((v["cpu_mean"] for v in per_worker.values()), default=None)
         limited = bool((cpu_worst is not None and cpu_worst > CPU_WARN_RATIO)

@@ -28,6 +28,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo]
     raw = (hi - lo) / max(count, 1)
+    if not math.isfinite(raw):  # a range wider than a float holds (-1e308 to 1e308): its ends only
+        return [lo, hi]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
@@ -42,6 +44,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 def log_ticks(lo: float, hi: float) -> list[float]:
     """1-2-5 ticks per decade when the range is short, decades when it is long."""
+    if not (0 < lo <= hi < math.inf):
+        return [v for v in (lo, hi) if 0 < v < math.inf]
     lo_e, hi_e = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     mults = (1, 2, 5) if hi_e - lo_e <= 3 else (1,)
     return [m * 10 ** e for e in range(lo_e, hi_e + 1) for m in mults if lo <= m * 10 ** e <= hi]

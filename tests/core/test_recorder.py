@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from monitor.outcomes import ErrorClass, Outcome
-from monitor.recorder import StreamRecorder, StreamResult
+from monitor.recorder import ERROR_BODY_LIMIT, StreamRecorder, StreamResult, failure_result
 
 MS = 1_000_000
 T0 = 5_000 * MS  # an arbitrary monotonic origin: results must be relative to it
@@ -239,3 +239,170 @@ def test_no_token_counts_are_invented_for_a_request_that_failed_before_its_first
     r = record([(10, body)], status=502, headers={"content-type": "application/json"}, prompt_tokens_hint=40)
     assert (r.prompt_tokens, r.output_tokens, r.reasoning_tokens) == (None, None, None)
     assert not r.tokens_estimated
+
+
+# ------------------------------------------------------------------ hostile input: never an exception
+# Each case of issue #14 §2, with the class it now gets (tests/core/test_recorder_hostile.py feeds random
+# responses of the same kinds).
+TOKEN = chunk({"content": "abcdefgh"})
+STOP = chunk({}, finish="stop")
+
+
+def raw(text: str) -> bytes:
+    return b"data: " + text.encode() + b"\n\n"
+
+
+def test_choices_of_the_wrong_type_are_not_tokens() -> None:
+    for value in ("5", '"abc"', '{"delta": {"content": "x"}}', "true", "null"):
+        r = record([(10, raw('{"choices": %s}' % value)), (20, DONE)])
+        assert r.error_class is ErrorClass.EMPTY_RESPONSE, value
+        r = record([(5, TOKEN), (10, raw('{"choices": %s}' % value)), (15, STOP), (20, DONE)])
+        assert r.ok, value
+
+
+def test_wrong_types_inside_a_choice_are_ignored() -> None:
+    bad = ('{"choices": [5, "x", {"delta": 7}, {"delta": {"content": 5, "reasoning": [1], '
+           '"reasoning_details": 3, "tool_calls": {"a": 1}}, "finish_reason": [1, 2]}]}')
+    r = record([(10, raw(bad)), (20, DONE)])
+    assert r.error_class is ErrorClass.EMPTY_RESPONSE and r.finish_reason is None
+    calls = '{"choices": [{"delta": {"tool_calls": [{"function": {"name": 5, "arguments": [[1]]}}, 7]}}]}'
+    r = record([(10, raw(calls)), (15, STOP), (20, DONE)])
+    assert r.ok and r.ttft_s == pytest.approx(0.010)  # a tool call is a token, whatever its fields hold
+
+
+@pytest.mark.parametrize("depth", [1_100, 100_000])
+def test_json_nested_past_the_recursion_limit_is_a_protocol_error(depth: int) -> None:
+    for text in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        r = record([(5, TOKEN), (10, raw(text)), (20, DONE)])
+        assert r.error_class is ErrorClass.PROTOCOL_ERROR and "invalid JSON" in (r.error_message or "")
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_nested_error_bodies_keep_their_http_class(depth: int) -> None:
+    for body in ("[" * depth + "]" * depth, '{"error": ' + "[" * depth + "]" * depth + "}"):
+        r = record([(10, body.encode())], status=500, headers={"content-type": "application/json"})
+        assert r.error_class is ErrorClass.SERVER_ERROR and (r.error_message or "").startswith("HTTP 500")
+
+
+def test_nested_mid_stream_error_gives_a_bounded_message() -> None:
+    nested = "[" * 900 + "]" * 900
+    for error in (nested, '{"code": %s, "message": %s}' % (nested, nested), "1" + "0" * 400):
+        r = record([(5, TOKEN), (10, raw('{"error": %s}' % error))])
+        assert r.error_class is ErrorClass.MID_STREAM_ERROR and len(r.error_message or "") <= 300
+
+
+@pytest.mark.parametrize("stamp", ['"x"', "NaN", "Infinity", "1e999", "1e20", "12.5", "-5", "true", "[1]", "null",
+                                   "1" + "0" * 400, "9223372036854775808"])
+def test_ground_truth_that_is_not_an_int64_is_dropped(stamp: str) -> None:
+    good = '{"recv_ns": %d, "sent_ns": %d}' % (T0, T0 + MS)
+    bad_sent = '{"recv_ns": %d, "sent_ns": %s}' % (T0, stamp)
+    bad_recv = '{"recv_ns": %s, "sent_ns": %d}' % (stamp, T0)  # recv_ns is read from the first event only
+    token = '{"choices": [{"delta": {"content": "x"}}], "tokenpulse_truth": %s}'
+    for first, second in ((good, bad_sent), (bad_sent, good), (bad_recv, good), (stamp, good), (good, stamp)):
+        r = record([(5, raw(token % first)), (10, raw(token % second)), (15, STOP), (20, DONE)])
+        assert r.ok and r.truth_ttft_s is None and r.truth_lags_s is None, (first, second)
+
+
+def test_ground_truth_missing_from_one_token_event_is_dropped() -> None:
+    truth = {"recv_ns": T0, "sent_ns": T0 + MS}
+    r = record([(5, chunk({"content": "a"}, tokenpulse_truth=truth)), (10, chunk({"content": "b"},
+                tokenpulse_truth={"recv_ns": T0})), (15, STOP), (20, DONE)])
+    assert r.ok and r.truth_lags_s is None
+
+
+def test_identifiers_of_the_wrong_type_or_length() -> None:
+    stop = raw('{"choices": [{"delta": {}, "finish_reason": "stop"}]}')
+    r = record([(5, chunk({"content": "a"}, provider=["x"], id=5)), (10, stop), (20, DONE)],
+               headers={**SSE, "x-generation-id": ""})
+    assert r.ok and r.provider is None and r.generation_id is None
+    r = record([(5, chunk({"content": "a"}, provider="p" * 10_000)), (10, chunk({}, finish="s" * 10_000)), (20, DONE)])
+    assert r.ok and len(r.provider or "") == 256 and len(r.finish_reason or "") == 256
+
+
+INVALID_NUMBERS = ["NaN", "Infinity", "-Infinity", "-1", "1e308", "1e999", "1" + "0" * 400, '"12"', "true", "[1]",
+                   "{}"]
+
+
+@pytest.mark.parametrize("field", ["prompt_tokens", "completion_tokens", "cost", "reasoning_tokens",
+                                   "cached_tokens"])
+@pytest.mark.parametrize("number", INVALID_NUMBERS)
+def test_invalid_usage_is_flagged_and_never_used(field: str, number: str) -> None:
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "cost": 0.0000031,
+             "completion_tokens_details": {"reasoning_tokens": 2}, "prompt_tokens_details": {"cached_tokens": 4}}
+    text = json.dumps({"choices": [], "usage": usage})
+    place = {"reasoning_tokens": '"reasoning_tokens": 2', "cached_tokens": '"cached_tokens": 4',
+             "prompt_tokens": '"prompt_tokens": 12', "completion_tokens": '"completion_tokens": 5',
+             "cost": '"cost": 3.1e-06'}[field]
+    assert place in text
+    text = text.replace(place, place.split(":")[0] + ": " + number)
+    r = record([(10, TOKEN), (20, STOP), (30, raw(text)), (40, DONE)], prompt_tokens_hint=9)
+    assert r.ok and r.usage_invalid
+    assert r.cost_usd is None and r.cached_tokens is None
+    assert r.tokens_estimated and r.output_tokens == 2 and r.prompt_tokens == 9  # estimated, as without usage
+    assert r.to_dict()["usage_invalid"] is True
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("usage", ['{"completion_tokens": 2.5}', '{"prompt_tokens": 1e13}', '{"cost": 2e6}',
+                                   "5", '"x"', "[1, 2]", "true"])
+def test_usage_that_is_not_an_object_is_invalid(usage: str) -> None:
+    r = record([(10, TOKEN), (20, STOP), (30, raw('{"choices": [], "usage": %s}' % usage)), (40, DONE)])
+    assert r.ok and r.usage_invalid and r.tokens_estimated and r.cost_usd is None
+
+
+def test_valid_usage_edge_values_are_kept() -> None:
+    usage = {"prompt_tokens": 0, "completion_tokens": 5.0, "cost": 0, "completion_tokens_details": None,
+             "prompt_tokens_details": None}
+    r = record([(10, TOKEN), (20, STOP), (30, chunk(None, usage=usage, choices=[])), (40, DONE)])
+    assert r.ok and not r.usage_invalid and not r.tokens_estimated
+    assert (r.prompt_tokens, r.output_tokens, r.cost_usd, r.reasoning_tokens) == (0, 5, 0.0, None)
+    assert type(r.output_tokens) is int
+
+
+@pytest.mark.parametrize(("status", "content_type", "expected"), [
+    (500, "text/plain", ErrorClass.SERVER_ERROR), (502, "text/html", ErrorClass.SERVER_ERROR),
+    (429, "application/json", ErrorClass.RATE_LIMITED), (401, "application/json", ErrorClass.CLIENT_ERROR),
+    (200, "application/json", ErrorClass.PROTOCOL_ERROR), (301, "text/html", ErrorClass.PROTOCOL_ERROR),
+])
+def test_an_endless_error_body_ends_the_request_at_its_cap(status: int, content_type: str,
+                                                           expected: ErrorClass) -> None:
+    """The recorder turns `finished` once the error body passes its cap, so the driver stops reading an
+    endless body then (it would otherwise read until the TTFT deadline: timeout_ttft)."""
+    rec = StreamRecorder(T0)
+    rec.on_headers(T0 + MS, status, {"content-type": content_type})
+    reads = 0
+    while not rec.finished and reads < 100:
+        rec.on_bytes(T0 + (2 + reads) * MS, b"<title>" * 2000)
+        reads += 1
+    assert rec.finished and reads * 14_000 <= ERROR_BODY_LIMIT + 14_000
+    r = rec.result()
+    assert r.error_class is expected and "body cut at" in (r.error_message or "")
+    assert r.e2e_s == pytest.approx((1 + reads) / 1000)
+
+
+def test_an_error_body_exactly_at_the_cap_is_read_whole() -> None:
+    body = json.dumps({"error": {"code": 500, "message": "m" * (ERROR_BODY_LIMIT - 60)}}).encode()
+    body += b" " * (ERROR_BODY_LIMIT - len(body))
+    rec = StreamRecorder(T0)
+    rec.on_headers(T0 + MS, 500, {"content-type": "application/json"})
+    rec.on_bytes(T0 + 2 * MS, body)
+    assert not rec.finished
+    rec.on_eof(T0 + 3 * MS)
+    assert rec.result().error_message == "HTTP 500: 500: " + "m" * (300 - len("HTTP 500: 500: ") - 1) + "…"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"<HTML><TITLE lang=en>Gateway Timeout</TITLE>", "HTTP 504: Gateway Timeout"),
+    (b"<title>" * 9000, "HTTP 504: " + ("<title>" * 29)[:200]),  # no </title>: the body's start
+    (b"<title" * 9000, "HTTP 504: " + ("<title" * 34)[:200]),
+])
+def test_html_titles(body: bytes, message: str) -> None:
+    r = record([(10, body)], status=504, headers={"content-type": "text/html"})
+    assert r.error_class is ErrorClass.SERVER_ERROR and r.error_message == message
+
+
+def test_failure_result_is_a_redacted_error_record() -> None:
+    r = failure_result(T0, T0 + 5 * MS, ErrorClass.PROTOCOL_ERROR, "unexpected client error: boom sk-secret-123",
+                       secrets=("sk-secret-123",))
+    assert r.error_class is ErrorClass.PROTOCOL_ERROR and r.e2e_s == pytest.approx(0.005)
+    assert "sk-secret-123" not in (r.error_message or "") and not r.ok

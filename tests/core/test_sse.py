@@ -3,6 +3,7 @@ reads gives the same events)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,29 @@ def _pending(pieces: list[bytes]) -> bool:
     for piece in pieces:
         decoder.feed(piece)
     return decoder.pending_data
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\r\r"])
+def test_a_line_arriving_in_many_reads_is_held_whole(end: bytes) -> None:
+    """A read that ends no line is appended to what is held (linear in the bytes received, not re-joined
+    and re-split: benchmarks/decoder_throughput.py); the line is whole when it ends."""
+    decoder = SSEDecoder()
+    parts = [b"\xef\xbb", b"\xbfda", b"ta: "] + [bytes([0x61 + i % 26]) * 997 for i in range(300)]
+    for part in parts:
+        assert decoder.feed_data(part) == []
+        assert decoder.pending_data
+    out = []
+    for byte in end:  # the line end itself split byte by byte (a CR then its LF in the next read)
+        out += decoder.feed_data(bytes([byte]))
+    assert out == ["".join(chr(0x61 + i % 26) * 997 for i in range(300))]
+    assert not decoder.pending_data
+    assert decoder.feed(b"data: next\n\n")[0].data == "next"
+
+
+def test_a_held_line_ends_inside_a_later_read() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b": keep") == [] and decoder.feed(b"-alive") == []
+    assert decoder.feed(b" still\ndata: a") == [] and decoder.comments == 1
+    assert decoder.feed(b"bc") == []
+    events = decoder.feed(b"d\n\ndata: e\n\n")
+    assert [e.data for e in events] == ["abcd", "e"]
