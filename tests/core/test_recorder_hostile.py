@@ -400,7 +400,7 @@ def _drive(name: str, base_url: str) -> StreamResult:
 
 MAX_BYTES = 4 * 1024 * 1024  # the drivers' response cap here (64 MiB by default)
 ENDLESS_CAP = 2 * MAX_BYTES  # what an "endless" body sends at most: a driver that stops reads far less
-DRIVER_NAMES = ("async", "async-httpcore", "sync-geventhttpclient", "sync-raw")
+DRIVER_NAMES = ("async", "async-httpcore", "sync-raw")
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 HOSTILE_STREAM = (b'data: {"choices": 5}\n\n'
                   b'data: {"choices": [{"delta": {"content": "abcd"}, "finish_reason": ["x"]}], '
@@ -424,22 +424,8 @@ CASES = {
 }
 
 
-#: geventhttpclient's `readline(b"\n")` returns nothing until a newline arrives: on a newline-less body
-#: it holds everything received (rescanning it on every read) and the recorder never sees a byte, so the
-#: driver cannot stop at the error-body or response cap (monitor/drivers/transports/geventhttp.py).
-_READLINE_HOLDS = pytest.mark.xfail(strict=True, reason="geventhttpclient transport reads a newline-less body whole")
-
-
-NEWLINE_LESS_ENDLESS = {"endless 500 body", "endless chunked 502 body", "newline-less event stream"}
-
-
 def _params() -> list[object]:
-    out = []
-    for case in sorted(CASES):
-        for driver in DRIVER_NAMES:
-            held = driver == "sync-geventhttpclient" and case in NEWLINE_LESS_ENDLESS
-            out.append(pytest.param(case, driver, marks=[_READLINE_HOLDS] if held else [], id=f"{case}-{driver}"))
-    return out
+    return [pytest.param(case, driver, id=f"{case}-{driver}") for case in sorted(CASES) for driver in DRIVER_NAMES]
 
 
 @pytest.mark.parametrize(("case", "driver"), _params())
