@@ -37,7 +37,7 @@ dashboards: $(STAMP)
 
 # Regenerate docs/config-reference.md and docs/metrics-reference.md from the code (a test checks they are current).
 docs: $(STAMP)
-	$(BIN)/python -m monitor.docs_gen
+	$(BIN)/python -m tools.docs_gen
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

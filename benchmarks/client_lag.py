@@ -24,7 +24,7 @@ measured TTFT - the server's own TTFT. Variants:
   reader is the interpreter running our own code.
 
 Every client process freezes its start-up heap out of the garbage collector after the warm-up stream,
-as Locust workers and the prober do (monitor/gctune.py).
+as Locust workers and the prober do (tokenpulse/gctune.py).
 
 `--server lean` replaces the mock by `serve_lean`: a paced server that does nothing but send these
 streams (the mock's own event encoder, one timer per chunk, uvloop), so that past ~1,000 streams,
@@ -52,8 +52,9 @@ from typing import Any
 
 VARIANTS = ("bare", "gevent-bare", "async", "async-httpcore", "gevent-raw", "gevent-raw-pull", "gevent-raw-userstamp")
 #: The modules every SSE event passes through on the Locust path, for the gevent-raw-compiled variant.
-HOT_PATH = ("recorder.py", "sse.py", "wire/chunked.py", "wire/framing.py", "drivers/sync.py",
-            "drivers/transports/rawsocket.py", "drivers/transports/readmux.py")
+HOT_PATH = ("core/recorder.py", "core/sse.py", "core/wire/chunked.py", "core/wire/framing.py",
+            "transports/gevent_loop/driver.py", "transports/gevent_loop/rawsocket.py",
+            "transports/gevent_loop/readmux.py")
 MODEL = "bench/paced-stream"
 FARM = """
 seed: 7
@@ -92,7 +93,7 @@ def _body(tokens: int) -> bytes:
 
 
 def _prepared(base_url: str, tokens: int):  # type: ignore[no-untyped-def]
-    from monitor.drivers import ChatRequest, prepare
+    from tokenpulse.core.request import ChatRequest, prepare
 
     return prepare(base_url, ChatRequest(model=MODEL, messages=[{"role": "user", "content": "go"}],
                                          max_tokens=tokens), want_ground_truth=True)
@@ -117,13 +118,13 @@ def worker_async(base_url: str, streams: int, tokens: int, stagger: float, clien
 
     import uvloop
 
-    from monitor.drivers import Timeouts
-    from monitor.drivers.async_httpx import (
+    from tokenpulse.core.request import Timeouts
+    from tokenpulse.gctune import freeze_setup_heap
+    from tokenpulse.transports.asyncio_loop.driver import (
         AsyncStreamDriver,
         httpcore_async_client,
         new_async_client,
     )
-    from monitor.gctune import freeze_setup_heap
 
     prepared = _prepared(base_url, tokens)
 
@@ -134,7 +135,7 @@ def worker_async(base_url: str, streams: int, tokens: int, stagger: float, clien
                 await asyncio.sleep(stagger * i / streams)
                 return await driver.run(prepared, Timeouts(ttft=30, idle=30, total=120))
             await one(0)  # warm-up: imports, first connection
-            freeze_setup_heap()  # as the prober does once its targets are set up (monitor/prober/service.py)
+            freeze_setup_heap()  # as the prober does once its targets are set up (tokenpulse/prober/service.py)
             clock = _Clock()
             results = await asyncio.gather(*(one(i) for i in range(streams)))
             timing.update(clock.stop())
@@ -150,17 +151,17 @@ def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, tran
     monkey.patch_all()
     import gevent
 
-    from monitor.drivers import Timeouts
-    from monitor.drivers.sync import SyncStreamDriver
-    from monitor.drivers.transports import make_sync_transport
-    from monitor.gctune import freeze_setup_heap
+    from tokenpulse.core.request import Timeouts
+    from tokenpulse.gctune import freeze_setup_heap
+    from tokenpulse.transports.gevent_loop import make_sync_transport
+    from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
 
     prepared = _prepared(base_url, tokens)
 
     def one(i: int) -> Any:
         gevent.sleep(stagger * i / streams)
         if transport in ("raw-userstamp", "raw-pull"):
-            from monitor.drivers.transports.rawsocket import RawSocketTransport
+            from tokenpulse.transports.gevent_loop.rawsocket import RawSocketTransport
             driver = SyncStreamDriver(RawSocketTransport(kernel_stamps=transport != "raw-userstamp",
                                                          multiplex=transport != "raw-pull"))
         else:
@@ -171,7 +172,7 @@ def worker_gevent(base_url: str, streams: int, tokens: int, stagger: float, tran
             driver.close()
 
     gevent.spawn(one, 0).get()  # warm-up: imports, first connection
-    freeze_setup_heap()  # as a Locust worker does once its users are set up (monitor/load/session.py)
+    freeze_setup_heap()  # as a Locust worker does once its users are set up (tokenpulse/load/session.py)
     clock = _Clock()
     jobs = [gevent.spawn(one, i) for i in range(streams)]
     gevent.joinall(jobs)
@@ -288,7 +289,7 @@ def worker_gevent_bare(base_url: str, streams: int, tokens: int, stagger: float)
     from gevent import socket as gsocket
     from gevent.hub import Waiter
 
-    from monitor.drivers.transports.readmux import multiplexer
+    from tokenpulse.transports.gevent_loop.readmux import multiplexer
 
     host, port, wire = _bare_request(base_url, tokens)
     lags: list[float] = []
@@ -362,7 +363,7 @@ def serve_lean(tokens: int) -> None:
 
     import uvloop
 
-    from monitor.mock.wire import StreamEncoder
+    from tokenpulse.mock.wire import StreamEncoder
 
     done = b"data: [DONE]\n\n"
     head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
@@ -434,7 +435,7 @@ class _LeanServer:
 
 
 def run_worker(args: argparse.Namespace) -> None:
-    from monitor.mock.runner import raise_fd_limit
+    from tokenpulse.mock.runner import raise_fd_limit
 
     raise_fd_limit()
     if args.worker == "bare":
@@ -448,10 +449,10 @@ def run_worker(args: argparse.Namespace) -> None:
                             args.worker.removeprefix("gevent-"))
     wall, cpu = out["wall"], out["cpu"]
     lags, errs = out["lags"], out["ttft_err"]
-    import monitor.recorder
+    import tokenpulse.core.recorder
 
     print(json.dumps({
-        "variant": args.worker, "compiled": not monitor.recorder.__file__.endswith(".py"), "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
+        "variant": args.worker, "compiled": not tokenpulse.core.recorder.__file__.endswith(".py"), "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
         "events": len(lags), "cpu_share": cpu / wall, "cpu_us_per_event": cpu / max(len(lags), 1) * 1e6,
         "user_us_per_event": out["cpu_user"] / max(len(lags), 1) * 1e6,
         "lag_p50_ms": percentile(lags, 0.5) * 1e3, "lag_p99_ms": percentile(lags, 0.99) * 1e3,
@@ -485,7 +486,7 @@ def main() -> None:
         serve_lean(args.tokens)
         return
 
-    from monitor.mock import MockServerProcess
+    from tokenpulse.mock import MockServerProcess
 
     cores = sorted(os.sched_getaffinity(0))
     mock_core, client_core = ({cores[0]}, {cores[-1]}) if len(cores) > 1 else (set(cores), set(cores))
@@ -557,7 +558,7 @@ def print_efficiency(rows: list[dict[str, Any]]) -> None:
 
 
 def _compiled_copy(dest: Path) -> Path | None:
-    """A copy of the `monitor` package with the HOT_PATH modules compiled by Cython (unchanged source,
+    """A copy of the `tokenpulse` package with the HOT_PATH modules compiled by Cython (unchanged source,
     built in place, so they shadow their .py files); None, with a note, when Cython is not installed."""
     import shutil
 
@@ -566,9 +567,9 @@ def _compiled_copy(dest: Path) -> Path | None:
     except ImportError:
         print("gevent-raw-compiled skipped: Cython is not installed (pip install cython)", file=sys.stderr)
         return None
-    package = Path(__file__).resolve().parents[1] / "monitor"
-    shutil.copytree(package, dest / "monitor", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c"))
-    sources = [str(dest / "monitor" / module) for module in HOT_PATH]
+    package = Path(__file__).resolve().parents[1] / "tokenpulse"
+    shutil.copytree(package, dest / "tokenpulse", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c"))
+    sources = [str(dest / "tokenpulse" / module) for module in HOT_PATH]
     build = subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-i", "-3", "-q", *sources],
                            cwd=dest, check=False, capture_output=True, text=True, timeout=900)
     if build.returncode != 0:

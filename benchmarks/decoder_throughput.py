@@ -21,8 +21,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from monitor.recorder import StreamRecorder
-from monitor.sse import SSEDecoder
+from tokenpulse.core.recorder import StreamRecorder
+from tokenpulse.core.sse import SSEDecoder
 
 HEADERS = {"content-type": "text/event-stream"}
 

@@ -41,10 +41,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from monitor.load.records import iter_jsonl
-from monitor.mock import MockServerProcess, dump_farm
-from monitor.mock.farm import farm_from_data
-from monitor.report.stats import percentile
+from tokenpulse.core.stats import percentile
+from tokenpulse.mock import MockServerProcess, dump_farm
+from tokenpulse.mock.farm import farm_from_data
+from tokenpulse.runfolder.records import iter_jsonl
 
 MODEL = "bench/paced-stream"
 PROVIDER = "bench"
@@ -163,7 +163,7 @@ def run_tokenpulse(base_url: str, levels: list[int], step_s: float, warmup_s: fl
     cfg = work / "bench.yaml"
     cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = work / "locust-run"
-    cmd = [sys.executable, "-m", "monitor", "load", "--config", str(cfg), "--shape", "sweep",
+    cmd = [sys.executable, "-m", "tokenpulse", "load", "--config", str(cfg), "--shape", "sweep",
            "--levels", ",".join(map(str, levels)), "--step-time", f"{step_s:g}", "--warmup", f"{warmup_s:g}",
            "--spawn-rate", f"{spawn_rate:g}", "--ground-truth", "--metrics-port", "0", "--quiet",
            "--transport", transport,

@@ -2,7 +2,7 @@
 `generate_latest`, on the same registry, side by side in one run.
 
 Why: at 1,000 targets the prober exports ~215,000 samples per scrape, and the render is paid on every
-scrape (monitor/prober/exposition.py). This fills a `ProberMetrics` registry with `--targets` targets
+scrape (tokenpulse/prober/exposition.py). This fills a `ProberMetrics` registry with `--targets` targets
 (every histogram observed), renders it `--rounds` times each way, interleaved, and reports the median
 CPU time per render, the ratio and the size; it also checks the two outputs are byte-identical.
 Pure CPU, no network. Run: `.venv/bin/python benchmarks/metrics_render.py [--targets 1000]`.
@@ -25,10 +25,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from monitor.metrics import ProberMetrics
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.prober.exposition import FastExposition
-from monitor.recorder import StreamResult
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.metrics import ProberMetrics
+from tokenpulse.prober.exposition import FastExposition
 
 
 def fake_result(rng: random.Random, ok: bool) -> StreamResult:

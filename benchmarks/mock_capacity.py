@@ -32,9 +32,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.mock import MockServerProcess, dump_farm
-from monitor.mock.farm import farm_from_data
-from monitor.mock.runner import new_event_loop, raise_fd_limit
+from tokenpulse.mock import MockServerProcess, dump_farm
+from tokenpulse.mock.farm import farm_from_data
+from tokenpulse.mock.runner import new_event_loop, raise_fd_limit
 
 MODEL = "bench/paced-stream"
 _SENT = b'"sent_ns":'

@@ -45,8 +45,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.mock import MockServerProcess, dump_farm  # noqa: E402
-from monitor.mock.farm import farm_from_data  # noqa: E402
+from tokenpulse.mock import MockServerProcess, dump_farm  # noqa: E402
+from tokenpulse.mock.farm import farm_from_data  # noqa: E402
 
 CPU_GOAL = 0.10
 LAG_P99_GOAL_S = 0.100
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             config_file = Path(tmp) / "config.yaml"
             config_file.write_text(config_yaml(mock.base_url, args.models, args.providers, args.interval,
                                                args.max_in_flight), encoding="utf-8")
-            cmd = [sys.executable, "-m", "monitor", "probe", "--config", str(config_file), "--listen",
+            cmd = [sys.executable, "-m", "tokenpulse", "probe", "--config", str(config_file), "--listen",
                    "127.0.0.1:0", "--log-level", "info"]
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
             proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.load.records import _encode_line, build_record
-from monitor.recorder import StreamRecorder
+from tokenpulse.core.recorder import StreamRecorder
+from tokenpulse.runfolder.records import _encode_line, build_record
 
 CONTEXT = {"start_time": 1764000000.123456, "t_s": 12.5, "user_id": 7, "worker": "local", "step": 1, "level": 64,
            "phase": "measure", "users": 64, "endpoint": "mock", "model": "bench/paced-stream",

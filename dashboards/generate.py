@@ -24,10 +24,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import (bargauge, heatmap, prometheus, stat, statetimeline, table,
-                                             timeseries)
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
@@ -49,7 +48,7 @@ PROBER_SEL = PROBER + ', endpoint=~"$endpoint", model=~"$model"'
 PROBER_TARGET_SEL = PROBER_SEL + ', provider=~"$provider"'
 LOCUST_SEL = LOCUST + ', endpoint=~"$endpoint", model=~"$model", provider=~"$provider"'
 
-# SLOs (keep in step with prometheus/rules and monitor/config.py `SLO`).
+# SLOs (keep in step with prometheus/rules and tokenpulse/config.py `SLO`).
 AVAILABILITY_OBJECTIVE = 0.99
 TTFT_OBJECTIVE = 0.95
 TTFT_THRESHOLD_LE = "2.0"

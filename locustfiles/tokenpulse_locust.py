@@ -1,4 +1,4 @@
-"""Streaming LLM load test with tokenpulse's user and shapes (thin: everything lives in monitor.load).
+"""Streaming LLM load test with tokenpulse's user and shapes (thin: everything lives in tokenpulse.load).
 
 Usually run through `tokenpulse load --config FILE ...`, which also writes the report. Plain Locust works
 too, with tokenpulse's options passed as `--tp-*` arguments:
@@ -11,4 +11,4 @@ Workers of a distributed run: `locust -f locustfiles/tokenpulse_locust.py --work
 (they receive the config and every option from the master). See docs/load-testing.md.
 """
 
-from monitor.load.locustfile import TokenpulseShape, TokenpulseUser  # noqa: F401  (Locust finds them here)
+from tokenpulse.load.locustfile import TokenpulseShape, TokenpulseUser  # noqa: F401  (Locust finds them here)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.wire.chunked import ChunkedDecoder
+from tokenpulse.core.wire.chunked import ChunkedDecoder
 
 
 @st.composite

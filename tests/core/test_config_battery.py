@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config
+from tokenpulse.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +117,7 @@ def test_bad_config_exits_2_and_starts_nothing(tmp_path: Path, case: str, make: 
     source = tmp_path / f"{case}.yaml"
     source.write_bytes(make())
     env = _env()
-    tp = [sys.executable, "-m", "monitor"]
+    tp = [sys.executable, "-m", "tokenpulse"]
 
     port = _free_port()
     probe = subprocess.run([*tp, "probe", "--config", str(source), "--listen", f"127.0.0.1:{port}"],

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from monitor.drivers import ChatRequest, PreparedRequest, Timeouts, prepare
-from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client
-from monitor.drivers.sync import SyncStreamDriver
-from monitor.drivers.transports import make_sync_transport
-from monitor.mock import MockServerProcess, MockServerThread, dump_farm
-from monitor.mock.farm import farm_from_data
-from monitor.outcomes import ErrorClass
-from monitor.recorder import StreamResult
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.core.request import ChatRequest, PreparedRequest, Timeouts, prepare
+from tokenpulse.mock import MockServerProcess, MockServerThread, dump_farm
+from tokenpulse.mock.farm import farm_from_data
+from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, httpcore_async_client
+from tokenpulse.transports.gevent_loop import make_sync_transport
+from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
 
 MODEL = "drivers/plain"
 FAULTS = ("rate_limit", "http_500", "http_502", "http_503", "mid_stream", "reset", "hang_first_byte",

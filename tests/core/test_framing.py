@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.wire import (
+from tokenpulse.core.wire import (
     MAX_HEAD_BYTES,
     ClosedBeforeResponse,
     ConnectionDropped,
@@ -13,7 +13,7 @@ from monitor.wire import (
     ProtocolViolation,
     ResponseHead,
 )
-from monitor.wire.framing import BodyFraming, FramingError, IncompleteBody
+from tokenpulse.core.wire.framing import BodyFraming, FramingError, IncompleteBody
 
 
 def test_chunked_body_ends_with_its_last_chunk() -> None:

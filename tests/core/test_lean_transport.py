@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from monitor.drivers.async_httpx import new_async_client
-from monitor.drivers.lean_transport import LeanTransport
-from monitor.wire import FramingError, IncompleteBody, WireError
+from tokenpulse.core.wire import FramingError, IncompleteBody, WireError
+from tokenpulse.transports.asyncio_loop.driver import new_async_client
+from tokenpulse.transports.asyncio_loop.lean import LeanTransport
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -295,10 +295,10 @@ def test_a_busy_loop_does_not_delay_the_stamps_of_bytes_already_delivered(monkey
 
     from paced_server import paced_server
 
-    from monitor.drivers import lean_transport
-    from monitor.drivers.async_httpx import AsyncStreamDriver
-    from monitor.drivers.request import ChatRequest, Timeouts, prepare
-    from monitor.recorder import StreamResult
+    from tokenpulse.core.recorder import StreamResult
+    from tokenpulse.core.request import ChatRequest, Timeouts, prepare
+    from tokenpulse.transports.asyncio_loop import lean as lean_transport
+    from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver
 
     original = lean_transport._PushReader.feed_data
     stalls: list[int] = []

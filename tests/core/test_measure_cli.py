@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.cli.main import main
-from monitor.mock import MockServerThread
+from tokenpulse.cli.main import main
+from tokenpulse.mock import MockServerThread
 
 MODEL = "nvidia/nemotron-3-super-120b-a12b"
 FIELDS = ("outcome", "error_class", "http_status", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s",
@@ -81,13 +81,13 @@ def test_unpinned_provider_is_routed(mock: MockServerThread, capsys: pytest.Capt
     ["measure", "--no-such-flag"],
 ])
 def test_usage_errors_exit_2(argv: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "monitor", *argv], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", *argv], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "error:" in proc.stderr
 
 
 def test_help_lists_every_flag() -> None:
-    proc = subprocess.run([sys.executable, "-m", "monitor", "measure", "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "measure", "--help"], capture_output=True, text=True,
                           timeout=30)
     for flag in ("--base-url", "--model", "--provider", "--prompt", "--max-tokens", "--reasoning-effort",
                  "--api-key-env", "--connect-timeout", "--ttft-timeout", "--idle-timeout", "--total-timeout",

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.recorder import ERROR_BODY_LIMIT, StreamRecorder, StreamResult, failure_result
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import ERROR_BODY_LIMIT, StreamRecorder, StreamResult, failure_result
 
 MS = 1_000_000
 T0 = 5_000 * MS  # an arbitrary monotonic origin: results must be relative to it

@@ -26,19 +26,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
-from monitor.config import Price
-from monitor.drivers import ChatRequest, Timeouts, prepare
-from monitor.drivers.async_httpx import AsyncStreamDriver, httpcore_async_client
-from monitor.drivers.sync import SyncStreamDriver
-from monitor.drivers.transports import make_sync_transport
-from monitor.jsonwire import dumps_compact, dumps_pretty
-from monitor.load.cost import CostGuard, request_cost
-from monitor.metrics import LoadMetrics
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.recorder import INTERNAL_ERROR_PREFIX, StreamRecorder, StreamResult
-from monitor.report.build import write_report
-from monitor.report.stats import distribution, mean, percentile
-from monitor.usage import MAX_COST_USD, MAX_TOKENS
+from tokenpulse.config import Price
+from tokenpulse.core.jsonwire import dumps_compact, dumps_pretty
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import INTERNAL_ERROR_PREFIX, StreamRecorder, StreamResult
+from tokenpulse.core.request import ChatRequest, Timeouts, prepare
+from tokenpulse.core.stats import distribution, mean, percentile
+from tokenpulse.core.usage import MAX_COST_USD, MAX_TOKENS
+from tokenpulse.load.cost import CostGuard, request_cost
+from tokenpulse.metrics import LoadMetrics
+from tokenpulse.report.build import write_report
+from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, httpcore_async_client
+from tokenpulse.transports.gevent_loop import make_sync_transport
+from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
 
 MS = 1_000_000
 T0 = 1_000 * MS
@@ -446,9 +446,9 @@ def test_hostile_responses_through_every_driver(case: str, driver: str) -> None:
 _USER_GUARD_SCRIPT = r'''
 import json, sys, types
 import gevent
-from monitor.load import user as user_mod
-from monitor.load.cost import CostGuard
-from monitor.drivers.request import ChatRequest
+from tokenpulse.load import user as user_mod
+from tokenpulse.load.cost import CostGuard
+from tokenpulse.core.request import ChatRequest
 
 sleeps = []
 user_mod.gevent.sleep = sleeps.append  # the error backoff, recorded instead of slept
@@ -485,7 +485,7 @@ print(json.dumps({"records": records, "fired": fired, "sleeps": sleeps, "in_flig
 
 
 def test_an_exception_while_running_a_load_request_still_records_it_and_backs_off() -> None:
-    """monitor/load/user.py: whatever raises under the driver, the request gets its record (with an error
+    """tokenpulse/load/user.py: whatever raises under the driver, the request gets its record (with an error
     class), its Locust entry and the error backoff; the user does not loop as fast as it can."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     out = subprocess.run([sys.executable, "-c", _USER_GUARD_SCRIPT], capture_output=True, text=True, timeout=120,

@@ -125,7 +125,7 @@ def _env() -> dict[str, str]:
 
 
 def _tp(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tokenpulse", *args], capture_output=True, text=True,
                           env=_env(), timeout=timeout, cwd=cwd or ROOT)
 
 
@@ -196,7 +196,7 @@ def test_load_web_ui(echo: EchoServer, tmp_path: Path) -> None:
     """Locust's web UI while the run goes: its failures, its exceptions tab and their CSV downloads."""
     config = _config(tmp_path, echo.base_url)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "load", "--config", str(config), "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "load", "--config", str(config), "--out",
                              str(tmp_path / "run"), "--users", "4", "--run-time", "4", "--metrics-port", "0", "--web",
                              "--web-port", str(port), "--quiet"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path)
@@ -238,7 +238,7 @@ def test_prober_round(echo: EchoServer, tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "probe.log"
     with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor", "probe", "--config", str(config), "--listen",
+        proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "probe", "--config", str(config), "--listen",
                                  f"127.0.0.1:{port}", "--log-level", "debug"], stdout=sink, stderr=subprocess.STDOUT,
                                 env=_env(), cwd=tmp_path)
         pages: dict[str, str] = {}
@@ -286,8 +286,8 @@ def test_locust_sinks_redact_in_a_locust_process(tmp_path: Path) -> None:
 import os
 from locust.env import Environment
 from locust import events
-from monitor.keys import read_api_key
-from monitor.load.redaction import sanitize_environment
+from tokenpulse.core.keys import read_api_key
+from tokenpulse.load.redaction import sanitize_environment
 key = read_api_key({KEY_ENV!r})
 env = Environment(events=events)
 env.create_local_runner()
@@ -308,7 +308,7 @@ print(rows, errors)
 
 # ------------------------------------------------------------------------------ the rules, one by one
 def test_redact_before_truncating_and_escaped_forms() -> None:
-    from monitor.redact import REDACTED, clip, redact
+    from tokenpulse.core.redact import REDACTED, clip, redact
 
     key = "tpkey-0123456789abcdefXYZ"
     text = "x" * 290 + key  # a 300-character clip would keep 'tpkey-0123'
@@ -324,8 +324,8 @@ def test_redact_before_truncating_and_escaped_forms() -> None:
 def test_every_log_record_and_traceback_is_redacted(tmp_path: Path) -> None:
     script = f"""
 import logging, sys, threading
-from monitor.keys import read_api_key
-from monitor.redact import install
+from tokenpulse.core.keys import read_api_key
+from tokenpulse.core.redact import install
 install()
 key = read_api_key({KEY_ENV!r})
 logging.basicConfig(stream=sys.stdout, format="%(message)s")
@@ -352,13 +352,13 @@ raise RuntimeError(key[:20])
     ("gpu-box", False), ("localhost.example.com", False), ("0.0.0.0", False),
 ])
 def test_loopback(host: str, loopback: bool) -> None:
-    from monitor.keys import is_loopback
+    from tokenpulse.core.keys import is_loopback
 
     assert is_loopback(host) is loopback
 
 
 def test_key_belongs_to_its_host() -> None:
-    from monitor.keys import belongs_to, insecure_key_problem
+    from tokenpulse.core.keys import belongs_to, insecure_key_problem
 
     assert belongs_to("OPENROUTER_API_KEY", "https://openrouter.ai/api/v1")
     assert belongs_to("OPENROUTER_API_KEY", "https://eu.openrouter.ai/api/v1")
@@ -371,7 +371,7 @@ def test_key_belongs_to_its_host() -> None:
 
 
 def _measure(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", "measure", "--model", "echo/stream", *args],
+    return subprocess.run([sys.executable, "-m", "tokenpulse", "measure", "--model", "echo/stream", *args],
                           capture_output=True, text=True, env={**_env(), **env}, timeout=60)
 
 
@@ -411,7 +411,7 @@ def test_a_key_that_is_not_ascii_is_a_clear_error(echo: EchoServer, tmp_path: Pa
                                                      "models": [{"id": "echo/stream"}]}]}), encoding="utf-8")
     for cmd in (["probe", "--config", str(config), "--once"],
                 ["load", "--config", str(config), "--out", str(tmp_path / "run"), "--metrics-port", "0"]):
-        proc = subprocess.run([sys.executable, "-m", "monitor", *cmd], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "tokenpulse", *cmd], capture_output=True, text=True,
                               env={**_env(), "TP_BAD_KEY": bad}, timeout=60)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert "TP_BAD_KEY holds a key with a character that is not printable ASCII" in proc.stderr
@@ -427,13 +427,13 @@ def test_a_header_from_the_environment_is_a_secret_and_config_errors_are_redacte
          "headers": {"X-API-Key": "${TP_HEADER_KEY}"}, "models": [{"id": "m"}]},
         {"name": "f", "base_url": "${TP_CANARY_KEY}", "api_key_env": KEY_ENV, "models": [{"id": "m"}]}]}),
         encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "monitor", "probe", "--config", str(config), "--once"],
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "probe", "--config", str(config), "--once"],
                           capture_output=True, text=True, env={**_env(), "TP_HEADER_KEY": "hdrkey-0123456789abcdef"},
                           timeout=60)
     assert proc.returncode == 2 and "endpoints.1.base_url: must be an http(s) URL" in proc.stderr, proc.stderr
     _assert_clean("config error", proc.stdout + proc.stderr)
-    from monitor.config import parse_config
-    from monitor.redact import redact
+    from tokenpulse.config import parse_config
+    from tokenpulse.core.redact import redact
 
     parse_config(yaml.safe_load(config.read_text().replace("${TP_CANARY_KEY}", "http://127.0.0.1:9/v1")),
                  env={"TP_HEADER_KEY": "hdrkey-0123456789abcdef"})

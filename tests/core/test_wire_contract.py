@@ -25,14 +25,14 @@ import pytest
 from paced_server import SSE_EVENTS
 from prometheus_client import CollectorRegistry
 
-from monitor.drivers.async_httpx import AsyncStreamDriver, LeanAsyncClient, httpcore_async_client
-from monitor.drivers.lean_transport import LeanTransport
-from monitor.drivers.request import ChatRequest, PreparedRequest, Timeouts, prepare
-from monitor.drivers.sync import SyncStreamDriver
-from monitor.drivers.transports.rawsocket import RawSocketTransport
-from monitor.metrics import RequestMetrics
-from monitor.outcomes import ErrorClass
-from monitor.recorder import StreamResult
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.core.request import ChatRequest, PreparedRequest, Timeouts, prepare
+from tokenpulse.metrics import RequestMetrics
+from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, LeanAsyncClient, httpcore_async_client
+from tokenpulse.transports.asyncio_loop.lean import LeanTransport
+from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
+from tokenpulse.transports.gevent_loop.rawsocket import RawSocketTransport
 
 TIMEOUTS = Timeouts(connect=2, ttft=0.5, idle=0.5, total=3)
 #: The server's longest hold: past every client deadline above, short enough to bound a case.

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from monitor.mock import default_farm
+from tokenpulse.mock import default_farm
 
 PROVIDERS = list(next(iter(default_farm().models.values())).providers)
 
@@ -26,7 +26,7 @@ def _port_closed(url: str) -> bool:
 
 def test_quick_demo(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "monitor", "demo", "--quick", "--out", str(out), "--status-port", "0"],
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "demo", "--quick", "--out", str(out), "--status-port", "0"],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout
@@ -52,7 +52,7 @@ def test_quick_demo(tmp_path: Path) -> None:
 
 def test_interrupted_demo_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--out", str(out), "--status-port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "demo", "--out", str(out), "--status-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines: list[str] = []
     assert proc.stdout is not None

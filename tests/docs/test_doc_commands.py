@@ -4,7 +4,7 @@ Commands are read from fenced ```bash / ```sh / ```shell / ```console blocks (co
 with backslash continuations joined, `# comments` dropped, `VAR=value` prefixes and earlier `export`s
 of the block kept as the command's environment. Then:
 
-(a) every command parses with the real parser (`monitor.cli.main.build_parser()`), and a `--config` that
+(a) every command parses with the real parser (`tokenpulse.cli.main.build_parser()`), and a `--config` that
     names a file of this checkout loads; a failure names the file and line;
 (b) every command that can run offline runs as a subprocess against a mock farm started here
     (TOKENPULSE_MOCK_URL points at it; `http://127.0.0.1:8080` and `localhost:8080` in arguments and
@@ -53,16 +53,16 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.cli.main import build_parser
-from monitor.config import ConfigError, load_config
-from monitor.stack import free_port
+from tokenpulse.cli.main import build_parser
+from tokenpulse.config import ConfigError, load_config
+from tokenpulse.ops.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.exists()]
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
 MOCK_ADDRESSES = ("http://127.0.0.1:8080", "http://localhost:8080")
 FLAKY_PROVIDER = "glitchgrid"
-DEMO_MODULE = ROOT / "monitor" / "cli" / "demo.py"
+DEMO_MODULE = ROOT / "tokenpulse" / "cli" / "demo.py"
 HAS_PROMETHEUS = all(shutil.which(b) for b in ("prometheus", "promtool")) and \
     any(shutil.which(b) for b in ("alertmanager", "prometheus-alertmanager"))
 
@@ -317,7 +317,7 @@ def _ids(cmds: list[DocCommand]) -> list[str]:
 @pytest.mark.parametrize("cmd", COMMANDS, ids=_ids(COMMANDS))
 def test_doc_command_parses(cmd: DocCommand, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if _demo_missing(cmd):
-        pytest.xfail("`tokenpulse demo` is not implemented yet (monitor/cli/demo.py)")
+        pytest.xfail("`tokenpulse demo` is not implemented yet (tokenpulse/cli/demo.py)")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -336,7 +336,7 @@ def test_doc_command_parses(cmd: DocCommand, tmp_path: Path, monkeypatch: pytest
     if cmd.argv[:1] == ["load"] and not _is_help(cmd.argv) and "--worker" not in cmd.argv \
             and config and (ROOT / config).exists():
         # What `tokenpulse load` checks before starting Locust (targets, shape, options), offline.
-        from monitor.load.runner import UsageError, plan_run
+        from tokenpulse.load.runner import UsageError, plan_run
 
         monkeypatch.chdir(ROOT)
         for name, value in {**env_for_config(), **cmd.env}.items():
@@ -383,7 +383,7 @@ def _rewrite_address(text: str, mock_root: str) -> str:
 
 def _tokenpulse() -> list[str]:
     script = Path(sys.executable).with_name("tokenpulse")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tokenpulse.cli.main"]
 
 
 def _flaky_config(path_text: str | None, env: dict[str, str]) -> bool:
@@ -608,7 +608,7 @@ class Runner:
 
 def _test_farm(tmp: Path) -> Path:
     """The default farm without injected faults, except on the flaky provider."""
-    from monitor.mock import farm as farm_module
+    from tokenpulse.mock import farm as farm_module
 
     source = Path(farm_module.__file__).with_name("default_farm.yaml")
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -623,7 +623,7 @@ def _test_farm(tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
-    from monitor.mock import MockServerProcess
+    from tokenpulse.mock import MockServerProcess
 
     tmp = tmp_path_factory.mktemp("doc-commands")
     runnable = [c for c in COMMANDS if offline_blocker(c) is None and not _demo_missing(c)]
@@ -640,7 +640,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
 @pytest.mark.parametrize("cmd", COMMANDS, ids=_ids(COMMANDS))
 def test_doc_command_runs(cmd: DocCommand, runner: Runner) -> None:
     if _demo_missing(cmd):
-        pytest.xfail("`tokenpulse demo` is not implemented yet (monitor/cli/demo.py)")
+        pytest.xfail("`tokenpulse demo` is not implemented yet (tokenpulse/cli/demo.py)")
     reason = offline_blocker(cmd)
     if reason is not None:
         pytest.skip(f"parse-checked only: {reason}")

@@ -5,7 +5,7 @@
   `promtool check config`; a block under a heading that names `examples/<file>.yaml` means exactly what
   that file means.
 - Every line of a ```promql block is a PromQL expression that `promtool check rules` accepts, and every
-  tokenpulse metric or recorded series it names exists (monitor/metrics.py, prometheus/rules/).
+  tokenpulse metric or recorded series it names exists (tokenpulse/metrics.py, prometheus/rules/).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor import docs_gen
-from monitor.config import Config, ConfigError, load_config, parse_config
+from tokenpulse.config import Config, ConfigError, load_config, parse_config
+from tools import docs_gen
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.exists()]

@@ -1,23 +1,23 @@
-"""docs/config-reference.md and docs/metrics-reference.md are what monitor/docs_gen.py makes of the code.
+"""docs/config-reference.md and docs/metrics-reference.md are what tools/docs_gen.py makes of the code.
 
 When this fails, the config model, the metric registries, the rule files or the dashboards changed: run
-`make docs` (python -m monitor.docs_gen) and commit the result.
+`make docs` (python -m tools.docs_gen) and commit the result.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from monitor import docs_gen
-from monitor.config import Config
-from monitor.metrics import LoadMetrics, ProberMetrics
+from tokenpulse.config import Config
+from tokenpulse.metrics import LoadMetrics, ProberMetrics
+from tools import docs_gen
 
 
 @pytest.mark.parametrize("rel", [docs_gen.CONFIG_DOC, docs_gen.METRICS_DOC], ids=lambda p: p.name)
 def test_committed_reference_is_current(rel) -> None:
     generated = docs_gen.outputs()[rel]
     committed = (docs_gen.ROOT / rel).read_text(encoding="utf-8")
-    assert committed == generated, f"{rel} is out of date: run `make docs` (python -m monitor.docs_gen)"
+    assert committed == generated, f"{rel} is out of date: run `make docs` (python -m tools.docs_gen)"
 
 
 def test_check_mode_agrees(capsys: pytest.CaptureFixture[str]) -> None:

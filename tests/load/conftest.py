@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.mock import MockServerProcess
+from tokenpulse.mock import MockServerProcess
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def tokenpulse(*args: str, timeout: float = 150, env: dict[str, str] | None = No
                check: bool = True) -> subprocess.CompletedProcess[str]:
     """`tokenpulse ARGS` in a subprocess (the CLI process itself never imports Locust)."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"tokenpulse {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

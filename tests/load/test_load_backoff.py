@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.load.backoff import MAX_RETRY_AFTER_S, error_backoff
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.recorder import StreamResult
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.load.backoff import MAX_RETRY_AFTER_S, error_backoff
 
 
 def failed(retry_after_s: float | None = None) -> StreamResult:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from monitor.config import Price
-from monitor.load.cost import CostGuard, request_cost, worst_case_cost
-from monitor.load.exporter import observation, result_from_observation
-from monitor.load.records import JsonlAppender, build_record, iter_jsonl
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.recorder import StreamResult
+from tokenpulse.config import Price
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.load.cost import CostGuard, request_cost, worst_case_cost
+from tokenpulse.load.exporter import observation, result_from_observation
+from tokenpulse.runfolder.records import JsonlAppender, build_record, iter_jsonl
 
 PRICE = Price(prompt_per_mtok=1.0, completion_per_mtok=2.0)
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from monitor.load.schedule import build_schedule
-from monitor.report.build import write_report
-from monitor.report.compare import RuleError, evaluate, parse_rule
-from monitor.report.figures import Window, figures, tokens_in_windows
-from monitor.report.knee import StepPoint, find_knee
-from monitor.report.run import RunData
-from monitor.report.stats import cdf_points, distribution, percentile
-from monitor.report.summary import summarize
+from tokenpulse.core.stats import cdf_points, distribution, percentile
+from tokenpulse.report.build import write_report
+from tokenpulse.report.compare import RuleError, evaluate, parse_rule
+from tokenpulse.report.figures import Window, figures, tokens_in_windows
+from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.run import RunData
+from tokenpulse.report.summary import summarize
+from tokenpulse.runfolder.schedule import build_schedule
 
 SLO = {"ttft_s": 1.0, "tpot_s": 0.05}
 T0 = 1_800_000_000.0

@@ -27,8 +27,8 @@ from load_helpers import (
     write_config,
 )
 
-from monitor.mock import MockServerProcess, default_farm, dump_farm, load_farm
-from monitor.stack import free_port
+from tokenpulse.mock import MockServerProcess, default_farm, dump_farm, load_farm
+from tokenpulse.ops.stack import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_sigkill_keeps_every_completed_record(mock: MockServerProcess, tmp_path:
     out = tmp_path / "killed"
     users = 8
     served_before = mock.stats()["providers"]["swiftinfer"]["served"]
-    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "monitor/load/locustfile.py"), "--headless",
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "tokenpulse/load/locustfile.py"), "--headless",
            "--only-summary", "--tp-config", str(config), "--tp-out", str(out), "--tp-users", str(users),
            "--tp-run-time", "120", "--tp-metrics-port", "0"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -180,10 +180,10 @@ def test_master_and_two_workers_aggregate(mock: MockServerProcess, tmp_path: Pat
     master_out, master_port, metrics_port = tmp_path / "run", free_port(), free_port()
     workers = [tmp_path / "worker-a", tmp_path / "worker-b"]  # as if on two other machines
     master = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "load", "--config", str(config), "--master", "--expect-workers", "2",
+        [sys.executable, "-m", "tokenpulse", "load", "--config", str(config), "--master", "--expect-workers", "2",
          "--master-port", str(master_port), "--users", "8", "--run-time", "10s", "--out", str(master_out),
          "--metrics-port", str(metrics_port), "--quiet"], cwd=REPO)
-    procs = [subprocess.Popen([sys.executable, "-m", "monitor", "load", "--worker", "--master-port", str(master_port),
+    procs = [subprocess.Popen([sys.executable, "-m", "tokenpulse", "load", "--worker", "--master-port", str(master_port),
                                "--out", str(w), "--quiet"], cwd=REPO) for w in workers]
     scraped = ""
     try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.load.schedule import (
+from tokenpulse.load.timespan import parse_duration
+from tokenpulse.runfolder.schedule import (
     MEASURE,
     WARMUP,
     Schedule,
     build_schedule,
     parse_levels,
 )
-from monitor.load.timespan import parse_duration
 
 
 def test_fixed_excludes_warmup_and_spawning() -> None:

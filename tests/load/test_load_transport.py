@@ -12,13 +12,13 @@ import pytest
 from gevent.server import StreamServer
 from paced_server import SSE_EVENTS, paced_server
 
-from monitor.drivers.request import ChatRequest, Timeouts, prepare
-from monitor.drivers.sync import SyncStreamDriver
-from monitor.drivers.transports import make_sync_transport
-from monitor.drivers.transports.rawsocket import RawSocketTransport
-from monitor.mock import MockServerThread
-from monitor.outcomes import ErrorClass
-from monitor.wire.chunked import ChunkedDecoder
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.core.request import ChatRequest, Timeouts, prepare
+from tokenpulse.core.wire.chunked import ChunkedDecoder
+from tokenpulse.mock import MockServerThread
+from tokenpulse.transports.gevent_loop import make_sync_transport
+from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
+from tokenpulse.transports.gevent_loop.rawsocket import RawSocketTransport
 
 MODEL = "nvidia/nemotron-3-super-120b-a12b"
 TIMEOUTS = Timeouts(connect=5, ttft=10, idle=5, total=20)
@@ -196,7 +196,7 @@ FAULTS = {"rate_limit": ErrorClass.RATE_LIMITED, "http_502": ErrorClass.SERVER_E
 
 @pytest.fixture(scope="module")
 def fault_farm() -> Iterator[MockServerThread]:
-    from monitor.mock.farm import farm_from_data
+    from tokenpulse.mock.farm import farm_from_data
 
     def profile(**errors: object) -> dict[str, object]:
         return {"ttft": {"median_ms": 30, "p99_ms": 40},
@@ -277,7 +277,7 @@ def test_a_busy_generator_does_not_delay_kernel_stamped_tokens(kernel_stamps: bo
 
 
 def _mux_streams() -> int:
-    from monitor.drivers.transports.readmux import multiplexer
+    from tokenpulse.transports.gevent_loop.readmux import multiplexer
 
     mux = multiplexer()
     return 0 if mux is None else len(mux)
@@ -364,6 +364,6 @@ def test_the_multiplexer_survives_gevents_monkey_patching() -> None:
 
     code = ("from gevent import monkey; monkey.patch_all()\n"
             "import select; assert not hasattr(select, 'epoll')\n"
-            "from monitor.drivers.transports.readmux import multiplexer\n"
+            "from tokenpulse.transports.gevent_loop.readmux import multiplexer\n"
             "assert multiplexer() is not None\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

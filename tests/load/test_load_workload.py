@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Workload, parse_config
-from monitor.load.workload import (
+from tokenpulse.config import Workload, parse_config
+from tokenpulse.core.outcomes import Outcome
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.load.workload import (
     CHARS_PER_TOKEN,
     DatasetError,
     WorkloadGenerator,
@@ -17,8 +19,6 @@ from monitor.load.workload import (
     sample_length,
     synthetic_prompt,
 )
-from monitor.outcomes import Outcome
-from monitor.recorder import StreamResult
 
 CONFIG = {"endpoints": [{"name": "mock", "base_url": "http://127.0.0.1:1/api/v1",
                          "models": [{"id": "author/model", "providers": ["fast", "slow"]}]}]}

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from mock_helpers import make_farm
 
-from monitor.mock import MockServerThread
+from tokenpulse.mock import MockServerThread
 
 
 @pytest.fixture(scope="module")

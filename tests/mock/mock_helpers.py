@@ -1,6 +1,6 @@
 """Small test helpers for the mock: farms built in code, SSE reading over httpx and raw sockets.
 
-Kept independent of monitor.sse / monitor.recorder on purpose: these tests check the mock's bytes,
+Kept independent of tokenpulse.core.sse / tokenpulse.core.recorder on purpose: these tests check the mock's bytes,
 so they must not share a parser with the code the mock exists to test.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from monitor.mock.farm import MockFarm, farm_from_data
+from tokenpulse.mock.farm import MockFarm, farm_from_data
 
 REASONER = "test/reasoner"
 PLAIN = "test/plain"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from mock_helpers import PLAIN, chat_body, make_farm, parse_sse, profile
 
-from monitor.mock import MockServerThread
-from monitor.mock.state import SlotPool
+from tokenpulse.mock import MockServerThread
+from tokenpulse.mock.state import SlotPool
 
 
 def test_two_of_four_wait_for_a_slot_of_two() -> None:
@@ -106,7 +106,7 @@ def test_abandoning_a_granted_slot_gives_it_back() -> None:
 
 
 def test_batch_slowdown_slows_streams_when_full() -> None:
-    from monitor.mock.behaviour import batch_factor
+    from tokenpulse.mock.behaviour import batch_factor
     assert batch_factor(1, 16, 0.5) == 1.0
     assert batch_factor(16, 16, 0.5) == 1.5
     assert batch_factor(40, 16, 0.5) == 1.5

@@ -7,7 +7,7 @@ import json
 
 from mock_helpers import PLAIN, chat_body, make_farm, parse_sse, profile
 
-from monitor.mock import MockServerThread
+from tokenpulse.mock import MockServerThread
 
 STREAMS = 300
 

@@ -7,9 +7,9 @@ import json
 import httpx
 from mock_helpers import PLAIN, REASONER, chat_body, make_farm
 
-from monitor.mock import MockServerThread
-from monitor.mock.behaviour import derive_rng, lognormal_from_quantiles, plan_generation
-from monitor.mock.request import parse_chat_request
+from tokenpulse.mock import MockServerThread
+from tokenpulse.mock.behaviour import derive_rng, lognormal_from_quantiles, plan_generation
+from tokenpulse.mock.request import parse_chat_request
 
 
 def _answer(client: httpx.Client, **fields: object) -> tuple[str, dict[str, object]]:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from mock_helpers import farm_data
 
-from monitor.cli import mock as mock_cli
-from monitor.mock import FarmConfigError, MockServerProcess, default_farm, dump_farm, load_farm
+from tokenpulse.cli import mock as mock_cli
+from tokenpulse.mock import FarmConfigError, MockServerProcess, default_farm, dump_farm, load_farm
 
 REPO = Path(__file__).resolve().parents[2]
 NEMOTRON = "nvidia/nemotron-3-super-120b-a12b"
@@ -80,7 +80,7 @@ def test_file_and_yaml_errors(tmp_path: Path) -> None:
 def test_cli_rejects_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("seed: 1\nmodels:\n  a/b:\n    name: x\n")
-    proc = subprocess.run([sys.executable, "-m", "monitor.mock", "--config", str(path), "--port", "0"],
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse.mock", "--config", str(path), "--port", "0"],
                           capture_output=True, text=True, cwd=REPO, timeout=30)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.splitlines()
@@ -115,7 +115,7 @@ def test_thread_runner_stops_cleanly() -> None:
 
     import httpx
 
-    from monitor.mock import MockServerThread
+    from tokenpulse.mock import MockServerThread
     with MockServerThread(port=0) as srv:  # the default farm
         assert srv.port > 0 and srv.openai_base_url == f"http://127.0.0.1:{srv.port}/v1"
         with httpx.Client(base_url=srv.base_url) as c:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from mock_helpers import PLAIN, chat_body, make_farm, parse_sse, profile
 
-from monitor.mock import MockServerThread
-from monitor.mock.farm import OutageWindow
+from tokenpulse.mock import MockServerThread
+from tokenpulse.mock.farm import OutageWindow
 
 KINDS = ("rate_limit", "http_500", "http_502", "http_503", "mid_stream", "reset", "hang_first_byte",
          "hang_mid_stream", "malformed_chunk")

@@ -9,7 +9,7 @@ from typing import BinaryIO
 import pytest
 from mock_helpers import chat_body
 
-from monitor.mock import MockServerThread
+from tokenpulse.mock import MockServerThread
 
 
 def _conn(server: MockServerThread) -> socket.socket:

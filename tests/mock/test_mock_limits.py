@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-
-from monitor.mock import MockServerThread
-from monitor.mock.farm import farm_from_data
-from monitor.mock.request import MAX_OUTPUT_TOKENS
-
 from mock_helpers import PLAIN, REASONER, chat_body, farm_data, profile, stream_chat
+
+from tokenpulse.mock import MockServerThread
+from tokenpulse.mock.farm import farm_from_data
+from tokenpulse.mock.request import MAX_OUTPUT_TOKENS
 
 #: Long enough for nothing to be closed by accident on a busy machine, short enough for a test.
 IDLE_S = 0.3

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from mock_helpers import PLAIN, chat_body, make_farm
 
-from monitor.mock import MockServerThread
-from monitor.mock.behaviour import derive_rng
-from monitor.mock.request import ProviderPrefs
-from monitor.mock.routing import route
+from tokenpulse.mock import MockServerThread
+from tokenpulse.mock.behaviour import derive_rng
+from tokenpulse.mock.request import ProviderPrefs
+from tokenpulse.mock.routing import route
 
 
 def served_by(client: httpx.Client, provider: Mapping[str, object]) -> httpx.Response:

@@ -8,7 +8,7 @@ import math
 import httpx
 from mock_helpers import PLAIN, REASONER, chat_body, stream_chat, words
 
-from monitor.mock import MockServerThread
+from tokenpulse.mock import MockServerThread
 
 PIN_ALPHA = {"only": ["alpha"], "allow_fallbacks": False}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mock_helpers import REASONER
 
-from monitor.mock import MockServerThread
+from tokenpulse.mock import MockServerThread
 
 openai = pytest.importorskip("openai")
 

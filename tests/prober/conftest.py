@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from monitor.mock import MockServerThread
 from prober_support import farm_data, make_farm
+
+from tokenpulse.mock import MockServerThread
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from monitor.config import Config, parse_config
-from monitor.outcomes import ErrorClass, Outcome
-from monitor.mock.farm import MockFarm, farm_from_data
-from monitor.prober.service import Prober
-from monitor.recorder import StreamResult
+from tokenpulse.config import Config, parse_config
+from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.recorder import StreamResult
+from tokenpulse.mock.farm import MockFarm, farm_from_data
+from tokenpulse.prober.service import Prober
 
 #: Fast and steady: a probe takes a few tens of milliseconds, far below any test interval.
 FAST: dict[str, Any] = {

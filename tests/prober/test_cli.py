@@ -14,12 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from monitor.cli.main import main
-from monitor.config import ConfigError, load_config
-from monitor.mock import MockServerThread
-
 from prober_support import config_data, read_listen_port, write_yaml
+
+from tokenpulse.cli.main import main
+from tokenpulse.config import ConfigError, load_config
+from tokenpulse.mock import MockServerThread
 
 GOOD = """
 endpoints:
@@ -82,7 +81,7 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", "probe", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tokenpulse", "probe", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=60)
 
 
@@ -109,7 +108,7 @@ def test_once_table_and_json(farm_server: MockServerThread, tmp_path: Path) -> N
 
 def test_sigterm_stops_a_real_prober_with_exit_0(farm_server: MockServerThread, tmp_path: Path) -> None:
     config = write_yaml(tmp_path / "c.yaml", config_data(farm_server.base_url, ["fast-a", "fast-b", "hang"]))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "probe", "--config", str(config), "--listen",
+    proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "probe", "--config", str(config), "--listen",
                              "127.0.0.1:0", "--interval", "0.5", "--shutdown-grace", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -18,17 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from monitor.config import Endpoint
-from monitor.drivers.async_httpx import new_async_client
-from monitor.metrics import ProberMetrics
-from monitor.mock import MockServerThread
-from monitor.prober import credits, discovery
-from monitor.prober.credits import CreditsPoller
-from monitor.prober.discovery import MAX_PROVIDERS, DiscoveryError, discover_providers, parse_endpoints
-from monitor.prober.once import probe_once
-from monitor.prober.service import Prober
-
 from hostile import HostileServer
 from prober_support import (
     REASONING_MODEL,
@@ -40,6 +29,16 @@ from prober_support import (
     sample,
     write_yaml,
 )
+
+from tokenpulse.config import Endpoint
+from tokenpulse.metrics import ProberMetrics
+from tokenpulse.mock import MockServerThread
+from tokenpulse.prober import credits, discovery
+from tokenpulse.prober.credits import CreditsPoller
+from tokenpulse.prober.discovery import MAX_PROVIDERS, DiscoveryError, discover_providers, parse_endpoints
+from tokenpulse.prober.once import probe_once
+from tokenpulse.prober.service import Prober
+from tokenpulse.transports.asyncio_loop.driver import new_async_client
 
 #: Short total timeouts for the bounded-request tests (the defaults are 15 s).
 SHORT_TIMEOUT_S = 1.0
@@ -201,7 +200,7 @@ def test_sigterm_ends_the_prober_during_a_hung_discovery(farm_server: MockServer
     })
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                                       os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "probe", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "probe", "--config", str(config),
                              "--listen", "127.0.0.1:0", "--log-level", "info"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from monitor.drivers.async_httpx import AsyncStreamDriver, new_async_client
-from monitor.metrics import NO_ERROR, ProberMetrics
-from monitor.mock import MockServerProcess, MockServerThread, default_farm, dump_farm
-from monitor.mock.farm import PRE_STREAM_FAULTS
-from monitor.outcomes import ALL_ERROR_CLASSES, ErrorClass
-from monitor.prober.once import probe_once
-from monitor.prober.runner import ProbeRunner
-from monitor.prober.targets import KeyRing, plan
-
 from fakes import EchoKeyServer, FullBacklog
 from prober_support import FAST, REASONING_MODEL, TEST_MODEL, closed_port, make_config, make_farm, probe_settings
+
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ErrorClass
+from tokenpulse.metrics import NO_ERROR, ProberMetrics
+from tokenpulse.mock import MockServerProcess, MockServerThread, default_farm, dump_farm
+from tokenpulse.mock.farm import PRE_STREAM_FAULTS
+from tokenpulse.prober.once import probe_once
+from tokenpulse.prober.runner import ProbeRunner
+from tokenpulse.prober.targets import key_ring, plan
+from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, new_async_client
 
 #: (endpoint, provider) -> the class its probe must be labelled with.
 EXPECTED: dict[tuple[str, str], str] = {
@@ -134,7 +133,7 @@ def test_flaky_provider_counters_match_its_injected_rate(tmp_path: Path) -> None
         async def many() -> None:
             client = new_async_client(max_connections=CONCURRENCY)
             runner = ProbeRunner(AsyncStreamDriver(client), metrics, slo=config.slo, confirm=config.probe.confirm)
-            (probe,) = plan(config.targets(), KeyRing(config.endpoints))
+            (probe,) = plan(config.targets(), key_ring(config.endpoints))
             semaphore = asyncio.Semaphore(CONCURRENCY)
 
             async def one() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
-from monitor.mock import default_farm
+from tokenpulse.config import load_config
+from tokenpulse.mock import default_farm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

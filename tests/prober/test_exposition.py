@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from prober_support import result
 from prometheus_client import Counter, generate_latest
 from prometheus_client import metrics as pc_metrics
 from prometheus_client.core import GaugeMetricFamily
 
-from monitor.metrics import ProberMetrics
-from monitor.prober.exposition import FastExposition
-
-from prober_support import result
+from tokenpulse.metrics import ProberMetrics
+from tokenpulse.prober.exposition import FastExposition
 
 
 @pytest.fixture(params=[False, True], ids=["created-off", "created-on"])

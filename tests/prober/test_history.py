@@ -3,10 +3,10 @@ redacted failure messages."""
 
 from __future__ import annotations
 
-from monitor.outcomes import ErrorClass
-from monitor.prober.history import DAY_S, HOUR_S, RECENT_FAILURES, BucketRing, TargetHistory
-
 from prober_support import result
+
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.prober.history import DAY_S, HOUR_S, RECENT_FAILURES, BucketRing, TargetHistory
 
 T0 = 1_800_000_000.0  # a wall-clock origin
 

@@ -7,15 +7,14 @@ import asyncio
 from typing import Any
 
 import httpx
+from prober_support import config_data, make_config, sample
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.metrics import NO_ERROR, TARGET_STATES
-from monitor.mock import MockServerThread
-from monitor.outcomes import ALL_ERROR_CLASSES, Outcome
-from monitor.prober.http import HttpServer, Response
-from monitor.prober.service import Prober
-
-from prober_support import config_data, make_config, sample
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, Outcome
+from tokenpulse.metrics import NO_ERROR, TARGET_STATES
+from tokenpulse.mock import MockServerThread
+from tokenpulse.prober.http import HttpServer, Response
+from tokenpulse.prober.service import Prober
 
 PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
 #: Label names the prober may export, and where each one's values come from.

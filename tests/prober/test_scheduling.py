@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from monitor.mock import MockServerThread
-from monitor.prober.admission import InFlightCap
-from monitor.prober.scheduler import GridIntervalTrigger
-
 from prober_support import FAST, config_data, faulty, make_config, make_farm, probe_settings, run_prober, sample
+
+from tokenpulse.mock import MockServerThread
+from tokenpulse.prober.admission import InFlightCap
+from tokenpulse.prober.scheduler import GridIntervalTrigger
 
 INTERVAL = 0.5
 RUN_S = 4.0

@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-
-from monitor.mock import MockServerThread
-from monitor.prober.service import Prober
-
 from fakes import EchoKeyServer
 from prober_support import TEST_MODEL, make_config, probe_settings, write_yaml
+
+from tokenpulse.mock import MockServerThread
+from tokenpulse.prober.service import Prober
 
 CANARY = "sk-or-v1-canary-4f2b9c7e1d3a5b6c8e0f2a4b6c8d0e1f"
 KEY_ENV = "TP_CANARY_API_KEY"
@@ -82,7 +81,7 @@ def test_canary_key_not_in_once_json_nor_its_logs(farm_server: MockServerThread,
         data = canary_config(farm_server.base_url, echo.base_url)
         path = write_yaml(tmp_path / "canary.yaml", data)
         env = {**os.environ, KEY_ENV: CANARY}
-        proc = subprocess.run([sys.executable, "-m", "monitor", "probe", "--config", str(path), "--once",
+        proc = subprocess.run([sys.executable, "-m", "tokenpulse", "probe", "--config", str(path), "--once",
                                "--format", "json", "--log-level", "debug"],
                               capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1, proc.stderr  # the echo endpoint fails on purpose

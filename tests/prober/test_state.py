@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import ConfirmThresholds
-from monitor.outcomes import ErrorClass
-from monitor.prober.state import DEGRADED, DOWN, TTFT_WINDOW, UNKNOWN, UP, TargetState
+from tokenpulse.config import ConfirmThresholds
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.prober.state import DEGRADED, DOWN, TTFT_WINDOW, UNKNOWN, UP, TargetState
 
 SLO = 2.0
 

@@ -15,11 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-
-from monitor.mock import MockServerThread, default_farm
-from monitor.prober.status_page import render_status_page
-
 from prober_support import read_listen_port
+
+from tokenpulse.mock import MockServerThread, default_farm
+from tokenpulse.prober.status_page import render_status_page
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -87,7 +86,7 @@ def test_status_page_in_headless_chromium_lists_every_provider() -> None:
     farm = default_farm()
     with MockServerThread() as server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "probe", "--config", str(EXAMPLES / "mock.yaml"), "--listen",
+            [sys.executable, "-m", "tokenpulse", "probe", "--config", str(EXAMPLES / "mock.yaml"), "--listen",
              "127.0.0.1:0", "--interval", "1", "--shutdown-grace", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "TOKENPULSE_MOCK_URL": server.base_url})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from stack_helpers import require
 
-from monitor.stack.supervise import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES
+from tokenpulse.ops.stack.supervise import ALERTMANAGER_BINARIES, PROMETHEUS_BINARIES
 
 
 @pytest.fixture(scope="session")

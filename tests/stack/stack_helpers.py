@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.stack import find_binary
+from tokenpulse.ops.stack import find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "prometheus" / "rules"

@@ -8,14 +8,22 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from stack_helpers import ROOT
 
-from monitor.stack import Service, Stack, WebhookSink, alertmanager_argv, alertmanager_config, free_port, write_yaml
+from tokenpulse.ops.stack import (
+    Service,
+    Stack,
+    WebhookSink,
+    alertmanager_argv,
+    alertmanager_config,
+    free_port,
+    write_yaml,
+)
 
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 
@@ -80,7 +88,7 @@ def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory
 
 
 def post_alerts(base: str, alerts: list[dict[str, str]]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = [{"labels": labels, "annotations": {"summary": labels["alertname"]},
              "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()} for labels in alerts]
     request = urllib.request.Request(f"{base}/api/v2/alerts", data=json.dumps(body).encode(), method="POST",

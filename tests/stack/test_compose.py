@@ -19,7 +19,7 @@ import pytest
 import yaml
 from stack_helpers import ROOT
 
-from monitor.cli.main import build_parser
+from tokenpulse.cli.main import build_parser
 
 COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).resolve().parent / "compose-spec.json"
@@ -168,7 +168,7 @@ def test_app_commands_parse_with_the_tokenpulse_cli(compose: dict[str, Any], ser
 
 
 def test_locust_commands_use_the_locustfile_and_its_options(compose: dict[str, Any]) -> None:
-    from monitor.load.options import DEFAULT_METRICS_PORT, add_locust_arguments
+    from tokenpulse.load.options import DEFAULT_METRICS_PORT, add_locust_arguments
 
     class Recorder:
         def __init__(self) -> None:

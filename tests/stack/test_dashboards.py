@@ -15,7 +15,7 @@ import pytest
 import yaml
 from stack_helpers import DASHBOARD_DIR, ROOT, dashboards, panel_targets, recording_rules, variable_queries
 
-from monitor.metrics import LoadMetrics, ProberMetrics
+from tokenpulse.metrics import LoadMetrics, ProberMetrics
 
 GENERATOR = ROOT / "dashboards" / "generate.py"
 PROVISIONING = ROOT / "dashboards" / "provisioning"

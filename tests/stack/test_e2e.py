@@ -22,12 +22,29 @@ from typing import Any
 
 import pytest
 import yaml
-from stack_helpers import (ROOT, dashboards, panel_targets, prom_query, recording_rules, shortened_rules, substitute,
-                           variable_queries)
+from stack_helpers import (
+    ROOT,
+    dashboards,
+    panel_targets,
+    prom_query,
+    recording_rules,
+    shortened_rules,
+    substitute,
+    variable_queries,
+)
 
-from monitor.mock import MockServerProcess
-from monitor.stack import (Service, Stack, WebhookSink, alertmanager_argv, alertmanager_config, free_port,
-                           prometheus_argv, prometheus_config, write_yaml)
+from tokenpulse.mock import MockServerProcess
+from tokenpulse.ops.stack import (
+    Service,
+    Stack,
+    WebhookSink,
+    alertmanager_argv,
+    alertmanager_config,
+    free_port,
+    prometheus_argv,
+    prometheus_config,
+    write_yaml,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -74,7 +91,7 @@ def e2e(prometheus_bin: str, alertmanager_bin: str, tmp_path_factory: pytest.Tem
         mock.start()
         config = prober_config(run / "prober.yaml")
         env = {"TOKENPULSE_MOCK_URL": mock.base_url}
-        stack.start(Service("prober", [sys.executable, "-m", "monitor", "probe", "--config", str(config),
+        stack.start(Service("prober", [sys.executable, "-m", "tokenpulse", "probe", "--config", str(config),
                                        "--interval", "1", "--listen", f"127.0.0.1:{ports['prober']}"],
                             ready_url=f"http://127.0.0.1:{ports['prober']}/healthz", url="", env=env))
         # A small headless load test, so the Load test dashboard has a live exporter to read.

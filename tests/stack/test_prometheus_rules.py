@@ -11,9 +11,9 @@ import pytest
 import yaml
 from stack_helpers import ROOT, RULE_TESTS_DIR, RULES_DIR, alert_rules, recording_rules, rule_groups
 
-from monitor.config import SLO
-from monitor.metrics import LATENCY_BUCKETS, LoadMetrics, ProberMetrics
-from monitor.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
+from tokenpulse.config import SLO
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
+from tokenpulse.metrics import LATENCY_BUCKETS, LoadMetrics, ProberMetrics
 
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 

@@ -1,4 +1,4 @@
-"""`tokenpulse stack up | sink` and monitor/stack.py: the generated configs, the webhook sink, and the
+"""`tokenpulse stack up | sink` and tokenpulse/ops/stack/__init__.py: the generated configs, the webhook sink, and the
 native stack started, checked and stopped as a user would (SIGTERM, or a service dying)."""
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ import pytest
 import yaml
 from stack_helpers import ROOT, prom_query
 
-from monitor.stack import (StackError, WebhookSink, busy_ports, find_root, free_port, grafana_files, prometheus_config,
-                           write_yaml)
+from tokenpulse.ops.stack import (
+    StackError,
+    WebhookSink,
+    busy_ports,
+    find_root,
+    free_port,
+    grafana_files,
+    prometheus_config,
+    write_yaml,
+)
 
-TOKENPULSE = [sys.executable, "-m", "monitor"]
+TOKENPULSE = [sys.executable, "-m", "tokenpulse"]
 
 
 def test_find_root_from_a_subdirectory() -> None:
@@ -95,7 +103,7 @@ def test_busy_ports_names_the_service() -> None:
 def test_free_port_stays_out_of_the_ephemeral_range() -> None:
     """Outgoing connections take their source ports from the ephemeral range, so a port picked there can
     be gone by the time the service binds it; picks are also never handed out twice."""
-    from monitor.stack import ports as stack
+    from tokenpulse.ops.stack import ports as stack
 
     low = stack._ephemeral_low()
     if low - stack._LISTEN_PORTS_FROM < 1000:
@@ -107,7 +115,7 @@ def test_free_port_stays_out_of_the_ephemeral_range() -> None:
 
 
 def test_free_port_without_a_known_range_asks_the_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from monitor.stack import ports as stack
+    from tokenpulse.ops.stack import ports as stack
 
     monkeypatch.setattr(stack, "_EPHEMERAL_RANGE", tmp_path / "missing")
     picks = {free_port() for _ in range(5)}

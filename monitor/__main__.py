@@ -1,5 +1,0 @@
-import sys
-
-from monitor.cli.main import main
-
-sys.exit(main())

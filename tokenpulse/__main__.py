@@ -1,0 +1,5 @@
+import sys
+
+from tokenpulse.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,553 @@
+"""The one validated configuration model, shared by the prober and the load tests.
+
+Why one model: a provider probed by the prober and load-tested by Locust must be the same target with
+the same request (pinned provider, same reasoning setting), and a typo must fail before anything starts.
+Every model forbids unknown keys. `load_config` substitutes `${VAR}` / `${VAR:-default}` in string values
+(after YAML parsing, so a value can never inject YAML) and turns every problem into a `ConfigError` that
+names the file, the field path and the problem. Secrets are referenced by environment variable name only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from tokenpulse.core.keys import insecure_key_problem
+from tokenpulse.core.redact import register_secret
+from tokenpulse.core.request import ChatRequest, Timeouts
+from tokenpulse.yamlfile import YamlReadError, parse_yaml, read_yaml
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
+#: A provider slug, optionally with OpenRouter's endpoint variant (`deepinfra/fp8`, as `tag` in the
+#: model endpoints listing); `provider.only` accepts both forms.
+PROVIDER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}(/[A-Za-z0-9][A-Za-z0-9._\-]{0,62})?$"
+#: Provider label value for endpoints that have no provider routing (plain OpenAI-compatible servers).
+NO_PROVIDER = "default"
+
+#: A day: no timeout, objective or interval of a monitor needs more, and huge values overflow the
+#: clock arithmetic (`total_s: 1e300` made every probe fail with OverflowError).
+MAX_SECONDS = 86_400.0
+#: The shortest probe interval (and the shortest `--interval`): below it a prober only burns money.
+MIN_INTERVAL_S = 0.5
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+IntervalSeconds = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_SECONDS, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+#: RFC 9110 field-name token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def field_error(path: str, message: str) -> PydanticCustomError:
+    """A validator's error about a field below the model it validates: `_describe` appends `path` to the
+    error's location, so the message reads `FILE: endpoints.0.base_url: problem`."""
+    return PydanticCustomError("field_path", "{path}: {message}", {"path": path, "message": message})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutsConfig(_Strict):
+    """Per-request time limits in seconds. Each expiry is its own error class (docs/metrics.md)."""
+
+    connect_s: PositiveSeconds = Field(default=10.0, description="TCP and TLS connection set-up "
+                                       "(`timeout_connect`).")
+    ttft_s: PositiveSeconds = Field(default=60.0, description="from sending the request to the first token of "
+                                    "any kind; keep-alive comments do not reset it (`timeout_ttft`).")
+    idle_s: PositiveSeconds = Field(default=30.0, description="longest silence between two reads once the "
+                                    "first token has arrived (`timeout_idle`).")
+    total_s: PositiveSeconds = Field(default=300.0, description="the whole request, from sending it to the "
+                                     "end of the stream (`timeout_total`).")
+
+    def to_timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_s, ttft=self.ttft_s, idle=self.idle_s, total=self.total_s)
+
+
+class Reasoning(_Strict):
+    """OpenRouter's `reasoning` request object, sent as it is. Probes pin it: never compare providers run
+    with different reasoning settings (DESIGN.md §3). Set either `effort` or `max_tokens`, not both."""
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+        default=None, description="reasoning effort level (OpenRouter maps it onto each provider's setting).")
+    max_tokens: int | None = Field(default=None, ge=0, description="reasoning token budget, for models that "
+                                   "take a budget rather than an effort level.")
+    exclude: bool | None = Field(default=None, description="true: the model still reasons (and bills the "
+                                 "tokens) but the reasoning text is not streamed, so TTFT equals TTFC.")
+    enabled: bool | None = Field(default=None, description="turn reasoning on or off with the model's "
+                                 "default effort.")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> Reasoning:
+        if self.effort is not None and self.max_tokens is not None:
+            raise ValueError("set either effort or max_tokens, not both")
+        return self
+
+    def to_request(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ProbeProfile(_Strict):
+    """What a probe asks. Deterministic by default (temperature 0, fixed seed) so runs compare."""
+
+    prompt: str = Field(default="Reply with a short paragraph about the sea.", min_length=1,
+                        description="the user message.")
+    system: str | None = Field(default=None, description="an optional system message, sent first.")
+    max_tokens: int = Field(default=64, ge=1, le=1_000_000, description="output token limit; on OpenRouter it "
+                            "bounds reasoning and answer tokens together.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="sampling temperature; 0 keeps answers "
+                               "(and their lengths) comparable from probe to probe.")
+    seed: int | None = Field(default=1234, description="sampling seed sent with the request (null: none); "
+                             "providers may ignore it.")
+    reasoning: Reasoning | None = Field(default=None, description="the pinned reasoning setting (null: send "
+                                        "none, so the model's default applies).")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to the request body "
+                                       "as they are, last, so they can override any field tokenpulse sets.")
+
+    def messages(self) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": self.prompt})
+        return messages
+
+
+class Price(_Strict):
+    """USD per million tokens; used when the server does not report `usage.cost`."""
+
+    prompt_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per million prompt tokens.")
+    completion_per_mtok: float = Field(ge=0, allow_inf_nan=False, description="USD per million output "
+                                       "tokens (reasoning tokens included).")
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float:
+        return ((prompt_tokens or 0) * self.prompt_per_mtok + (completion_tokens or 0) * self.completion_per_mtok) / 1e6
+
+
+class ConfirmThresholds(_Strict):
+    """Flap damping for the confirmed state, as uptime monitors do: N failures in a row before
+    `down`, M successes in a row before `up` again."""
+
+    failures_before_down: int = Field(default=3, ge=1, le=100, description="provider-side failures in a row "
+                                      "before a target is confirmed `down` (429 and other caller-side errors "
+                                      "neither count nor reset the streak).")
+    successes_before_up: int = Field(default=2, ge=1, le=100, description="successes in a row before a `down` "
+                                     "target is `up` again.")
+
+
+class SLO(_Strict):
+    """Targets for goodput, status and burn-rate alerts. The Prometheus rules and dashboards carry the
+    defaults as constants (docs/observability.md, "Changing the SLOs")."""
+
+    ttft_s: PositiveSeconds = Field(default=2.0, description="TTFT objective: the prober's `up` vs `degraded` "
+                                    "(median of the last 3 probes) and load-test goodput.")
+    tpot_s: PositiveSeconds = Field(default=0.05, description="TPOT objective, for load-test goodput.")
+    availability: float = Field(default=0.99, gt=0, lt=1, description="availability objective (share of "
+                                "eligible requests that succeed), recorded in load-test metadata; the "
+                                "burn-rate alerts use 0.99.")
+
+
+class ModelTarget(_Strict):
+    """One model of an endpoint, and the providers to measure it on. Set either `providers` or
+    `discover: true`, not both; each provider at most once."""
+
+    id: str = Field(min_length=1, max_length=200, description="the model id sent in requests and used as "
+                    "the `model` label, e.g. `nvidia/nemotron-3-super-120b-a12b`.")
+    providers: list[Annotated[str, Field(pattern=PROVIDER_PATTERN)]] = Field(
+        default_factory=list, description="OpenRouter provider slugs or endpoint tags (`deepinfra/fp8`); each "
+        "is its own target, pinned with `provider.only` and `allow_fallbacks: false`. Empty: one unpinned "
+        "target with provider label `default`.")
+    discover: bool = Field(default=False, description="read the provider list from the model's endpoints "
+                           "listing at start and every `probe.discovery_interval_s` (prober only; load tests "
+                           "need an explicit list).")
+    profiles: list[str] = Field(default_factory=lambda: ["default"], min_length=1, description="names of "
+                                "`profiles` entries to probe with; each is its own target.")
+    interval_s: IntervalSeconds | None = Field(default=None, description="overrides `probe.interval_s` for "
+                                               "this model.")
+    jitter_s: Seconds | None = Field(default=None, description="overrides "
+                                   "`probe.jitter_s` for this model.")
+    timeouts: TimeoutsConfig | None = Field(default=None, description="overrides `probe.timeouts` for this "
+                                            "model's probes.")
+    price: Price | None = Field(default=None, description="turns usage into cost when the server sends no "
+                                "`usage.cost`; also lets `--max-cost` bound a request before it is sent.")
+
+    @field_validator("providers")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({p for p in value if value.count(p) > 1})
+        if dupes:
+            raise ValueError(f"duplicate providers: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _discover_xor_list(self) -> ModelTarget:
+        if self.discover and self.providers:
+            raise ValueError("set either providers or discover: true, not both")
+        return self
+
+
+class Endpoint(_Strict):
+    """One API. `base_url` is the API root (`…/api/v1`, `…/v1`), not the `/chat/completions` URL;
+    `headers` may not hold `Authorization`; `providers` and `discover` need `kind: openrouter`."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the `endpoint` label; unique in the file.")
+    base_url: str = Field(description="API root as written for the openai SDK, e.g. "
+                          "`https://openrouter.ai/api/v1` or `http://gpu-box:8000/v1`.")
+    kind: Literal["openrouter", "openai"] = Field(default="openrouter", description="`openrouter`: provider "
+                                                  "pinning, discovery and key credits; `openai`: any "
+                                                  "OpenAI-compatible server, one target per model.")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of "
+                                    "the environment variable holding the API key (sent as a bearer token; "
+                                    "never logged). Unset variable: requests go without a key, with a warning.")
+    allow_insecure_key: bool = Field(default=False, description="allow sending the key in `api_key_env` over "
+                                     "plain http to a host that is not a loopback address (anyone on the path "
+                                     "can read it); without it such an endpoint is a config error whenever "
+                                     "the variable is set.")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers, e.g. "
+                                    "OpenRouter's `X-Title`; names are HTTP tokens, values may not hold CR, "
+                                    "LF or NUL.")
+    models: list[ModelTarget] = Field(min_length=1, description="the models to measure on this endpoint.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(f"must be an http(s) URL such as https://openrouter.ai/api/v1, got {value!r}")
+        if value.rstrip("/").endswith("/chat/completions"):
+            raise ValueError("give the API root (…/v1), not the /chat/completions URL")
+        return value.rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_header(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(k.lower() == "authorization" for k in value):
+            raise ValueError("do not put credentials in headers; name the variable in api_key_env")
+        for name, text in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            bad = next((c for c in text if c in "\r\n\x00"), None)
+            if bad is not None:
+                # A CR or LF would end the header and inject another one into every request.
+                raise ValueError(f"header {name}: value holds {bad!r}; CR, LF and NUL are not allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _providers_need_openrouter(self) -> Endpoint:
+        if self.kind == "openai":
+            for i, model in enumerate(self.models):
+                if model.providers or model.discover:
+                    raise field_error(f"models.{i}", "providers/discover need kind: openrouter "
+                                     "(plain OpenAI-compatible servers have no provider routing)")
+        return self
+
+
+class ProbeSettings(_Strict):
+    """The prober's schedule and defaults (docs/prober.md)."""
+
+    interval_s: IntervalSeconds = Field(default=60.0, description="time between two probes of a target.")
+    jitter_s: Seconds = Field(default=5.0, description="random delay added to each "
+                            "scheduled probe, capped at a quarter of the interval.")
+    max_in_flight: int = Field(default=32, ge=1, le=10_000, description="probes running at once, over all "
+                               "targets, each counted for its first `slo.ttft_s` (a probe past it runs on "
+                               "uncounted until its timeouts end it); waiting for a slot shows as scheduler "
+                               "lag.")
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig, description="per-probe time limits.")
+    confirm: ConfirmThresholds = Field(default_factory=ConfirmThresholds, description="flap damping of the "
+                                       "confirmed up/down state.")
+    credits_interval_s: IntervalSeconds = Field(default=300.0, description="how often OpenRouter key credits "
+                                                "are read (`GET /key`).")
+    #: How often `discover: true` models re-read their provider list (new providers are added; a
+    #: failed discovery is retried every minute until it succeeds).
+    discovery_interval_s: IntervalSeconds = Field(default=3600.0, description="how often `discover: true` "
+                                                  "models re-read their provider list (a failed discovery "
+                                                  "is retried every minute).")
+
+
+class Workload(_Strict):
+    """What load-test users send (docs/load-testing.md, "Workloads"). `kind: dataset` needs `dataset`."""
+
+    kind: Literal["synthetic", "dataset"] = Field(default="synthetic", description="`synthetic` prompts of a "
+                                                  "target length, or records from `dataset`.")
+    input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000, description="synthetic prompt length in "
+                                   "tokens (built at 4 characters per token).")
+    input_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of the prompt length, clipped "
+                                     "to [1, mean + 4 sd].")
+    output_tokens_mean: int = Field(default=128, ge=1, le=1_000_000, description="`max_tokens` of each "
+                                    "request.")
+    output_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of `max_tokens`.")
+    fixed_output: bool = Field(default=False, description="send min_tokens/ignore_eos so every answer has max_tokens")
+    unique_prefix: bool = Field(default=True, description="a unique prefix per request defeats prompt caching")
+    dataset: str | None = Field(default=None, description="JSONL of OpenAI `messages` lists or ShareGPT records")
+    turns: int = Field(default=1, ge=1, le=50, description="multi-turn conversations: turns per conversation")
+    reasoning: Reasoning | None = Field(default=None, description="pinned for every request (null: send "
+                                        "none).")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="sampling temperature (null: the "
+                                      "server's default).")
+    seed: int = Field(default=42, description="seeds prompt lengths and dataset picks, so a run can be "
+                      "replayed.")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to every request body "
+                                       "as they are, e.g. `{top_p: 0.9}`.")
+
+    @model_validator(mode="after")
+    def _dataset_needs_path(self) -> Workload:
+        if self.kind == "dataset" and not self.dataset:
+            raise ValueError("kind: dataset needs dataset: <path to a JSONL file>")
+        return self
+
+
+class LoadSettings(_Strict):
+    """Settings of `tokenpulse load` (docs/load-testing.md)."""
+
+    workload: Workload = Field(default_factory=Workload, description="what each request asks.")
+    timeouts: TimeoutsConfig = Field(default_factory=lambda: TimeoutsConfig(ttft_s=120.0, idle_s=60.0, total_s=600.0),
+                                     description="per-request time limits; longer than the prober's, as "
+                                     "queues grow under load.")
+    warmup_s: Seconds = Field(default=0.0, description="excluded from the figures "
+                            "at the start of each step (`--warmup` overrides it).")
+    error_backoff_s: float = Field(
+        default=1.0, ge=0, le=60, allow_inf_nan=False,
+        description="closed-loop shapes: after a failed request a user pauses this long (or the server's "
+                    "Retry-After, up to 60 s) before its next one, so a provider that fails fast (an outage, "
+                    "429s) is not hammered in a tight loop that swamps the run with errors; 0 disables. "
+                    "Open-loop (rate) arrivals are never delayed by it.")
+    start_stagger_s: float = Field(
+        default=1.0, ge=0, le=60, allow_inf_nan=False,
+        description="closed-loop shapes: each user waits a random time up to this long before its first "
+                    "request. Locust starts users in batches once a second; against a server that answers "
+                    "in a steady time, a batch would otherwise send, finish and resend its requests in the "
+                    "same millisecond for the whole run, a herd that loads the server and the generator in "
+                    "bursts. 0 sends at once.")
+
+
+class Config(_Strict):
+    """The whole file. Endpoint names are unique, and every profile a model names is defined."""
+
+    endpoints: list[Endpoint] = Field(min_length=1, description="the APIs to measure.")
+    profiles: dict[str, ProbeProfile] = Field(default_factory=lambda: {"default": ProbeProfile()},
+                                              description="named probe requests; models refer to them by "
+                                              "name. Defining `profiles` replaces the built-in `default`.")
+    probe: ProbeSettings = Field(default_factory=ProbeSettings, description="the prober's schedule and "
+                                 "defaults.")
+    slo: SLO = Field(default_factory=SLO, description="objectives for goodput, state and alerts.")
+    load: LoadSettings = Field(default_factory=LoadSettings, description="load-test workload, timeouts and "
+                               "warm-up.")
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [e.name for e in self.endpoints]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise field_error("endpoints", f"duplicate names: {', '.join(dupes)}")
+        seen: dict[tuple[str, str, str, str], str] = {}
+        for ei, endpoint in enumerate(self.endpoints):
+            for mi, model in enumerate(endpoint.models):
+                for pi, profile in enumerate(model.profiles):
+                    if profile not in self.profiles:
+                        known = ", ".join(sorted(self.profiles)) or "none"
+                        raise field_error(f"endpoints.{ei}.models.{mi}.profiles.{pi}", "unknown profile "
+                                         f"{profile!r} (defined: {known})")
+                    # Two entries that make the same target would be probed twice under one label set
+                    # (double counts, a state that flips between them); discovery counts as one entry.
+                    for provider in (["(discover)"] if model.discover else model.providers or [NO_PROVIDER]):
+                        key = (endpoint.name, model.id, provider, profile)
+                        where = f"endpoints.{ei}.models.{mi}"
+                        if key in seen:
+                            raise field_error(where, f"duplicate target {'/'.join(key)} (also {seen[key]}); "
+                                             "list each model once per endpoint, each profile once")
+                        seen[key] = where
+        return self
+
+    def targets(self) -> Iterator[Target]:
+        """Every (endpoint, model, provider, profile) with an explicit provider list (or no routing).
+        Models with `discover: true` are resolved by the caller (it needs the network)."""
+        for endpoint in self.endpoints:
+            for model in endpoint.models:
+                if model.discover:
+                    continue
+                providers = model.providers or [NO_PROVIDER]
+                for provider in providers:
+                    for profile in model.profiles:
+                        yield self.target(endpoint, model, provider, profile)
+
+    def target(self, endpoint: Endpoint, model: ModelTarget, provider: str, profile: str) -> Target:
+        return Target(
+            endpoint=endpoint,
+            model=model,
+            provider=provider,
+            profile_name=profile,
+            profile=self.profiles[profile],
+            interval_s=model.interval_s or self.probe.interval_s,
+            jitter_s=model.jitter_s if model.jitter_s is not None else self.probe.jitter_s,
+            timeouts=(model.timeouts or self.probe.timeouts).to_timeouts(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One probed thing: its labels and everything needed to build its request."""
+
+    endpoint: Endpoint
+    model: ModelTarget
+    provider: str
+    profile_name: str
+    profile: ProbeProfile
+    interval_s: float
+    jitter_s: float
+    timeouts: Timeouts
+
+    @property
+    def key(self) -> str:
+        return f"{self.endpoint.name}/{self.model.id}/{self.provider}/{self.profile_name}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"endpoint": self.endpoint.name, "model": self.model.id, "provider": self.provider}
+
+    @property
+    def pinned_provider(self) -> str | None:
+        return None if self.provider == NO_PROVIDER else self.provider
+
+    def chat_request(self) -> ChatRequest:
+        p = self.profile
+        return ChatRequest(
+            model=self.model.id,
+            messages=p.messages(),
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            seed=p.seed,
+            reasoning=p.reasoning.to_request() if p.reasoning else None,
+            provider=self.pinned_provider,
+            extra_body=p.extra_body,
+        )
+
+
+# --------------------------------------------------------------------------------------- loading
+class ConfigError(Exception):
+    """A config problem: `str()` is `FILE: FIELD.PATH: problem` lines, ready for stderr."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {path + ': ' if path else ''}{msg}" for path, msg in problems))
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; `$${` escapes a literal `${`. A value put into
+    a header from the environment is registered with the redactor."""
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                if ".headers." in f".{path}.":
+                    # A header filled from the environment is how servers with their own auth header
+                    # (`api-key`, `X-API-Key`) get a key: treat it as one, so it is redacted like one.
+                    register_secret(env[name])
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError("", [(path, f"environment variable {name} is not set (use ${{{name}:-default}})")])
+        text = value.replace("$${", "\x00")
+        return _VAR.sub(repl, text).replace("\x00", "${")
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("", "the file must hold a mapping with an `endpoints` list")])
+    _register_named_keys(data, os.environ if env is None else env)
+    try:
+        data = substitute_env(data, os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError(source, exc.problems) from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+    problems = _keys_in_clear(config, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _keys_in_clear(config: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Endpoints that would send a key (their `api_key_env` is set) over plain http to a host that is
+    not loopback, without `allow_insecure_key`. Checked against the environment, not the file alone, so
+    a key-less server on the LAN (`api_key_env` named but unset) stays usable."""
+    problems = []
+    for i, endpoint in enumerate(config.endpoints):
+        if endpoint.api_key_env and env.get(endpoint.api_key_env) and not endpoint.allow_insecure_key:
+            problem = insecure_key_problem(endpoint.base_url, endpoint.api_key_env)
+            if problem:
+                problems.append((f"endpoints.{i}.base_url", f"{problem}, or set allow_insecure_key: true"))
+    return problems
+
+
+def _register_named_keys(data: dict[Any, Any], env: Mapping[str, str]) -> None:
+    """Register the keys in every variable the file names as `api_key_env` before validating, so even
+    an error message about this file (which may quote a value) can be redacted."""
+    endpoints = data.get("endpoints")
+    for endpoint in endpoints if isinstance(endpoints, list) else ():
+        name = endpoint.get("api_key_env") if isinstance(endpoint, dict) else None
+        if isinstance(name, str) and env.get(name):
+            register_secret(env[name])
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file (bounded: tokenpulse.yamlfile); ConfigError on any problem."""
+    source = str(path)
+    try:
+        data = read_yaml(path)
+    except YamlReadError as exc:
+        raise _yaml_error(source, exc) from None
+    return parse_config(data, source=source, env=env)
+
+
+def config_from_text(text: str, *, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """The same, from a config's text (Locust workers receive the text from their master)."""
+    try:
+        data = parse_yaml(text)
+    except YamlReadError as exc:
+        raise _yaml_error(source, exc) from None
+    return parse_config(data, source=source, env=env)
+
+
+def _yaml_error(source: str, exc: YamlReadError) -> ConfigError:
+    if exc.unreadable:
+        return ConfigError(source, [("", exc.problem)])
+    where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
+    if exc.path is not None:
+        return ConfigError(source, [(exc.path, f"{where}{exc.problem}")])
+    return ConfigError(source, [("", f"invalid YAML: {where}{exc.problem}")])
+
+
+def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
+    loc = [str(part) for part in err.get("loc", ())]
+    # pydantic puts the failing union member / validator name in loc for some errors; drop those parts.
+    loc = [part for part in loc if not part.startswith(("function-", "literal[", "union["))]
+    kind = err.get("type", "")
+    if kind == "field_path":
+        ctx = err.get("ctx") or {}
+        return ".".join([*loc, str(ctx.get("path", ""))]).strip("."), str(ctx.get("message", ""))
+    if kind == "extra_forbidden":
+        field = loc.pop() if loc else ""
+        return ".".join(loc), f"unknown key {field!r}"
+    message = str(err.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if kind == "missing":
+        message = "required field is missing"
+    value = err.get("input")
+    if kind not in ("missing", "model_type") and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if not (isinstance(value, float) and not math.isfinite(value)) and repr(value) not in message:
+            message = f"{message} (got {value!r})"
+    return ".".join(loc), message

@@ -1,0 +1,123 @@
+"""The settings every Locust process of a run shares, carried as Locust custom arguments (`--tp-*`).
+
+Why Locust arguments rather than environment variables: Locust's master sends its parsed custom
+arguments to every worker with each spawn message, so workers on other machines get the same settings
+without any shared file. The master adds three values before the first spawn: the config text (workers
+need no config file, only the API key in their own environment), the run start time (every process
+derives step and phase from it) and the number of workers (each takes its share of the arrival rate and
+of the cost cap).
+
+Worker-local overrides: `TOKENPULSE_OUT` (where this machine writes its records) wins over the master's
+`--tp-out`, because a path on the master may not exist on a worker's machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tokenpulse.runfolder.schedule import SHAPES, Schedule, build_schedule, parse_levels
+
+ENV_OUT = "TOKENPULSE_OUT"
+DEFAULT_METRICS_PORT = 9465
+#: The load test's transport: the raw-socket reader cost about half of geventhttpclient's line reader
+#: per SSE event (benchmarks/locust_capacity.py), which is what decides how many streams a process carries.
+LOAD_TRANSPORT = "raw"
+
+
+def add_locust_arguments(parser: Any) -> None:
+    """Register `--tp-*` on Locust's parser (`include_in_web_ui=False` keeps them out of the web form:
+    they are set by `tokenpulse load`, see docs/load-testing.md)."""
+
+    def add(*names: str, **kwargs: Any) -> None:
+        parser.add_argument(*names, include_in_web_ui=False, **kwargs)
+
+    add("--tp-config", default="", help="tokenpulse config file (YAML)")
+    add("--tp-out", default="", help="run folder for records, health samples and meta.json")
+    add("--tp-shape", default="fixed", choices=SHAPES, help="load shape")
+    add("--tp-users", type=int, default=10, help="users (concurrency); for --tp-shape rate, the pool size")
+    add("--tp-spawn-rate", type=float, default=0.0, help="users started per second (0: all at once)")
+    add("--tp-run-time", type=float, default=30.0, help="seconds")
+    add("--tp-levels", default="", help="sweep: user counts; rate: arrival rates (comma-separated)")
+    add("--tp-step-time", type=float, default=0.0, help="seconds per step (0: run time / number of levels)")
+    add("--tp-warmup", type=float, default=-1.0, help="seconds excluded at the start of each step "
+                                                      "(-1: the config's load.warmup_s)")
+    add("--tp-rate", type=float, default=0.0, help="rate shape: arrivals per second")
+    add("--tp-arrival", default="poisson", choices=("poisson", "constant"), help="rate shape: arrival process")
+    add("--tp-max-cost", type=float, default=0.0, help="stop before the estimated spend passes this (USD)")
+    add("--tp-providers", default="", help="only these providers (comma-separated)")
+    add("--tp-metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Prometheus port on the master (0: off)")
+    add("--tp-metrics-host", default="0.0.0.0", help="Prometheus bind address")
+    add("--tp-transport", default=LOAD_TRANSPORT, help="sync transport under the driver")
+    add("--tp-ground-truth", action="store_true", default=False,
+        help="ask the tokenpulse mock for its send times (records get truth_ttft_s / truth_lags_s)")
+    add("--tp-run-id", default="", help="run id (part of each unique prompt prefix)")
+    add("--tp-drain-timeout", type=float, default=30.0,
+        help="after --tp-max-cost is reached, seconds to let in-flight requests finish")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """Typed view of the `--tp-*` values (plus the master-provided ones)."""
+
+    config_path: str
+    config_text: str
+    out: str
+    shape: str
+    users: int
+    spawn_rate: float
+    run_time_s: float
+    levels: tuple[float, ...]
+    step_time_s: float
+    warmup_s: float | None
+    rate: float
+    arrival: str
+    max_cost: float | None
+    providers: tuple[str, ...]
+    metrics_port: int
+    metrics_host: str
+    transport: str
+    ground_truth: bool
+    run_id: str
+    drain_timeout_s: float
+    run_start: float | None
+    workers: int
+
+    @classmethod
+    def from_parsed(cls, parsed: Any) -> LoadOptions:
+        get = lambda name, default=None: getattr(parsed, name, default)
+        levels = tuple(parse_levels(get("tp_levels"))) if get("tp_levels") else ()
+        warmup = get("tp_warmup", -1.0)
+        providers = tuple(p.strip() for p in (get("tp_providers") or "").split(",") if p.strip())
+        return cls(
+            config_path=get("tp_config") or "",
+            config_text=get("tp_config_text") or "",
+            out=os.environ.get(ENV_OUT) or get("tp_out") or "",
+            shape=get("tp_shape") or "fixed",
+            users=int(get("tp_users") or 10),
+            spawn_rate=float(get("tp_spawn_rate") or 0.0),
+            run_time_s=float(get("tp_run_time") or 30.0),
+            levels=levels,
+            step_time_s=float(get("tp_step_time") or 0.0),
+            warmup_s=None if warmup is None or warmup < 0 else float(warmup),
+            rate=float(get("tp_rate") or 0.0),
+            arrival=get("tp_arrival") or "poisson",
+            max_cost=float(get("tp_max_cost")) if get("tp_max_cost") else None,
+            providers=providers,
+            metrics_port=int(get("tp_metrics_port", DEFAULT_METRICS_PORT) or 0),
+            metrics_host=get("tp_metrics_host") or "0.0.0.0",
+            transport=get("tp_transport") or LOAD_TRANSPORT,
+            ground_truth=bool(get("tp_ground_truth")),
+            run_id=get("tp_run_id") or "",
+            drain_timeout_s=float(get("tp_drain_timeout") or 30.0),
+            run_start=get("tp_run_start"),
+            workers=int(get("tp_workers") or 1),
+        )
+
+    def schedule(self, config_warmup_s: float) -> Schedule:
+        """The run's schedule; `config_warmup_s` applies when no --warmup was given."""
+        warmup = self.warmup_s if self.warmup_s is not None else config_warmup_s
+        return build_schedule(self.shape, users=self.users, spawn_rate=self.spawn_rate or None,
+                              run_time_s=self.run_time_s, warmup_s=warmup, levels=list(self.levels) or None,
+                              step_s=self.step_time_s or None, rate=self.rate or None)

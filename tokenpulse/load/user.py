@@ -1,0 +1,143 @@
+"""The Locust user: one streaming chat request after another through `SyncStreamDriver`.
+
+Why a plain `User` and not `HttpUser`/`FastHttpUser`: their streaming helpers hold SSE events back
+(DESIGN.md §6: a true 100 ms TTFT read as 641 ms), and their timing is not ours. Each user owns one
+driver over one transport (one kept-alive connection); the driver stamps bytes, the recorder decides.
+
+What a finished request produces, in this order and without yielding to other greenlets in between (so
+a user stopped by Locust never leaves a record without its Locust entry or the reverse):
+1. a JSONL record (`records.py`), written at once;
+2. Locust request events: E2E under the target's name (request_type "E2E"), plus "TTFT" and "TTFC"
+   entries when those were measured, response times in ms; a failure's exception text is its error
+   class only (a bounded vocabulary: Locust groups failures by that text);
+3. a compact observation for the Prometheus exporter on the master.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import gevent
+from locust import User, constant, task
+
+from tokenpulse.core.outcomes import ErrorClass
+from tokenpulse.core.recorder import StreamResult, failure_result
+from tokenpulse.core.request import prepare
+from tokenpulse.load.backoff import error_backoff
+from tokenpulse.load.cost import request_cost, worst_case_cost
+from tokenpulse.load.exporter import observation
+from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
+from tokenpulse.runfolder.records import build_record
+from tokenpulse.transports.gevent_loop import make_sync_transport
+from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
+
+_NS = 1e-9
+
+
+class RequestFailed(Exception):
+    """Carries only the error class, so Locust's failure table has one row per class and target."""
+
+
+class TokenpulseUser(User):
+    """Closed loop by default (the next request as soon as one ends); open loop under the rate shape,
+    where each request waits for a scheduled arrival and records how long it waited."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.session: LoadSession = session_for(self.environment)
+        s = self.session
+        assert s.opts is not None and s.workload is not None and s.config is not None
+        self.user_id, self.target = s.next_user()
+        self.stream = s.workload.for_user(self.user_id)
+        self.driver = SyncStreamDriver(make_sync_transport(s.opts.transport))
+        self.timeouts = s.config.load.timeouts.to_timeouts()
+        stagger = s.config.load.start_stagger_s
+        if stagger > 0 and s.arrivals is None:  # closed loop: spread Locust's spawn batch (config.py)
+            gevent.sleep(random.uniform(0.0, stagger))
+
+    def on_stop(self) -> None:
+        self.driver.close()
+
+    @task
+    def chat(self) -> None:
+        s = self.session
+        if s.draining or s.stopped.is_set():
+            gevent.sleep(0.5)  # nothing more to send; Locust stops us when the shape ends
+            return
+        scheduled_ns = None
+        if s.arrivals is not None:
+            scheduled_ns = s.arrivals.take(timeout=0.5)
+            if scheduled_ns is None:
+                return  # no arrival due yet: loop, so draining and stopping are noticed
+        target = self.target.target
+        planned = self.stream.next_request(target)
+        prepared = prepare(target.endpoint.base_url, planned.chat, api_key=self.target.api_key,
+                           extra_headers=target.endpoint.headers,
+                           want_ground_truth=bool(s.opts and s.opts.ground_truth))
+        price = target.model.price
+        reservation = s.guard.reserve(self.target.key,
+                                      worst_case_cost(price, prepared.prompt_tokens_hint, planned.chat.max_tokens))
+        if reservation is None:
+            s.begin_drain(STOP_MAX_COST)
+            return
+        queue_wait_s = None if scheduled_ns is None else max(0.0, (time.monotonic_ns() - scheduled_ns) * _NS)
+        start_time = time.time()
+        s.in_flight += 1
+        result: StreamResult | None = None
+        sent_ns = time.monotonic_ns()
+        try:
+            result = self.driver.run(prepared, self.timeouts, keep_text=planned.keep_text)
+        except Exception as exc:  # noqa: BLE001 - the driver classifies transport failures; this is a bug
+            # ...which must still give the request its record, its Locust entry and the error backoff:
+            # an exception here would skip all three, and the user would loop as fast as it can.
+            result = failure_result(sent_ns, time.monotonic_ns(), ErrorClass.PROTOCOL_ERROR,
+                                    f"unexpected client error: {type(exc).__name__}: {exc}",
+                                    secrets=prepared.secrets)
+        finally:
+            s.in_flight -= 1
+            if result is None:
+                # Killed mid-request (Locust stopping this user when a step lowers the user count): the
+                # provider may bill what it generated until then, which nobody will know, so the guard
+                # counts the reservation, as for any request of unknown cost, and stops holding it.
+                s.guard.settle(reservation, None)
+        cost = request_cost(result, price)
+        s.guard.settle(reservation, cost)
+        self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
+                     start_time, scheduled_ns, queue_wait_s, cost)
+        self.stream.on_result(result)
+        if not result.ok and scheduled_ns is None:
+            gevent.sleep(error_backoff(result, s.config.load.error_backoff_s))
+
+    def _finish(self, result: StreamResult, turn: int, input_target: int, output_target: int, start_time: float,
+                scheduled_ns: int | None, queue_wait_s: float | None, cost: float | None) -> None:
+        s = self.session
+        assert s.schedule is not None and s.records is not None
+        t_s = start_time - s.run_start
+        # Open loop: the offered load belongs to the step that scheduled it, not the one that sent it.
+        at = t_s if scheduled_ns is None else (scheduled_ns - s.run_start_mono_ns) * _NS
+        step, level, phase = s.schedule.locate(at)
+        target = self.target.target
+        record = build_record(
+            result, start_time=round(start_time, 6), t_s=round(t_s, 6), user_id=self.user_id, worker=s.worker_label,
+            step=step, level=level, phase=phase, users=s.schedule.users_at(at),
+            endpoint=target.endpoint.name, model=target.model.id, target_provider=target.provider,
+            queue_wait_s=None if queue_wait_s is None else round(queue_wait_s, 6), turn=turn,
+            input_tokens_target=input_target, output_tokens_target=output_target,
+            estimated_cost_usd=cost,
+        )
+        s.records.write(record)
+        fire = self.environment.events.request.fire
+        name = self.target.name
+        e2e_ms = (result.e2e_s or 0.0) * 1000.0
+        failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else "error")
+        fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
+             exception=failure, context={})
+        if result.ttft_s is not None:
+            fire(request_type="TTFT", name=name, response_time=result.ttft_s * 1000.0, response_length=0,
+                 exception=None, context={})
+        if result.ttfc_s is not None:
+            fire(request_type="TTFC", name=name, response_time=result.ttfc_s * 1000.0, response_length=0,
+                 exception=None, context={})
+        s.on_request_done(observation(self.target.index, result, cost, queue_wait_s))

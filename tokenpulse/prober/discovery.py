@@ -1,0 +1,96 @@
+"""OpenRouter provider discovery: `GET {base}/models/{author}/{slug}/endpoints` -> provider tags.
+
+Why checked so strictly: discovered tags become metric label values, so they must stay as bounded
+and as well-formed as names written in the config. A tag that does not match the config's provider
+pattern is skipped (and logged), and at most `MAX_PROVIDERS` are taken per model. The request itself is
+bounded in time and size (`fetch`): a listing that never answers fails after `TIMEOUT_S`, like any
+other failed discovery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
+import httpx
+
+from tokenpulse.config import PROVIDER_PATTERN, Endpoint
+from tokenpulse.core.redact import clip, redact
+from tokenpulse.prober.fetch import FetchError, fetch
+
+log = logging.getLogger(__name__)
+
+#: A bound on label cardinality: no model has this many providers on OpenRouter today.
+MAX_PROVIDERS = 64
+#: The whole request, from connecting to the body's last byte.
+TIMEOUT_S = 15.0
+#: OpenRouter's listing of a model is a few kilobytes per provider; 64 providers fit many times over.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_TAG = re.compile(PROVIDER_PATTERN)
+
+
+class DiscoveryError(Exception):
+    """Discovery failed; the message names the endpoint and model, never a key."""
+
+
+def endpoints_url(base_url: str, model_id: str) -> str:
+    return f"{base_url.rstrip('/')}/models/{quote(model_id, safe='/:')}/endpoints"
+
+
+def auth_headers(endpoint: Endpoint, api_key: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json", "User-Agent": "tokenpulse", **endpoint.headers}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+async def discover_providers(client: httpx.AsyncClient, endpoint: Endpoint, model_id: str, *,
+                             api_key: str | None, timeout_s: float | None = None) -> list[str]:
+    """The provider tags serving `model_id` on `endpoint`, in the listing's order, deduplicated.
+    Raises DiscoveryError within `timeout_s` (default `TIMEOUT_S`) whatever the server does."""
+    secrets = (api_key,) if api_key else ()
+    where = f"discovery of {model_id} on {endpoint.name}"
+    try:
+        response = await fetch(client, endpoints_url(endpoint.base_url, model_id),
+                               auth_headers(endpoint, api_key), total_s=timeout_s or TIMEOUT_S,
+                               max_bytes=MAX_BODY_BYTES)
+    except FetchError as exc:
+        raise DiscoveryError(f"{where}: {_safe(str(exc), secrets)}") from None
+    if response.status != 200:
+        raise DiscoveryError(f"{where}: HTTP {response.status}: {_safe(response.text, secrets)}")
+    try:
+        document = json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise DiscoveryError(f"{where}: the response is not JSON") from None
+    return parse_endpoints(document, where=where)
+
+
+def parse_endpoints(document: object, *, where: str) -> list[str]:
+    """Provider tags from an endpoints listing (`data.endpoints[].tag`)."""
+    data = document.get("data") if isinstance(document, Mapping) else None
+    entries = data.get("endpoints") if isinstance(data, Mapping) else None
+    if not isinstance(entries, Sequence) or isinstance(entries, (str, bytes)):
+        raise DiscoveryError(f"{where}: no data.endpoints list in the response")
+    tags: list[str] = []
+    for entry in entries:
+        tag = entry.get("tag") if isinstance(entry, Mapping) else None
+        if not isinstance(tag, str) or not _TAG.match(tag) or redact(tag) != tag:  # a key is no label value
+            log.warning("%s: skipping an endpoint with an unusable tag %r", where, clip(str(tag), 80))
+            continue
+        if tag in tags:
+            continue
+        if len(tags) == MAX_PROVIDERS:
+            log.warning("%s: more than %d providers listed; probing the first %d", where, MAX_PROVIDERS,
+                        MAX_PROVIDERS)
+            break
+        tags.append(tag)
+    if not tags:
+        raise DiscoveryError(f"{where}: the listing holds no provider")
+    return tags
+
+
+def _safe(text: str, secrets: Sequence[str]) -> str:
+    return clip(redact(text, secrets), 200)

@@ -1,0 +1,272 @@
+"""The long-running prober: targets, scheduler, credits, discovery, HTTP server and periodic summary.
+
+Why a service object: `tokenpulse probe`, the tests and the benchmark all run the same thing, and its
+start/stop order matters: the HTTP port is bound first (a bad `--listen` fails before any probe is
+sent), then the configured targets are scheduled, and on stop scheduling and housekeeping end before
+in-flight probes are awaited and the HTTP client is closed.
+
+Discovery never holds anything up: it runs as a scheduler job whose first run is at start, each listing
+request bounded by its own total timeout (discovery.py), so explicit targets are probed on schedule
+while a listing hangs, `start()` returns at once and SIGTERM is honoured. Providers join the schedule
+as they are found (staggered over their interval like the first round); /readyz waits for every
+discovery to have been tried once, so readiness does not flip back when the first ones join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, exposition
+
+from tokenpulse.config import Config, Endpoint
+from tokenpulse.core.stats import percentile
+from tokenpulse.gctune import freeze_setup_heap
+from tokenpulse.metrics import ProberMetrics
+from tokenpulse.prober.admission import CLIENT_MAX_CONNECTIONS
+from tokenpulse.prober.credits import CreditsPoller, wants_credits
+from tokenpulse.prober.discovery import DiscoveryError, discover_providers
+from tokenpulse.prober.exposition import FastExposition
+from tokenpulse.prober.http import HttpServer, Response, text
+from tokenpulse.prober.runner import ProbeRunner
+from tokenpulse.prober.scheduler import ProbeScheduler
+from tokenpulse.prober.status import ProberHealth, status_document
+from tokenpulse.prober.status_page import render_status_page
+from tokenpulse.prober.targets import (
+    key_ring,
+    ProbeTarget,
+    discovered_targets,
+    discovery_models,
+    plan,
+)
+from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, new_async_client
+
+log = logging.getLogger("tokenpulse.prober")
+
+#: How often pending discoveries are retried and discovered models checked for a refresh.
+DISCOVERY_TICK_S = 60.0
+SUMMARY_INTERVAL_S = 60.0
+#: The exposition is text format 0.0.4: every tokenpulse name is a legacy-valid name, so the bytes are
+#: the same as 1.0.0's. prometheus-client >= 0.22 makes CONTENT_TYPE_LATEST announce 1.0.0; announce
+#: 0.0.4, the version every scraper understands, where the library has that constant.
+METRICS_CONTENT_TYPE = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", CONTENT_TYPE_LATEST)
+
+
+@dataclass(slots=True)
+class DiscoveredModel:
+    """A `discover: true` model: when to look again, and why the last look failed (if it did)."""
+
+    endpoint: Endpoint
+    model_index: int
+    due_at: float = 0.0
+    error: str | None = None
+    found: bool = False
+
+    @property
+    def tried(self) -> bool:
+        """Tried at least once, successfully or not."""
+        return self.found or self.error is not None
+
+    @property
+    def model_id(self) -> str:
+        return self.endpoint.models[self.model_index].id
+
+
+class Prober:
+    """Runs scheduled probes of every target in `config` until `stop()`."""
+
+    def __init__(self, config: Config, *, interval_override: float | None = None,
+                 listen: tuple[str, int] | None = ("127.0.0.1", 9464), shutdown_grace_s: float = 10.0,
+                 summary_interval_s: float = SUMMARY_INTERVAL_S, metrics: ProberMetrics | None = None) -> None:
+        self.config = config
+        self.interval_override = interval_override
+        self.metrics = metrics or ProberMetrics()
+        self.keys = key_ring(config.endpoints)
+        self._listen = listen
+        self._shutdown_grace_s = shutdown_grace_s
+        self._summary_interval_s = summary_interval_s
+        self._client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
+        self.runner = ProbeRunner(AsyncStreamDriver(self._client), self.metrics, slo=config.slo,
+                                  confirm=config.probe.confirm, secrets=self.keys.secrets)
+        self.scheduler = ProbeScheduler(self.runner, self.metrics, max_in_flight=config.probe.max_in_flight,
+                                        overdue_s=config.slo.ttft_s)
+        self.http: HttpServer | None = None
+        self._discovered = [DiscoveredModel(e, i) for e, i in discovery_models(config)]
+        self._label_profiles: dict[tuple[str, str, str], str] = {}
+        #: Set once every `discover: true` model has been tried (at once when there are none).
+        self.discovery_tried = asyncio.Event()
+        if not self._discovered:
+            self.discovery_tried.set()
+        self._metrics_lock = asyncio.Lock()
+        self._exposition = FastExposition(self.metrics.registry)
+        self._started_at = time.time()
+        self._last_summary = time.monotonic()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.keys.secrets
+
+    # ------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        if self._listen is not None:
+            host, port = self._listen
+            self.http = HttpServer(self._routes(), host, port)
+            await self.http.start()
+        probes = plan(self.config.targets(), self.keys, interval_override=self.interval_override)
+        self._add_probes(probes)
+        if not probes:
+            log.warning("no target to probe yet (every model waits for provider discovery)")
+        for endpoint in self.config.endpoints:
+            key = self.keys.for_endpoint(endpoint)
+            if wants_credits(endpoint, key):
+                poller = CreditsPoller(self._client, self.metrics, endpoint, key)
+                self.scheduler.add_periodic(poller.poll, self.config.probe.credits_interval_s,
+                                            name=f"credits {endpoint.name}")
+        if self._discovered:
+            self.scheduler.add_periodic(self._refresh_discovery, DISCOVERY_TICK_S, name="discovery")
+        self.scheduler.add_periodic(self._summary, self._summary_interval_s, name="summary",
+                                    first_delay_s=self._summary_interval_s)
+        freeze_setup_heap()  # the configured targets' series and state exist now (discovered ones join later)
+        self.scheduler.start()
+        where = ""
+        if self._listen is not None and self.http is not None:
+            host = self._listen[0]
+            where = f" on http://{f'[{host}]' if ':' in host else host}:{self.http.port}"
+        log.info("probing %d target(s)%s", len(self.scheduler.probes), where)
+
+    async def stop(self) -> None:
+        cancelled = await self.scheduler.stop(self._shutdown_grace_s)
+        if cancelled:
+            log.warning("%d probe(s) still running after %.0f s were cancelled", cancelled, self._shutdown_grace_s)
+        if self.http is not None:
+            await self.http.close()
+        await self._client.aclose()
+        log.info("prober stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ------------------------------------------------------------------------- discovery
+    async def _discover_due(self) -> list[ProbeTarget]:
+        """Discover every model that is due; return the probes of newly found providers."""
+        now = time.monotonic()
+        due = [d for d in self._discovered if d.due_at <= now]
+        found = await asyncio.gather(*(self._discover(d) for d in due))
+        return [probe for probes in found for probe in probes]
+
+    async def _discover(self, item: DiscoveredModel) -> list[ProbeTarget]:
+        endpoint = item.endpoint
+        try:
+            providers = await discover_providers(self._client, endpoint, item.model_id,
+                                                 api_key=self.keys.for_endpoint(endpoint))
+        except DiscoveryError as exc:
+            item.error = str(exc)
+            item.due_at = time.monotonic() + DISCOVERY_TICK_S
+            log.warning("%s (retrying in %.0f s)", exc, DISCOVERY_TICK_S)
+            return []
+        item.error = None
+        item.found = True
+        item.due_at = time.monotonic() + self.config.probe.discovery_interval_s
+        targets = discovered_targets(self.config, endpoint, item.model_index, providers)
+        new = [t for t in targets if t.key not in self.scheduler.probes]
+        if new:
+            log.info("discovered %d provider(s) of %s on %s: %s", len({t.provider for t in new}), item.model_id,
+                     endpoint.name, ", ".join(sorted({t.provider for t in new})))
+        return plan(new, self.keys, interval_override=self.interval_override)
+
+    async def _refresh_discovery(self) -> None:
+        try:
+            self._add_probes(await self._discover_due())
+        finally:
+            self.discovery_tried.set()
+
+    def _add_probes(self, probes: list[ProbeTarget]) -> None:
+        if probes:
+            _warn_shared_labels(probes, self._label_profiles)
+            self.scheduler.add_probes(probes)
+
+    @property
+    def pending_discovery(self) -> list[dict[str, str]]:
+        return [{"endpoint": d.endpoint.name, "model": d.model_id, "error": d.error}
+                for d in self._discovered if d.error is not None and not d.found]
+
+    # ---------------------------------------------------------------------------- status
+    @property
+    def ready(self) -> bool:
+        return self.scheduler.running and self.discovery_tried.is_set() and self.scheduler.first_round_done
+
+    def status(self) -> dict[str, Any]:
+        health = ProberHealth(started_at=self._started_at, ready=self.ready, in_flight=self.scheduler.in_flight,
+                              misfires=self.scheduler.misfires, lags=list(self.scheduler.lags))
+        return status_document(self.runner.tracked, health, now=time.time(),
+                               pending_discovery=self.pending_discovery)
+
+    async def _summary(self) -> None:
+        now = time.monotonic()
+        window, self._last_summary = now - self._last_summary, now
+        tally = self.runner.tally.take()
+        failed = sum(tally.failed.values())
+        classes = ", ".join(f"{c}={n}" for c, n in sorted(tally.failed.items()))
+        states = Counter(t.state.state for t in self.runner.tracked.values())
+        lags = list(self.scheduler.lags)
+        ordered = sorted(lags)
+        p50, p99 = percentile(ordered, 50), percentile(ordered, 99)
+        log.info("summary: %d probes in the last %.0f s (%d ok, %d failed%s); targets: %d up, %d degraded, "
+                 "%d down, %d unknown; in flight %d; misfires %d; scheduler lag p50 %s p99 %s",
+                 tally.ok + failed, window, tally.ok, failed, f": {classes}" if classes else "", states["up"],
+                 states["degraded"], states["down"], states["unknown"], self.scheduler.in_flight,
+                 self.scheduler.misfires, _ms(p50), _ms(p99))
+
+    # ------------------------------------------------------------------------------ HTTP
+    def _routes(self) -> dict[str, Any]:
+        return {"/metrics": self._metrics_page, "/healthz": self._healthz, "/readyz": self._readyz,
+                "/": self._status_page, "/api/status": self._api_status}
+
+    async def _metrics_page(self) -> Response:
+        # A thousand targets' histograms take a while even for the fast renderer: render off the event
+        # loop, one scrape at a time, so scheduled probes keep starting on time during a scrape.
+        async with self._metrics_lock:
+            body = await asyncio.to_thread(self._exposition.render)
+        return Response(200, body, METRICS_CONTENT_TYPE)
+
+    async def _healthz(self) -> Response:
+        return text(200, "ok")
+
+    async def _readyz(self) -> Response:
+        if self.ready:
+            return text(200, "ready")
+        done, total = len(self.scheduler.first_done), len(self.scheduler.probes)
+        waiting = "" if self.discovery_tried.is_set() else "; provider discovery not tried yet"
+        return text(503, f"not ready: first round {done}/{total} targets probed{waiting}")
+
+    async def _status_page(self) -> Response:
+        return Response(200, render_status_page(self.status()).encode(), "text/html; charset=utf-8")
+
+    async def _api_status(self) -> Response:
+        body = json.dumps(self.status(), separators=(",", ":")).encode()
+        return Response(200, body, "application/json")
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _warn_shared_labels(probes: list[ProbeTarget], seen: dict[tuple[str, str, str], str]) -> None:
+    """Metric labels are endpoint, model and provider (tokenpulse.metrics): two profiles of one provider
+    share every series, so their gauges overwrite each other. Say so once, when such a target is
+    scheduled; `seen` holds the labels scheduled so far (discovery adds targets later)."""
+    for probe in probes:
+        labels = (probe.endpoint, probe.model, probe.provider)
+        if labels in seen and seen[labels] != probe.profile:
+            log.warning("profiles %s and %s of %s/%s/%s share metric series (profile is not a metric label)",
+                        seen[labels], probe.profile, *labels)
+        seen.setdefault(labels, probe.profile)

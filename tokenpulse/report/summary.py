@@ -1,0 +1,236 @@
+"""summary.json: a run's figures per target and per step, its knee, its generator health and warnings.
+
+Layout (`SUMMARY_VERSION` 1):
+    run        id, shape, start/end, stop reason, record counts, Locust's own count, files
+    slo        the SLOs goodput was measured against
+    targets    per target: name, endpoint, model, provider, `overall` figures (all measured windows)
+    steps      per step: index, level, users, rate, measured window, `all` figures and per-target figures
+    knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
+    generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
+    warnings   plain sentences (generator limits, missing records, stops, estimates)
+Figures are those of `figures.py`; every time is in seconds, every rate per second.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from tokenpulse.core.stats import distribution, finite_values, mean
+from tokenpulse.report.figures import Window, figures
+from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.run import RunData
+from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
+from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
+
+SUMMARY_VERSION = 1
+ALL = "all"
+DEFAULT_SLO = {"ttft_s": 2.0, "tpot_s": 0.05}
+
+
+def target_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(record.get("endpoint")), str(record.get("model")), str(record.get("target_provider")))
+
+
+def _targets(run: RunData) -> list[dict[str, Any]]:
+    """Targets from meta.json, plus any found only in records (a folder without meta)."""
+    targets = [dict(t) for t in run.meta.get("targets", [])]
+    known = {(t["endpoint"], t["model"], t["provider"]) for t in targets}
+    for r in run.records:
+        key = target_key(r)
+        if key not in known:
+            known.add(key)
+            targets.append({"index": len(targets), "name": key[2], "endpoint": key[0], "model": key[1],
+                            "provider": key[2], "price": None})
+    return targets
+
+
+def _steps(run: RunData) -> tuple[Schedule | None, list[Step]]:
+    schedule = run.schedule
+    if schedule is not None:
+        return schedule, list(schedule.steps)
+    span = max(run.run_end - run.run_start, 0.0)
+    return None, [Step(0, 0.0, span, 0.0, 0)]
+
+
+def summarize(run: RunData) -> dict[str, Any]:
+    slo = dict(run.meta.get("slo") or DEFAULT_SLO)
+    schedule, steps = _steps(run)
+    targets = _targets(run)
+    start, end = run.run_start, run.run_end
+    windows = {s.index: Window(start + s.measure_start_s, min(start + s.end_s, end)) for s in steps}
+    measured_steps = [s for s in steps if windows[s.index].length > 0]
+    by_target: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in run.records:
+        by_target[target_key(r)].append(r)
+    no_schedule = schedule is None
+
+    def started(records: Sequence[dict[str, Any]], step_index: int | None) -> list[dict[str, Any]]:
+        if no_schedule:
+            return list(records)
+        if step_index is not None:
+            return [r for r in records if r.get("phase") == MEASURE and r.get("step") == step_index]
+        return [r for r in records if r.get("phase") == MEASURE and r.get("step") in windows
+                and windows[r["step"]].length > 0]
+
+    all_windows = [windows[s.index] for s in measured_steps]
+    target_out = []
+    for t in targets:
+        recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
+        target_out.append({**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
+                           "overall": figures(started(recs, None), recs, all_windows, slo)})
+    steps_out = []
+    for s in steps:
+        w = windows[s.index]
+        entry: dict[str, Any] = {"index": s.index, "level": s.level, "users": s.users, "rate": s.rate,
+                                 "window": [round(w.start - start, 3), round(w.end - start, 3)],
+                                 "window_s": w.length, "measured": w.length > 0}
+        if w.length > 0:
+            entry[ALL] = figures(started(run.records, s.index), run.records, [w], slo)
+            entry["targets"] = {}
+            for t in targets:
+                recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
+                entry["targets"][t["name"]] = figures(started(recs, s.index), recs, [w], slo)
+        steps_out.append(entry)
+    overall_all = figures(started(run.records, None), run.records, all_windows, slo)
+    summary: dict[str, Any] = {
+        "version": SUMMARY_VERSION,
+        "run": _run_info(run, schedule),
+        "slo": slo,
+        "overall": overall_all,
+        "targets": target_out,
+        "steps": steps_out,
+        "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
+        "generator": _generator(run, steps, windows),
+    }
+    summary["warnings"] = _warnings(run, summary)
+    return summary
+
+
+def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
+    meta = run.meta
+    locust = meta.get("locust") or {}
+    phases = defaultdict(int)
+    for r in run.records:
+        phases[str(r.get("phase"))] += 1
+    pending = _last_per_worker(run.health, "arrivals_pending")
+    return {
+        "id": meta.get("run_id"),
+        "path": str(run.path),
+        "shape": schedule.kind if schedule else None,
+        "options": meta.get("options", {}),
+        "workload": meta.get("workload", {}),
+        "run_start": run.run_start,
+        "run_end": run.run_end,
+        "duration_s": max(0.0, run.run_end - run.run_start),
+        "stop_reason": meta.get("stop_reason"),
+        "workers": meta.get("workers"),
+        "records": len(run.records),
+        "records_by_phase": dict(phases),
+        "record_files": run.record_files,
+        "locust_e2e_requests": locust.get("e2e_requests"),
+        "arrivals_never_sent": sum(v for v in pending.values() if type(v) is int and v > 0) if pending else None,
+        "tokenpulse_version": meta.get("tokenpulse_version"),
+        "locust_version": meta.get("locust_version"),
+    }
+
+
+def _last_per_worker(health: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    for h in health:
+        if key in h and h[key] is not None:
+            last[str(h.get("worker"))] = h[key]
+    return last
+
+
+def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[str]) -> dict[str, Any] | None:
+    if schedule is None or len(schedule.steps) < 2 or schedule.kind == "fixed":
+        return None
+    measured = [s for s in steps if s["measured"]]
+    per_target_share = 1.0 / len(names) if names and schedule.kind != "rate" else 1.0
+
+    def points(pick: Any) -> list[StepPoint]:
+        out = []
+        for s in measured:
+            f = pick(s)
+            tp = f["throughput"]
+            x = tp["output_tokens_per_s"] if f["tokens"]["output"] else tp["requests_per_s"]
+            out.append(StepPoint(level=s["level"], throughput=x, ttft_p95=f["ttft"]["p95"], ok=f["ok"]))
+        return out
+
+    result: dict[str, Any] = {"x": "arrival rate (requests/s)" if schedule.kind == "rate" else "users",
+                              ALL: find_knee(points(lambda s: s[ALL])), "targets": {}}
+    for name in names:
+        knee = find_knee(points(lambda s, n=name: s["targets"][n]))
+        if knee["level"] is not None and schedule.kind != "rate":
+            knee["per_target_level"] = knee["level"] * per_target_share
+        result["targets"][name] = knee
+    return result
+
+
+def _generator(run: RunData, steps: list[Step], windows: dict[int, Window]) -> dict[str, Any]:
+    """Per step and overall: CPU of each worker (mean, max) and client lag percentiles, with the flag
+    `limited` when CPU mean > CPU_WARN_RATIO or lag p99 > LAG_WARN_P99_S (DESIGN.md §6)."""
+
+    def block(window_list: list[Window]) -> dict[str, Any]:
+        # Health lines are read as they are: only finite numbers count (a torn or foreign file must not
+        # fail the report).
+        cpu: dict[str, list[float]] = defaultdict(list)
+        lags: list[float] = []
+        for h in run.health:
+            t = finite_values((h.get("time"),))
+            if t and any(w.start <= t[0] <= w.end + 1.0 for w in window_list):
+                worker = h.get("worker")
+                cpu[worker if type(worker) is str else "-"].extend(finite_values((h.get("cpu"),)))
+                samples = h.get("lags_s")
+                if type(samples) is list:
+                    lags.extend(samples)
+        per_worker = {w: {"cpu_mean": mean(v) or 0.0, "cpu_max": max(v)} for w, v in cpu.items() if v}
+        lag = distribution(lags)
+        cpu_worst = max((v["cpu_mean"] for v in per_worker.values()), default=None)
+        limited = bool((cpu_worst is not None and cpu_worst > CPU_WARN_RATIO)
+                       or (lag["p99"] is not None and lag["p99"] > LAG_WARN_P99_S))
+        return {"workers": per_worker, "cpu_mean_max": cpu_worst, "lag": lag, "limited": limited}
+
+    measured = [windows[s.index] for s in steps if windows[s.index].length > 0]
+    return {"thresholds": {"cpu_ratio": CPU_WARN_RATIO, "lag_p99_s": LAG_WARN_P99_S},
+            "overall": block(measured),
+            "steps": {str(s.index): block([windows[s.index]]) for s in steps if windows[s.index].length > 0}}
+
+
+def _warnings(run: RunData, summary: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    info = summary["run"]
+    gen = summary["generator"]
+    for step in summary["steps"]:
+        g = gen["steps"].get(str(step["index"]))
+        if g and g["limited"]:
+            cpu = g["cpu_mean_max"]
+            lag = g["lag"]["p99"]
+            out.append(f"load generator limited step {step['index']} (level {step['level']:g}): CPU "
+                       f"{(cpu or 0) * 100:.0f}% of a core, client lag p99 {(lag or 0) * 1000:.1f} ms (limits "
+                       f"{CPU_WARN_RATIO:.0%}, {LAG_WARN_P99_S * 1000:g} ms): its latencies include client-side "
+                       "delay; add workers (--processes) or lower the load")
+        if not step["measured"]:
+            out.append(f"step {step['index']} (level {step['level']:g}) was not measured: the run stopped "
+                       "before its warm-up ended")
+    locust = info.get("locust_e2e_requests")
+    if locust is not None and locust != info["records"]:
+        out.append(f"{info['records']} records but Locust counted {locust} requests: "
+                   + ("copy every worker's records-*.jsonl into this folder" if info["records"] < locust
+                      else "Locust's final worker reports were lost"))
+    if info.get("stop_reason") == "max_cost":
+        out.append(f"stopped early: --max-cost {info['options'].get('max_cost_usd')} USD reached "
+                   f"(estimated spend {summary['overall']['cost_usd']:.6f} USD)")
+    elif info.get("stop_reason") in (None, "interrupted") and run.meta:
+        out.append("the run did not complete its schedule (interrupted or killed): figures cover what ran")
+    est = summary["overall"]["tokens"]["estimated_requests"]
+    if est:
+        out.append(f"{est} requests had no usage from the server: their token counts are estimates "
+                   "(4 characters per token)")
+    dropped = info.get("arrivals_never_sent")
+    if dropped:
+        out.append(f"{dropped} scheduled arrivals were never sent (all users busy until the end): the target "
+                   "could not keep up with the offered rate")
+    return out
