@@ -189,6 +189,17 @@ def test_dataset_errors_name_file_and_line(tmp_path: Path, content: str, problem
     assert str(path) in str(err.value) and problem in str(err.value)
 
 
+def test_dataset_line_with_a_huge_integer_is_a_clear_error(tmp_path: Path) -> None:
+    # json.loads raises a plain ValueError (not JSONDecodeError) past Python's 4300-digit integer limit.
+    path = tmp_path / "huge.jsonl"
+    path.write_text('[{"role": "user", "content": "a"}]\n{"messages": [], "n": ' + "9" * 5000 + "}\n",
+                    encoding="utf-8")
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert str(err.value).startswith(f"{path}:2: invalid JSON: ")
+    assert "5000 digits" in str(err.value)
+
+
 def test_synthetic_prompt_repeats_base_for_long_prompts() -> None:
     text = synthetic_prompt("abc def", 10, None)
     assert len(text) == 40 and text.endswith("at length.")

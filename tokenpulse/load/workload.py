@@ -39,7 +39,7 @@ INSTRUCTION = "\nContinue the text above at length."
 #: The shared base text is this long (in tokens); longer prompts repeat it.
 _BASE_TOKENS = 8192
 
-_VOCABULARY = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from", "his", "her", "this", "which", "are", "have", "an", "be", "not", "but", "they", "one", "all", "were", "had", "their", "there", "has", "been", "more", "when", "who", "will", "would", "no", "out", "so", "up", "said", "what", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "first", "any", "like", "now", "my", "such", "make", "over", "our", "even", "most", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "world", "still", "own", "see", "men", "work", "long", "here", "get", "both", "between", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three", "river", "mountain", "harbour", "signal", "engine", "garden", "letter", "window", "market", "summer", "winter", "lantern", "compass", "valley", "thunder", "meadow", "orchard"]
+_VOCABULARY = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from", "his", "her", "this", "which", "are", "have", "an", "be", "not", "but", "they", "one", "all", "were", "had", "their", "there", "has", "been", "more", "when", "who", "will", "would", "no", "out", "so", "up", "said", "what", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "first", "any", "like", "now", "my", "such", "make", "over", "our", "even", "most", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "world", "still", "own", "see", "men", "work", "long", "here", "get", "both", "between", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three", "river", "mountain", "harbour", "signal", "engine", "garden", "letter", "window", "market", "summer", "winter", "lantern", "compass", "valley", "thunder", "meadow", "orchard"]  # noqa: E501 -- data, not code: the seeded filler vocabulary (its order fixes every prompt)
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant",
                    "bard": "assistant", "bing": "assistant", "assistant": "assistant", "model": "assistant",
@@ -139,7 +139,10 @@ def load_dataset(path: str | Path) -> list[DatasetConversation]:
             try:
                 records.append((lineno, json.loads(line)))
             except ValueError as exc:
-                raise DatasetError(f"{source}:{lineno}: invalid JSON: {exc.msg}") from None
+                # JSONDecodeError has a bare `msg`; a plain ValueError (an integer past Python's 4300-digit
+                # limit) has only its text.
+                problem = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                raise DatasetError(f"{source}:{lineno}: invalid JSON: {problem}") from None
     conversations = []
     for lineno, record in records:
         try:
@@ -159,8 +162,9 @@ def parse_record(record: Any) -> DatasetConversation | None:
         messages = record
     elif isinstance(record, dict) and isinstance(record.get("messages"), list):
         messages = record["messages"]
-    elif isinstance(record, dict) and isinstance(record.get("conversations", record.get("conversation")), list):
-        messages = [_sharegpt_message(m) for m in record.get("conversations", record.get("conversation"))]
+    elif isinstance(record, dict) and isinstance(turns := record.get("conversations", record.get("conversation")),
+                                                 list):
+        messages = [_sharegpt_message(m) for m in turns]
     else:
         raise ValueError("expected a list of messages, {\"messages\": [...]} or a ShareGPT record "
                          "({\"conversations\": [{\"from\": ..., \"value\": ...}]})")
