@@ -47,7 +47,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._path: list[str] = []
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
         if isinstance(index, ScalarNode):
             part = str(index.value)
         elif isinstance(index, int) and not isinstance(index, bool):

@@ -12,7 +12,7 @@ from tokenpulse.cli.argtypes import positive_float
 from tokenpulse.cli.load import levels as parse_levels
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the mock farm, the prober and a load sweep, then compare the providers (no key, no network)",

@@ -71,7 +71,7 @@ def port(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "load", help="load-test the configured targets with Locust and write a report",
         description="Run a Locust load test of the targets in --config (every provider side by side, or "

@@ -37,7 +37,7 @@ def reasoning_setting(effort: str | None) -> dict[str, object] | None:
     return {"effort": effort}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure",
         help="send one streaming chat request and print its TTFT, throughput and outcome",

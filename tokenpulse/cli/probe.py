@@ -33,7 +33,7 @@ def listen_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "probe",
         help="probe every configured provider on a schedule; serve /metrics and a status page",

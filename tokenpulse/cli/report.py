@@ -30,7 +30,7 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="re-render a load-test run's report; compare it with a baseline run",
         description="Recompute summary.json, report.md and report.html of a run folder from its records; "

@@ -183,7 +183,7 @@ def redacted_stdio() -> Iterator[None]:
     library writes straight to stderr) is redacted too; the streams are restored afterwards, so an
     in-process caller (a test) gets its own back."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _RedactingStream(saved[0]), _RedactingStream(saved[1])  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _RedactingStream(saved[0]), _RedactingStream(saved[1])
     try:
         yield
     finally:

@@ -96,7 +96,7 @@ class SSEDecoder:
             if b"\n" not in chunk and b"\r" not in chunk:  # the line goes on: hold this read as well
                 if type(held) is bytes:
                     held = self._buf = bytearray(held)
-                held += chunk  # type: ignore[operator]  # a bytearray: in place, amortized O(len(chunk))
+                held += chunk  # a bytearray: in place, amortized O(len(chunk))
                 return out
             buf = b"".join((held, chunk))
         else:

@@ -43,10 +43,10 @@ def token_count(value: Any) -> int | None:
         return None
     kind = type(value)
     if kind is int:
-        return value if 0 <= value <= MAX_TOKENS else INVALID  # type: ignore[no-any-return]
+        return value if 0 <= value <= MAX_TOKENS else INVALID
     if kind is float and value.is_integer() and 0 <= value <= MAX_TOKENS:  # NaN/inf: is_integer False
         return int(value)
-    return INVALID  # type: ignore[no-any-return]
+    return INVALID
 
 
 def cost_usd(value: Any) -> float | None:
@@ -55,10 +55,10 @@ def cost_usd(value: Any) -> float | None:
         return None
     kind = type(value)
     if kind is int:
-        return float(value) if 0 <= value <= MAX_COST_USD else INVALID  # type: ignore[no-any-return]
+        return float(value) if 0 <= value <= MAX_COST_USD else INVALID
     if kind is float and 0.0 <= value <= MAX_COST_USD:  # NaN fails every comparison
-        return value  # type: ignore[no-any-return]
-    return INVALID  # type: ignore[no-any-return]
+        return value
+    return INVALID
 
 
 def finite_cost(value: float | None) -> float | None:

@@ -351,7 +351,7 @@ class RawSocketTransport:
                     self._tls.set_alpn_protocols(["http/1.1"])
                 from gevent import ssl as gssl
 
-                sock = gssl.SSLContext.wrap_socket(self._tls, sock, server_hostname=host)  # type: ignore[arg-type]
+                sock = gssl.SSLContext.wrap_socket(self._tls, sock, server_hostname=host)
                 tls_ns = clock() - t_connected
             sock.settimeout(None)  # the driver's deadlines bound every read
         except TimeoutError:
