@@ -27,7 +27,8 @@ from tokenpulse.metrics import LoadMetrics
 Observation = list[Any]
 
 
-def observation(target_index: int, result: StreamResult, cost_usd: float | None, queue_wait_s: float | None) -> Observation:
+def observation(target_index: int, result: StreamResult, cost_usd: float | None,
+                queue_wait_s: float | None) -> Observation:
     """The compact form of one request for the worker -> master report."""
     return [target_index, result.outcome.value, result.error_class.value if result.error_class else None,
             result.ttfb_s, result.ttft_s, result.ttfc_s, result.e2e_s, result.tpot_s, result.output_tokens_per_s,

@@ -45,7 +45,8 @@ class HealthSample:
 
     def to_record(self) -> dict[str, Any]:
         return {"time": round(self.time, 3), "t_s": round(self.t_s, 3), "worker": self.worker,
-                "cpu": None if self.cpu is None else round(self.cpu, 4), "lag_p50_s": _r(self.lag_p50_s), "lag_p99_s": _r(self.lag_p99_s),
+                "cpu": None if self.cpu is None else round(self.cpu, 4), "lag_p50_s": _r(self.lag_p50_s),
+                "lag_p99_s": _r(self.lag_p99_s),
                 "lag_max_s": _r(self.lag_max_s), "in_flight": self.in_flight, "users": self.users,
                 # every lag sample (about 100 per second): the report's lag percentiles are exact per step
                 "lags_s": [round(v, 6) for v in self.lags], "arrivals_pending": self.arrivals_pending}

@@ -86,7 +86,9 @@ class LoadOptions:
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
-        get = lambda name, default=None: getattr(parsed, name, default)
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(parsed, name, default)
+
         levels = tuple(parse_levels(get("tp_levels"))) if get("tp_levels") else ()
         warmup = get("tp_warmup", -1.0)
         providers = tuple(p.strip() for p in (get("tp_providers") or "").split(",") if p.strip())

@@ -212,7 +212,8 @@ class Progress:
             if r.get("outcome") != "ok":
                 self.errors += 1
             end = float(r.get("start_time", 0.0)) + float(r.get("e2e_s") or 0.0)
-            self.recent.append((end, r.get("ttft_s") if r.get("outcome") == "ok" else None, r.get("output_tokens") or 0))
+            self.recent.append((end, r.get("ttft_s") if r.get("outcome") == "ok" else None,
+                                r.get("output_tokens") or 0))
         for line in self._lines(HEALTH_GLOB):
             try:
                 h = json.loads(line)

@@ -29,7 +29,7 @@ import gevent
 from gevent.event import Event
 from locust import __version__ as locust_version
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from tokenpulse import __version__
 from tokenpulse.config import Config, ConfigError, Target, config_from_text
@@ -78,7 +78,8 @@ class LoadSession:
     def __init__(self, environment: Environment) -> None:
         self.env = environment
         runner = environment.runner
-        self.role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+        self.role = ("master" if isinstance(runner, MasterRunner) else
+                     "worker" if isinstance(runner, WorkerRunner) else "local")
         self.opts: LoadOptions | None = None
         self.config: Config | None = None
         self.schedule: Schedule | None = None
@@ -118,7 +119,7 @@ class LoadSession:
     def prepare_controller(self) -> None:
         """Master/local, at init: validate options and config, start the exporter. Raises LoadSetupError."""
         parsed = self.env.parsed_options
-        if not getattr(parsed, "tp_config", ""):
+        if parsed is None or not getattr(parsed, "tp_config", ""):
             raise LoadSetupError("--tp-config is required (run through `tokenpulse load --config FILE`)")
         path = Path(parsed.tp_config)
         try:
@@ -162,6 +163,8 @@ class LoadSession:
     # --------------------------------------------------------------------------- test start
     def on_test_start(self) -> None:
         parsed = self.env.parsed_options
+        if parsed is None:  # Locust parses the command line before any test starts; an embedding may not
+            raise LoadSetupError("no --tp-* options (run through `tokenpulse load --config FILE`)")
         if self.controls_shape:
             parsed.tp_run_start = time.time()
             parsed.tp_workers = self._worker_count()
@@ -214,6 +217,14 @@ class LoadSession:
                                          start_mono_ns=self.run_start_mono_ns)
             self.arrivals.start()
 
+    def _runner(self) -> Runner:
+        """Locust's runner, for what only runs with one: a master's or worker's messages (the role is the
+        runner's class) and the shape's tick (the runner calls it). Only run_single_user has none."""
+        runner = self.env.runner
+        if runner is None:
+            raise RuntimeError("tokenpulse: this needs a Locust runner and the environment has none")
+        return runner
+
     @property
     def worker_label(self) -> str:
         if self.role == "local":
@@ -263,7 +274,7 @@ class LoadSession:
         log.warning("tokenpulse: stopping: %s (spent %.6f USD of this process's %s USD); draining %d in flight",
                     reason, self.guard.spent_usd, self.guard.cap_usd, self.in_flight)
         if self.role == "worker" and tell_master:
-            self.env.runner.send_message(MSG_EXHAUSTED, {"reason": reason, "worker": self.worker_label})
+            self._runner().send_message(MSG_EXHAUSTED, {"reason": reason, "worker": self.worker_label})
         gevent.spawn(self._wait_drained)
 
     def _wait_drained(self) -> None:
@@ -271,7 +282,7 @@ class LoadSession:
             gevent.sleep(0.05)
         self.drained.set()
         if self.role == "worker":
-            self.env.runner.send_message(MSG_DRAINED, {"worker": self.worker_label, "spent": self.guard.spent_usd})
+            self._runner().send_message(MSG_DRAINED, {"worker": self.worker_label, "spent": self.guard.spent_usd})
 
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
@@ -281,8 +292,9 @@ class LoadSession:
         self.stop_reason = (msg.data or {}).get("reason", STOP_MAX_COST)
         assert self.opts is not None
         self.drain_deadline = time.monotonic() + self.opts.drain_timeout_s + 5.0
-        log.warning("tokenpulse: worker %s reached its cost share; draining all workers", (msg.data or {}).get("worker"))
-        self.env.runner.send_message(MSG_DRAIN, {"reason": self.stop_reason})
+        log.warning("tokenpulse: worker %s reached its cost share; draining all workers",
+                    (msg.data or {}).get("worker"))
+        self._runner().send_message(MSG_DRAIN, {"reason": self.stop_reason})
 
     def on_msg_drain(self, environment: Environment, msg: Any, **_: Any) -> None:
         self.begin_drain((msg.data or {}).get("reason", STOP_MAX_COST), tell_master=False)
@@ -302,14 +314,14 @@ class LoadSession:
                     len(self.drained_workers) >= max(1, self.opts.workers if self.opts else 1))
             if done or (self.drain_deadline is not None and time.monotonic() > self.drain_deadline):
                 return None
-            return self.env.runner.target_user_count or schedule.users_at(t), schedule.spawn_rate
+            return self._runner().target_user_count or schedule.users_at(t), schedule.spawn_rate
         tick = schedule.tick(t)
         if tick is None:
             self.stop_reason = self.stop_reason or STOP_COMPLETED
             return None
         if self.exporter is not None:
             step = schedule.step_at(t)
-            self.exporter.shape(step=step.index if step else 0, users=self.env.runner.user_count,
+            self.exporter.shape(step=step.index if step else 0, users=self._runner().user_count,
                                 target_users=tick[0], rate=step.rate if step else None)
         return tick
 
@@ -424,7 +436,6 @@ def install(events: Any) -> None:
     def _on_init(environment: Environment, **_: Any) -> None:
         session = LoadSession(environment)
         environment.tokenpulse = session  # type: ignore[attr-defined]
-        runner = environment.runner
         if session.controls_shape:
             try:
                 session.prepare_controller()
@@ -432,11 +443,11 @@ def install(events: Any) -> None:
                 log.error("tokenpulse: %s", exc)
                 raise SystemExit(2) from None
         if session.role == "master":
-            runner.register_message(MSG_EXHAUSTED, session.on_msg_exhausted)
-            runner.register_message(MSG_DRAINED, session.on_msg_drained)
+            session._runner().register_message(MSG_EXHAUSTED, session.on_msg_exhausted)
+            session._runner().register_message(MSG_DRAINED, session.on_msg_drained)
             environment.events.worker_report.add_listener(session.on_worker_report)
         if session.role == "worker":
-            runner.register_message(MSG_DRAIN, session.on_msg_drain)
+            session._runner().register_message(MSG_DRAIN, session.on_msg_drain)
             environment.events.report_to_master.add_listener(session.on_report_to_master)
 
     @events.test_start.add_listener
@@ -446,7 +457,8 @@ def install(events: Any) -> None:
             session.on_test_start()
         except LoadSetupError as exc:
             log.error("tokenpulse: %s", exc)
-            gevent.spawn(environment.runner.quit)
+            if environment.runner is not None:  # run_single_user (Locust's debug mode) has none to quit
+                gevent.spawn(environment.runner.quit)
 
     @events.test_stop.add_listener
     def _on_test_stop(environment: Environment, **_: Any) -> None:

@@ -108,6 +108,7 @@ class TokenpulseUser(User):
                      start_time, scheduled_ns, queue_wait_s, cost)
         self.stream.on_result(result)
         if not result.ok and scheduled_ns is None:
+            assert s.config is not None, "on_start checked it, and a session never unsets its config"
             gevent.sleep(error_backoff(result, s.config.load.error_backoff_s))
 
     def _finish(self, result: StreamResult, turn: int, input_target: int, output_target: int, start_time: float,
