@@ -128,5 +128,5 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
 def _gaps(records: Iterable[dict[str, Any]]) -> Iterable[float]:
     for r in records:
         times = r.get("token_times_s") or []
-        for a, b in zip(times, times[1:]):
+        for a, b in zip(times, times[1:], strict=False):
             yield b - a

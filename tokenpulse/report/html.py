@@ -7,7 +7,7 @@ and aggregate output throughput against the load level, with the knee marked.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import Any, TypedDict
 
 from tokenpulse.core.stats import cdf_points
 from tokenpulse.report.markdown import STEP_HEADERS, TARGET_HEADERS, step_rows, target_rows
@@ -49,6 +49,15 @@ def ttft_samples(run: RunData, summary: dict[str, Any]) -> dict[str, list[float]
     return out
 
 
+class _SweepStyle(TypedDict):
+    """The keyword arguments every sweep chart shares (typed, so `**common` is checked against line_chart)."""
+
+    x_label: str
+    marker_x: float | None
+    marker_label: str
+    markers: bool
+
+
 def _sweep_charts(summary: dict[str, Any]) -> list[str]:
     steps = [s for s in summary["steps"] if s["measured"]]
     knee_info = summary.get("knee") or {}
@@ -65,7 +74,7 @@ def _sweep_charts(summary: dict[str, Any]) -> list[str]:
             out.append(Series(f"{name} {label}".strip(), [(x, y) for x, y in pts if y is not None], dashed))
         return out
 
-    common = {"x_label": x_label, "marker_x": marker, "marker_label": "knee" if marker is not None else "",
+    common: _SweepStyle = {"x_label": x_label, "marker_x": marker, "marker_label": "knee" if marker is not None else "",
               "markers": True}
     ttft = series(lambda f: f["ttft"]["p50"], "p50") + series(lambda f: f["ttft"]["p95"], "p95", dashed=True)
     charts = [line_chart(ttft, title="TTFT against load", y_label="TTFT", y_unit="s", **common),
@@ -88,7 +97,8 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
             f" &middot; levels {escape(str(opts.get('levels') or '-'))} &middot; ran {run['duration_s']:.1f} s"
             f" &middot; stop: {escape(str(run.get('stop_reason') or 'unknown'))} &middot; {run['records']} records"
             f" (Locust counted {escape(str(run.get('locust_e2e_requests')))}) &middot; goodput SLO: TTFT &le; "
-            f"{escape(str(summary['slo'].get('ttft_s')))} s, TPOT &le; {escape(str(summary['slo'].get('tpot_s')))} s</p>"]
+            f"{escape(str(summary['slo'].get('ttft_s')))} s, TPOT &le; "
+            f"{escape(str(summary['slo'].get('tpot_s')))} s</p>"]
     body += [f"<div class='warn'>{escape(w)}</div>" for w in summary["warnings"]]
     body += ["<h2>Per target</h2>", _table(TARGET_HEADERS, target_rows(summary)),
              "<p class='meta'>Percentiles from every successful request's record in the measured windows "

@@ -111,7 +111,7 @@ def summarize(run: RunData) -> dict[str, Any]:
 def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
     meta = run.meta
     locust = meta.get("locust") or {}
-    phases = defaultdict(int)
+    phases: defaultdict[str, int] = defaultdict(int)
     for r in run.records:
         phases[str(r.get("phase"))] += 1
     pending = _last_per_worker(run.health, "arrivals_pending")

@@ -115,7 +115,8 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
         x = sx(t)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" class="grid"/>'
                      f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{escape(fmt_tick(t, x_unit))}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" class="label">{escape(x_label)}</text>'
+    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" class="label">'
+                 f'{escape(x_label)}</text>'
                  f'<text x="14" y="{top + ph / 2}" text-anchor="middle" class="label" '
                  f'transform="rotate(-90 14 {top + ph / 2})">{escape(y_label)}</text>')
     if marker_x is not None and x_lo <= marker_x <= x_hi and (not log_x or marker_x > 0):
