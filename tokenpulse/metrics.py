@@ -154,7 +154,7 @@ class RequestMetrics:
         if self.observe_chunk_gaps and len(result.token_times_s) > 1:
             gap = series.chunk_gap
             times = result.token_times_s
-            for a, b in zip(times, times[1:]):
+            for a, b in zip(times, times[1:], strict=False):
                 gap.observe(b - a)
         if result.prompt_tokens:
             series.prompt_tokens.inc(result.prompt_tokens)

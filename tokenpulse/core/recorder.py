@@ -53,7 +53,8 @@ class StreamResult:
     chunk, as vLLM defines ITL). The two series are rounded when they are made, in integer arithmetic
     (`token_times_s` to the microsecond, `truth_lags_s` to 0.1 µs): finer is noise, the shortest float
     text of such a value is short (a JSONL record per request stays small), and rounding 300 floats with
-    `round()` afterwards cost a load test ~80 µs per request. Token counts come from the server's `usage` unless `tokens_estimated`.
+    `round()` afterwards cost a load test ~80 µs per request. Token counts come from the server's `usage`
+    unless `tokens_estimated`.
     """
 
     outcome: Outcome
@@ -103,7 +104,7 @@ class StreamResult:
     @property
     def chunk_gaps_s(self) -> list[float]:
         t = self.token_times_s
-        return [b - a for a, b in zip(t, t[1:])]
+        return [b - a for a, b in zip(t, t[1:], strict=False)]
 
     def to_dict(self, *, include_series: bool = False) -> dict[str, Any]:
         """JSON-ready dict using the field names of `tokenpulse measure --json`.
@@ -460,7 +461,7 @@ class StreamRecorder:
         if self._truth_ok and self._truth_sent and len(self._truth_sent) == len(self._token_ns):
             if self._truth_recv:
                 truth_ttft = (self._truth_sent[0] - self._truth_recv) * _NS
-            truth_lags = [(r - s + 50) // 100 / 1e7 for r, s in zip(self._token_ns, self._truth_sent)]
+            truth_lags = [(r - s + 50) // 100 / 1e7 for r, s in zip(self._token_ns, self._truth_sent, strict=True)]
 
         ok = self._error_class is None and self.finished
         return StreamResult(
@@ -514,7 +515,7 @@ _raw_decode = json.JSONDecoder().raw_decode
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # orjson is a dependency; without it every chunk takes the stdlib path
-    def _fast_loads(data: str) -> Any:
+    def _fast_loads(data: bytes | bytearray | memoryview | str, /) -> Any:  # orjson.loads' signature
         raise ValueError("orjson is not installed")
 
 

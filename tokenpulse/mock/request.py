@@ -7,8 +7,8 @@ the mock does act on get OpenRouter-like 400 messages naming the field.
 Every field the mock acts on is bounded, because the mock plans a whole generation before its first
 byte: `max_tokens: 10**12` used to freeze the event loop and end in MemoryError. Token counts are at
 most `MAX_OUTPUT_TOKENS`, `n` is OpenAI's 1..128 (the mock always answers with one choice), `seed` an
-int64, `stop` at most `MAX_STOP` sequences. Any body that is not a usable request, whatever its types or nesting, is a `BadRequest`
-(400), never an exception that would become a 500.
+int64, `stop` at most `MAX_STOP` sequences. Any body that is not a usable request, whatever its types or
+nesting, is a `BadRequest` (400), never an exception that would become a 500.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import SupportsIndex
 
 import httpx
 
@@ -108,13 +109,13 @@ class _PushReader(asyncio.StreamReader):
     fed_ns: int = 0
     head_ns: int | None = None
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:  # StreamReader's type; the protocol feeds bytes
         sink = self.sink
         if sink is None:
             super().feed_data(data)
             self.fed_ns = time.monotonic_ns()
         else:
-            sink.data(data)
+            sink.data(data if isinstance(data, bytes) else bytes(data))
 
     def buffer_bytes(self, data: bytes, received_ns: int) -> None:
         """Put bytes that arrived at `received_ns` in the buffer (the body's start, after the head)."""
@@ -126,7 +127,7 @@ class _PushReader(asyncio.StreamReader):
         if self.sink is not None:
             self.sink.eof()
 
-    def set_exception(self, exc: BaseException) -> None:
+    def set_exception(self, exc: Exception) -> None:  # StreamReader's type (connection_lost passes one)
         super().set_exception(exc)
         if self.sink is not None:
             self.sink.error(exc)
@@ -275,7 +276,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         received_ns = reader.head_ns
         return LeanResponse(head, stream, time.monotonic_ns() if received_ns is None else received_ns, phases)
 
-    async def _connect(self, origin: Origin, timeout: float | None) -> tuple[_Connection, tuple[int | None, int | None]]:
+    async def _connect(self, origin: Origin,
+                       timeout: float | None) -> tuple[_Connection, tuple[int | None, int | None]]:
         """A new connection, and how long its TCP connect (DNS included) and TLS handshake took."""
         scheme, host, port = origin
         context = None
