@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tokenpulse.cli.argtypes import positive_float
 from tokenpulse.cli.load import levels as parse_levels
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from tokenpulse.ops.demo import DemoOptions, run_demo
 
     out = Path(args.out) if args.out else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    overrides: dict[str, object] = {"status_port": args.status_port, "stack": args.stack, "wait": args.wait}
+    overrides: dict[str, Any] = {"status_port": args.status_port, "stack": args.stack, "wait": args.wait}
     if args.levels:
         overrides["levels"] = tuple(int(v) for v in args.levels)
     if args.step_time:

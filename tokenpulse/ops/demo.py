@@ -227,7 +227,8 @@ def run_demo(opts: DemoOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.s
     try:
         with _terminate_on_sigterm(), Stack(opts.out / "services", ready_timeout=60, stop_timeout=10) as stack:
             mock_url, status_url, extra = _start_services(stack, opts, farm, say, closers)
-            load_yaml = write_yaml(opts.out / "load.yaml", demo_load_config(farm, model_id, mock_url, warmup_s=opts.warmup_s),
+            load_yaml = write_yaml(opts.out / "load.yaml",
+                                   demo_load_config(farm, model_id, mock_url, warmup_s=opts.warmup_s),
                                    f"tokenpulse demo: load sweep of {model_id} on the mock farm")
             say(f"status page: {status_url}  (the prober probes every provider every {opts.probe_interval_s:g} s)")
             for line in extra:
@@ -368,12 +369,15 @@ def _wait_for_user(say: Any) -> None:
 def _next_steps() -> str:
     return "\n".join([
         "next:",
-        "  dashboards and alerts:  docker compose up -d   (Grafana on http://127.0.0.1:3000; see docs/observability.md)",
+        "  dashboards and alerts:  docker compose up -d   "
+        "(Grafana on http://127.0.0.1:3000; see docs/observability.md)",
         "                          or without Docker: tokenpulse stack up",
         "  your own providers:     export OPENROUTER_API_KEY=...",
         "                          tokenpulse probe --config examples/openrouter.yaml",
-        "                          tokenpulse load --config openrouter-load.yaml --max-cost 1.00 --users 4 --run-time 2m",
-        "                          (a load test lists its providers: docs/getting-started-openrouter.md shows the file)",
+        "                          tokenpulse load --config openrouter-load.yaml "
+        "--max-cost 1.00 --users 4 --run-time 2m",
+        "                          (a load test lists its providers: "
+        "docs/getting-started-openrouter.md shows the file)",
         "  see docs/getting-started-openrouter.md and docs/self-hosted.md",
     ])
 

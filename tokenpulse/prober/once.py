@@ -23,10 +23,10 @@ from tokenpulse.prober.admission import CLIENT_MAX_CONNECTIONS, InFlightCap
 from tokenpulse.prober.discovery import DiscoveryError, discover_providers
 from tokenpulse.prober.runner import ProbeRunner
 from tokenpulse.prober.targets import (
-    key_ring,
     ProbeTarget,
     discovered_targets,
     discovery_models,
+    key_ring,
     plan,
 )
 from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, new_async_client

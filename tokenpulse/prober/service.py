@@ -38,10 +38,10 @@ from tokenpulse.prober.scheduler import ProbeScheduler
 from tokenpulse.prober.status import ProberHealth, status_document
 from tokenpulse.prober.status_page import render_status_page
 from tokenpulse.prober.targets import (
-    key_ring,
     ProbeTarget,
     discovered_targets,
     discovery_models,
+    key_ring,
     plan,
 )
 from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver, new_async_client
