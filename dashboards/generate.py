@@ -270,7 +270,8 @@ def provider_overview() -> db.Dashboard:
            "percentunit", span=16, minimum=0),
         bargauge.Panel().title("Errors by class, selected range").description(
             "Failed probes per error class over the dashboard's time range.").datasource(DS)
-        .targets([query(f'sum by (error_class) (increase(tokenpulse_requests_total{{{sel}, outcome="error"}}[$__range]))',
+        .targets([query(f'sum by (error_class) '
+                        f'(increase(tokenpulse_requests_total{{{sel}, outcome="error"}}[$__range]))',
                         "{{error_class}}", instant=True)])
         .unit("short").decimals(0).span(8).height(8).thresholds(thresholds((None, "orange")))
         .display_mode(cm.BarGaugeDisplayMode.BASIC).orientation(cm.VizOrientation.HORIZONTAL)
@@ -336,12 +337,12 @@ def provider_detail() -> db.Dashboard:
         ts("Availability burn rate", "Error ratio / error budget. The fast-burn page needs 1h and 5m above "
            "14.4; the slow-burn page needs 6h and 30m above 6.",
            [query(f"job_target:tokenpulse_requests_error:ratio_rate{w}{{{sel}}} / (1 - {AVAILABILITY_OBJECTIVE})",
-                  f"{{{{provider}}}} {w}", ref) for ref, w in zip("ABCD", ("5m", "30m", "1h", "6h"))],
+                  f"{{{{provider}}}} {w}", ref) for ref, w in zip("ABCD", ("5m", "30m", "1h", "6h"), strict=True)],
            "x", minimum=0, threshold_lines=thresholds((None, "transparent"), (6, "orange"), (14.4, "red"))),
         ts("TTFT burn rate", f"Share of requests slower than {float(TTFT_THRESHOLD_LE):g} s to the first token (TTFT "
            f"timeouts included) / budget (1 - {TTFT_OBJECTIVE}).",
            [query(f"job_target:tokenpulse_ttft_slo_error:ratio_rate{w}{{{sel}}} / (1 - {TTFT_OBJECTIVE})",
-                  f"{{{{provider}}}} {w}", ref) for ref, w in zip("ABCD", ("5m", "30m", "1h", "6h"))],
+                  f"{{{{provider}}}} {w}", ref) for ref, w in zip("ABCD", ("5m", "30m", "1h", "6h"), strict=True)],
            "x", minimum=0, threshold_lines=thresholds((None, "transparent"), (6, "orange"), (14.4, "red"))),
     )
     lay.row("Latency")
@@ -365,7 +366,8 @@ def provider_detail() -> db.Dashboard:
         ts("TTFB and end-to-end time (p50, p95)", "Response head and whole stream of successful probes.",
            quantiles("histogram_quantile({q}, sum by (provider, le) "
                      f"(rate(tokenpulse_ttfb_seconds_bucket{{{sel}}}[5m])))", "{{provider}} TTFB {p}", (0.5, 0.95))
-           + [query(f"histogram_quantile({q}, sum by (provider, le) (rate(tokenpulse_e2e_seconds_bucket{{{sel}}}[5m])))",
+           + [query(f"histogram_quantile({q}, sum by (provider, le) "
+                    f"(rate(tokenpulse_e2e_seconds_bucket{{{sel}}}[5m])))",
                     f"{{{{provider}}}} E2E p{round(q * 100)}", ref) for ref, q in (("C", 0.5), ("D", 0.95))],
            "s", span=12, minimum=0),
         ts("Gaps between tokens (p50, p99)", "Inter-token latency per token-carrying chunk.",
@@ -379,8 +381,10 @@ def provider_detail() -> db.Dashboard:
     lay.row("Tokens, errors and cost")
     lay.add(
         ts("Tokens per second", "Prompt, output and reasoning tokens counted by the probes.",
-           [query(f"sum by (provider) (rate(tokenpulse_{kind}_tokens_total{{{sel}}}[5m]))", f"{{{{provider}}}} {kind}", ref)
-            for ref, kind in zip("ABC", ("prompt", "output", "reasoning"))], "suffix: tok/s", span=8, minimum=0),
+           [query(f"sum by (provider) (rate(tokenpulse_{kind}_tokens_total{{{sel}}}[5m]))",
+                  f"{{{{provider}}}} {kind}", ref)
+            for ref, kind in zip("ABC", ("prompt", "output", "reasoning"), strict=True)],
+           "suffix: tok/s", span=8, minimum=0),
         ts("Probes by outcome", "Probes per second by outcome and error class.",
            [query(f"sum by (provider, outcome, error_class) (rate(tokenpulse_requests_total{{{sel}}}[5m]))",
                   "{{provider}} {{outcome}} {{error_class}}")], "reqps", span=8, minimum=0, stack=True),
@@ -391,8 +395,9 @@ def provider_detail() -> db.Dashboard:
            [query(f"sum by (provider) (rate(tokenpulse_tokens_estimated_requests_total{{{sel}}}[1h])) / sum by "
                   f"(provider) (job_target:tokenpulse_requests:rate1h{{{sel}}})", "{{provider}}")],
            "percentunit", span=12, minimum=0),
-        ts("Probe spend per hour", "", [query(f"sum by (provider) (job_target:tokenpulse_cost_usd:rate1h{{{sel}}}) * 3600",
-                                              "{{provider}}")], "currencyUSD", span=12, minimum=0),
+        ts("Probe spend per hour", "",
+           [query(f"sum by (provider) (job_target:tokenpulse_cost_usd:rate1h{{{sel}}}) * 3600", "{{provider}}")],
+           "currencyUSD", span=12, minimum=0),
     )
     return d
 
@@ -443,8 +448,10 @@ def load_test() -> db.Dashboard:
     lay.row("Throughput")
     lay.add(
         ts("Tokens per second, aggregate", "All output (and prompt) tokens per second of wall time.",
-           [query(f"sum by (provider) (rate(tokenpulse_output_tokens_total{{{sel}}}[{rate}]))", "{{provider}} output", "A"),
-            query(f"sum by (provider) (rate(tokenpulse_prompt_tokens_total{{{sel}}}[{rate}]))", "{{provider}} prompt", "B")],
+           [query(f"sum by (provider) (rate(tokenpulse_output_tokens_total{{{sel}}}[{rate}]))",
+                  "{{provider}} output", "A"),
+            query(f"sum by (provider) (rate(tokenpulse_prompt_tokens_total{{{sel}}}[{rate}]))",
+                  "{{provider}} prompt", "B")],
            "suffix: tok/s", minimum=0),
         ts("Decode speed per request (median)", "",
            [query("histogram_quantile(0.5, sum by (provider, le) "
@@ -509,7 +516,8 @@ def prober_health() -> db.Dashboard:
            [query(f"(time() - tokenpulse_last_probe_timestamp_seconds{{{PROBER}}}) / "
                   f"tokenpulse_probe_interval_seconds{{{PROBER}}}", "{{provider}} · {{model}}")], "none", span=12,
            minimum=0, threshold_lines=thresholds((None, "transparent"), (3, "red"))),
-        ts("Consecutive failures", "", [query(f"tokenpulse_consecutive_failures{{{PROBER}}}", "{{provider}} · {{model}}")],
+        ts("Consecutive failures", "",
+           [query(f"tokenpulse_consecutive_failures{{{PROBER}}}", "{{provider}} · {{model}}")],
            "none", span=12, minimum=0),
     )
     lay.row("Prometheus and Alertmanager")
