@@ -32,7 +32,7 @@ def chunked_bodies(draw: st.DrawFn) -> tuple[bytes, bytes, list[int]]:
 
 def _feed_all(wire: bytes, cuts: list[int]) -> tuple[bytes, bool]:
     decoder = ChunkedDecoder()
-    pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])]
+    pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
     out = b"".join(decoder.feed(piece) for piece in pieces)
     return out, decoder.done
 

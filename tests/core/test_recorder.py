@@ -254,9 +254,9 @@ def raw(text: str) -> bytes:
 
 def test_choices_of_the_wrong_type_are_not_tokens() -> None:
     for value in ("5", '"abc"', '{"delta": {"content": "x"}}', "true", "null"):
-        r = record([(10, raw('{"choices": %s}' % value)), (20, DONE)])
+        r = record([(10, raw(f'{{"choices": {value}}}')), (20, DONE)])
         assert r.error_class is ErrorClass.EMPTY_RESPONSE, value
-        r = record([(5, TOKEN), (10, raw('{"choices": %s}' % value)), (15, STOP), (20, DONE)])
+        r = record([(5, TOKEN), (10, raw(f'{{"choices": {value}}}')), (15, STOP), (20, DONE)])
         assert r.ok, value
 
 
@@ -286,17 +286,17 @@ def test_nested_error_bodies_keep_their_http_class(depth: int) -> None:
 
 def test_nested_mid_stream_error_gives_a_bounded_message() -> None:
     nested = "[" * 900 + "]" * 900
-    for error in (nested, '{"code": %s, "message": %s}' % (nested, nested), "1" + "0" * 400):
-        r = record([(5, TOKEN), (10, raw('{"error": %s}' % error))])
+    for error in (nested, f'{{"code": {nested}, "message": {nested}}}', "1" + "0" * 400):
+        r = record([(5, TOKEN), (10, raw(f'{{"error": {error}}}'))])
         assert r.error_class is ErrorClass.MID_STREAM_ERROR and len(r.error_message or "") <= 300
 
 
 @pytest.mark.parametrize("stamp", ['"x"', "NaN", "Infinity", "1e999", "1e20", "12.5", "-5", "true", "[1]", "null",
                                    "1" + "0" * 400, "9223372036854775808"])
 def test_ground_truth_that_is_not_an_int64_is_dropped(stamp: str) -> None:
-    good = '{"recv_ns": %d, "sent_ns": %d}' % (T0, T0 + MS)
-    bad_sent = '{"recv_ns": %d, "sent_ns": %s}' % (T0, stamp)
-    bad_recv = '{"recv_ns": %s, "sent_ns": %d}' % (stamp, T0)  # recv_ns is read from the first event only
+    good = f'{{"recv_ns": {T0}, "sent_ns": {T0 + MS}}}'
+    bad_sent = f'{{"recv_ns": {T0}, "sent_ns": {stamp}}}'
+    bad_recv = f'{{"recv_ns": {stamp}, "sent_ns": {T0}}}'  # recv_ns is read from the first event only
     token = '{"choices": [{"delta": {"content": "x"}}], "tokenpulse_truth": %s}'
     for first, second in ((good, bad_sent), (bad_sent, good), (bad_recv, good), (stamp, good), (good, stamp)):
         r = record([(5, raw(token % first)), (10, raw(token % second)), (15, STOP), (20, DONE)])
@@ -346,7 +346,7 @@ def test_invalid_usage_is_flagged_and_never_used(field: str, number: str) -> Non
 @pytest.mark.parametrize("usage", ['{"completion_tokens": 2.5}', '{"prompt_tokens": 1e13}', '{"cost": 2e6}',
                                    "5", '"x"', "[1, 2]", "true"])
 def test_usage_that_is_not_an_object_is_invalid(usage: str) -> None:
-    r = record([(10, TOKEN), (20, STOP), (30, raw('{"choices": [], "usage": %s}' % usage)), (40, DONE)])
+    r = record([(10, TOKEN), (20, STOP), (30, raw(f'{{"choices": [], "usage": {usage}}}')), (40, DONE)])
     assert r.ok and r.usage_invalid and r.tokens_estimated and r.cost_usd is None
 
 

@@ -224,7 +224,8 @@ def test_load_web_ui(echo: EchoServer, tmp_path: Path) -> None:
     assert pages, "the web UI showed no exception and no failure during the run"
     for path, body in pages.items():
         _assert_clean(f"web UI {path}", body)
-    # what Locust's exception table does with a key is checked on its sinks directly (test_locust_sinks_redact_in_a_locust_process)
+    # what Locust's exception table does with a key is checked on its sinks directly
+    # (test_locust_sinks_redact_in_a_locust_process)
 
 
 def _free_port() -> int:
@@ -407,7 +408,8 @@ def test_a_key_that_is_not_ascii_is_a_clear_error(echo: EchoServer, tmp_path: Pa
             f"position {position} (of {len(bad)})") in proc.stderr, proc.stderr
     assert bad not in proc.stderr
     config = tmp_path / "bad-key.yaml"
-    config.write_text(yaml.safe_dump({"endpoints": [{"name": "e", "base_url": echo.base_url, "api_key_env": "TP_BAD_KEY",
+    config.write_text(yaml.safe_dump({"endpoints": [{"name": "e", "base_url": echo.base_url,
+                                                     "api_key_env": "TP_BAD_KEY",
                                                      "models": [{"id": "echo/stream"}]}]}), encoding="utf-8")
     for cmd in (["probe", "--config", str(config), "--once"],
                 ["load", "--config", str(config), "--out", str(tmp_path / "run"), "--metrics-port", "0"]):

@@ -26,7 +26,8 @@ def _port_closed(url: str) -> bool:
 
 def test_quick_demo(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "demo", "--quick", "--out", str(out), "--status-port", "0"],
+    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "demo", "--quick", "--out", str(out),
+                           "--status-port", "0"],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout

@@ -600,7 +600,7 @@ class Runner:
         weight = {"demo": 0, "stack": 1, "load": 2, "probe": 3}
         first.sort(key=lambda c: weight.get(c.argv[0], 9) if not _is_help(c.argv) else 10)
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for cmd, outcome in zip(first, pool.map(self.run, first)):
+            for cmd, outcome in zip(first, pool.map(self.run, first), strict=True):
                 self.results[cmd.key] = outcome
         for cmd in later:
             self.results[cmd.key] = self.run(cmd)

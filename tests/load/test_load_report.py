@@ -145,7 +145,8 @@ def test_report_files_are_self_contained(tmp_path: Path) -> None:
     assert "knee" in html and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
     md = (tmp_path / "report.md").read_text()
     assert "| fast |" in md and "Saturation knee" in md
-    assert json.loads((tmp_path / "summary.json").read_text())["knee"]["all"]["level"] == summary["knee"]["all"]["level"]
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["knee"]["all"]["level"] == summary["knee"]["all"]["level"]
 
 
 @pytest.mark.parametrize("text, metric, target, direction, amount, relative", [

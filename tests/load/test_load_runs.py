@@ -183,8 +183,9 @@ def test_master_and_two_workers_aggregate(mock: MockServerProcess, tmp_path: Pat
         [sys.executable, "-m", "tokenpulse", "load", "--config", str(config), "--master", "--expect-workers", "2",
          "--master-port", str(master_port), "--users", "8", "--run-time", "10s", "--out", str(master_out),
          "--metrics-port", str(metrics_port), "--quiet"], cwd=REPO)
-    procs = [subprocess.Popen([sys.executable, "-m", "tokenpulse", "load", "--worker", "--master-port", str(master_port),
-                               "--out", str(w), "--quiet"], cwd=REPO) for w in workers]
+    procs = [subprocess.Popen([sys.executable, "-m", "tokenpulse", "load", "--worker",
+                               "--master-port", str(master_port), "--out", str(w), "--quiet"], cwd=REPO)
+             for w in workers]
     scraped = ""
     try:
         deadline = time.monotonic() + 40

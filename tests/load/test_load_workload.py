@@ -149,7 +149,8 @@ def test_dataset_requests_use_reference_length_and_prefix(tmp_path: Path) -> Non
     assert planned.chat.max_tokens == 100  # 400 characters of reference reply
     roles = [m["role"] for m in planned.chat.messages]
     assert roles == ["system", "user"]
-    assert planned.chat.messages[0]["content"].startswith("[r-u0-") and planned.chat.messages[0]["content"].endswith("be brief")
+    system = planned.chat.messages[0]["content"]
+    assert system.startswith("[r-u0-") and system.endswith("be brief")
     assert planned.chat.messages[1]["content"] == "hello there"
 
 

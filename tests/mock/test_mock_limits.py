@@ -92,7 +92,8 @@ MALFORMED: list[bytes] = [
     b'{"model": "test/plain", "messages": [{"content": NaN}]}',
     b'{"model": "test/plain", "messages": [{"role": "user", "content": "hi", "x": NaN}]}',
     b'{"model": "test/plain", "messages": [{"content": "hi"}], "temperature": Infinity}',
-    b'{"model": "test/plain", "messages": [{"content": "hi"}], "tools": [{"function": "f"}], "tool_choice": "required"}',
+    b'{"model": "test/plain", "messages": [{"content": "hi"}], "tools": [{"function": "f"}], '
+    b'"tool_choice": "required"}',
     b'{"model": "test/plain", "messages": [{"content": "hi"}], "tools": [{}], "tool_choice": {"function": "f"}}',
 ]
 

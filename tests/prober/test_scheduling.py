@@ -108,8 +108,9 @@ def starve_server() -> Iterator[MockServerThread]:
 def test_hung_targets_do_not_starve_healthy_ones(starve_server: MockServerThread) -> None:
     """Hung probes last 1.5 s (their TTFT timeout) against a 1 s interval: they alone would keep 45
     probes in flight against a cap of 24, and with a plain semaphore the healthy half got a third of its
-    probes (measured: 32 %, scheduler lag p99 2.7 s). Past the TTFT objective (0.25 s) a probe gives its slot back, so the healthy targets
-    keep (nearly) every grid slot, while each hung probe still ends at its timeout, as a timeout."""
+    probes (measured: 32 %, scheduler lag p99 2.7 s). Past the TTFT objective (0.25 s) a probe gives its slot
+    back, so the healthy targets keep (nearly) every grid slot, while each hung probe still ends at its
+    timeout, as a timeout."""
     slugs = [f"ok{p}" for p in range(STARVE_PROVIDERS)] + [f"hung{p}" for p in range(STARVE_PROVIDERS)]
     data = {
         "endpoints": [{"name": "mock", "base_url": starve_server.base_url, "kind": "openrouter",

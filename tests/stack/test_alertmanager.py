@@ -79,7 +79,8 @@ def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory
         ROOT, sink.url, group_wait="1s", group_interval="1s", repeat_interval="1h"))
     stack = Stack(run)
     try:
-        stack.start(Service("alertmanager", alertmanager_argv(alertmanager_bin, config, run / "data", f"127.0.0.1:{port}"),
+        stack.start(Service("alertmanager",
+                            alertmanager_argv(alertmanager_bin, config, run / "data", f"127.0.0.1:{port}"),
                             ready_url=f"http://127.0.0.1:{port}/-/ready", url=""))
         yield f"http://127.0.0.1:{port}", sink
     finally:

@@ -76,7 +76,8 @@ def test_the_schema_catches_a_mistake(compose: dict[str, Any]) -> None:
 
 def test_required_services_and_profiles(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"mock", "prober", "prometheus", "alertmanager", "grafana", "locust-master", "locust-worker"} <= set(services)
+    assert {"mock", "prober", "prometheus", "alertmanager", "grafana", "locust-master",
+            "locust-worker"} <= set(services)
     for name in ("locust-master", "locust-worker"):
         assert services[name]["profiles"] == ["loadtest"]
     for name, service in services.items():
@@ -154,7 +155,8 @@ def test_default_target_is_the_mock_and_openrouter_is_one_variable(compose: dict
     assert "${OPENROUTER_API_KEY" in prober["environment"]["OPENROUTER_API_KEY"]
     (mount,) = [v for v in prober["volumes"] if isinstance(v, dict)]
     assert interpolate(mount["source"], {}) == "./examples/mock.yaml"
-    assert interpolate(mount["source"], {"TOKENPULSE_CONFIG": "examples/openrouter.yaml"}) == "./examples/openrouter.yaml"
+    assert (interpolate(mount["source"], {"TOKENPULSE_CONFIG": "examples/openrouter.yaml"})
+            == "./examples/openrouter.yaml")
     openrouter = yaml.safe_load((ROOT / "examples" / "openrouter.yaml").read_text(encoding="utf-8"))
     assert {e.get("api_key_env") for e in openrouter["endpoints"]} == {"OPENROUTER_API_KEY"}
 

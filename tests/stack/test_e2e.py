@@ -142,7 +142,8 @@ def provider_down(e2e: E2E) -> dict[str, Any]:
     """Start an outage of one provider once every target has been probed; return the firing alert as the
     webhook received it."""
     stop = e2e.started + DATA_DEADLINE_S
-    up = has_series(e2e.prometheus, f'tokenpulse_target_up{{job="tokenpulse-prober", provider="{OUTAGE_PROVIDER}"}} == 1')
+    up = has_series(e2e.prometheus,
+                    f'tokenpulse_target_up{{job="tokenpulse-prober", provider="{OUTAGE_PROVIDER}"}} == 1')
     assert not wait_all({"up": up}, stop), f"{OUTAGE_PROVIDER} never reported up"
     e2e.mock.set_outage(OUTAGE_PROVIDER, True)
     return e2e.sink.wait_for(
@@ -157,7 +158,8 @@ def test_every_recording_rule_returns_series(e2e: E2E) -> None:
     missing = wait_all(checks, e2e.started + DATA_DEADLINE_S)
     assert not missing, f"recording rules without a finite prober series: {missing}"
     # and the SLI figures make sense: availability is a ratio, TTFT percentiles are ordered
-    for sample in prom_query(e2e.prometheus, 'job_target:tokenpulse_availability:ratio_rate5m{job="tokenpulse-prober"}'):
+    for sample in prom_query(e2e.prometheus,
+                             'job_target:tokenpulse_availability:ratio_rate5m{job="tokenpulse-prober"}'):
         value = float(sample["value"][1])
         assert math.isnan(value) or 0 <= value <= 1, sample
     # Right after the first rule results, a target's rate may still rest on two scrapes that fell
@@ -183,7 +185,8 @@ def test_provider_down_reaches_the_webhook(provider_down: dict[str, Any], e2e: E
     assert annotations["summary"] == f"{OUTAGE_PROVIDER} is down for {labels['model']} on mock"
     assert annotations["runbook_url"] == "docs/runbooks.md#tokenpulseproviderdown"
     paths = {n.path for n in e2e.sink.notifications for a in n.alerts()
-             if a["labels"].get("alertname") == "TokenpulseProviderDown" and a["labels"].get("provider") == OUTAGE_PROVIDER}
+             if a["labels"].get("alertname") == "TokenpulseProviderDown"
+             and a["labels"].get("provider") == OUTAGE_PROVIDER}
     assert paths == {"/alerts/page"}
 
 

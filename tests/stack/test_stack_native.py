@@ -180,8 +180,8 @@ def start_stack(tmp_path: Path, *extra: str, env: dict[str, str] | None = None,
                 grafana: bool = False) -> subprocess.Popen[bytes]:
     ports = [f"--{name}-port=0" for name in ("mock", "prober", "prometheus", "alertmanager", "sink", "grafana")]
     return subprocess.Popen([*TOKENPULSE, "stack", "up", "--root", str(ROOT), "--run-dir", str(tmp_path / "run"),
-                             *([] if grafana else ["--no-grafana"]), *ports, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd=tmp_path, env=env)
+                             *([] if grafana else ["--no-grafana"]), *ports, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
 
 
 def urls(lines: list[str]) -> dict[str, str]:
