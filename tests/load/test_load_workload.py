@@ -201,6 +201,14 @@ def test_dataset_line_with_a_huge_integer_is_a_clear_error(tmp_path: Path) -> No
     assert "5000 digits" in str(err.value)
 
 
+def test_dataset_nested_past_the_recursion_limit_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert str(err.value) == f"{path}:1: invalid JSON: nested too deeply"
+
+
 def test_synthetic_prompt_repeats_base_for_long_prompts() -> None:
     text = synthetic_prompt("abc def", 10, None)
     assert len(text) == 40 and text.endswith("at length.")

@@ -125,8 +125,8 @@ def load_dataset(path: str | Path) -> list[DatasetConversation]:
     if stripped.startswith("["):
         try:
             whole = json.loads(text)
-        except ValueError:
-            whole = None  # JSONL whose lines are bare message lists
+        except (ValueError, RecursionError):
+            whole = None  # JSONL whose lines are bare message lists (or nesting too deep: reported by line)
     if isinstance(whole, list) and whole and all(isinstance(m, dict) and "role" in m for m in whole):
         records = [(1, whole)]  # a one-line JSONL file holding one bare message list
     elif isinstance(whole, list) and whole and all(isinstance(r, dict) for r in whole):
@@ -138,10 +138,11 @@ def load_dataset(path: str | Path) -> list[DatasetConversation]:
                 continue
             try:
                 records.append((lineno, json.loads(line)))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 # JSONDecodeError has a bare `msg`; a plain ValueError (an integer past Python's 4300-digit
-                # limit) has only its text.
-                problem = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                # limit) has only its text; RecursionError is nesting past the interpreter's limit.
+                problem = (exc.msg if isinstance(exc, json.JSONDecodeError) else
+                           "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
                 raise DatasetError(f"{source}:{lineno}: invalid JSON: {problem}") from None
     conversations = []
     for lineno, record in records:
