@@ -76,14 +76,12 @@ models:
 """
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+def pct(values: list[float], q: float) -> float:
+    """tokenpulse's one percentile (q in 0..100, linear interpolation), NaN for no values."""
+    from tokenpulse.core.stats import percentile
+
+    found = percentile(sorted(values), q)
+    return float("nan") if found is None else found
 
 
 # ------------------------------------------------------------------------------------- workers
@@ -443,7 +441,8 @@ def run_worker(args: argparse.Namespace) -> None:
     elif args.worker == "gevent-bare":
         out = worker_gevent_bare(args.base_url, args.streams, args.tokens, args.stagger)
     elif args.worker.startswith("async"):
-        out = worker_async(args.base_url, args.streams, args.tokens, args.stagger, args.worker.removeprefix("async").lstrip("-") or "lean")
+        transport = args.worker.removeprefix("async").lstrip("-") or "lean"
+        out = worker_async(args.base_url, args.streams, args.tokens, args.stagger, transport)
     else:
         out = worker_gevent(args.base_url, args.streams, args.tokens, args.stagger,
                             args.worker.removeprefix("gevent-"))
@@ -452,11 +451,12 @@ def run_worker(args: argparse.Namespace) -> None:
     import tokenpulse.core.recorder
 
     print(json.dumps({
-        "variant": args.worker, "compiled": not tokenpulse.core.recorder.__file__.endswith(".py"), "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
+        "variant": args.worker, "compiled": not tokenpulse.core.recorder.__file__.endswith(".py"),
+        "streams": args.streams, "ok": out["ok"], "errors": out["errors"],
         "events": len(lags), "cpu_share": cpu / wall, "cpu_us_per_event": cpu / max(len(lags), 1) * 1e6,
         "user_us_per_event": out["cpu_user"] / max(len(lags), 1) * 1e6,
-        "lag_p50_ms": percentile(lags, 0.5) * 1e3, "lag_p99_ms": percentile(lags, 0.99) * 1e3,
-        "ttft_err_p50_ms": percentile(errs, 0.5) * 1e3, "ttft_err_p99_ms": percentile(errs, 0.99) * 1e3,
+        "lag_p50_ms": pct(lags, 50) * 1e3, "lag_p99_ms": pct(lags, 99) * 1e3,
+        "ttft_err_p50_ms": pct(errs, 50) * 1e3, "ttft_err_p99_ms": pct(errs, 99) * 1e3,
     }))
 
 
@@ -473,6 +473,10 @@ def main() -> None:
     parser.add_argument("--server", choices=("mock", "lean"), default="mock",
                         help="what sends the streams: the mock farm (default) or a lean paced server that "
                              "keeps up past the mock's ~1,000-stream limit (serve_lean)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a checkout of an earlier revision (git worktree add --detach DIR REV): each variant "
+                             "named in --variants as VARIANT@baseline runs that checkout's own benchmark worker "
+                             "and package, interleaved with today's, so before/after is one run")
     parser.add_argument("--json-out", help="also write the rows as JSON to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -505,12 +509,18 @@ def main() -> None:
             for level, round_no, variant in ((level, round_no, variant)
                                              for level in [int(x) for x in args.levels.split(",")]
                                              for round_no in range(1, args.repeat + 1) for variant in variants):
-                    worker, env = variant, None
-                    if variant == "gevent-raw-compiled":
+                    worker, env, script = variant, None, __file__
+                    if variant.endswith("@baseline"):
+                        if not args.baseline:
+                            raise SystemExit(f"{variant}: --baseline DIR is required")
+                        worker = variant.removesuffix("@baseline")
+                        script = str(Path(args.baseline) / "benchmarks" / "client_lag.py")
+                        env = dict(os.environ, PYTHONPATH=str(Path(args.baseline).resolve()))
+                    elif variant == "gevent-raw-compiled":
                         worker = "gevent-raw"
                         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
                             p for p in (str(compiled_root), os.environ.get("PYTHONPATH")) if p))
-                    cmd = [sys.executable, __file__, "--worker", worker, "--base-url", mock.base_url,
+                    cmd = [sys.executable, script, "--worker", worker, "--base-url", mock.base_url,
                            "--streams", str(level), "--tokens", str(args.tokens), "--stagger", str(args.stagger)]
                     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env,
                                           preexec_fn=lambda: os.sched_setaffinity(0, client_core))
@@ -553,7 +563,7 @@ def print_efficiency(rows: list[dict[str, Any]]) -> None:
     for (streams, variant), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ratios = sorted(bare[(streams, r["round"])] / r["cpu_us_per_event"] for r in runs)
         held = sum(r["lag_p99_ms"] < 5 for r in runs)
-        print(f"{variant:24} {streams:>7}  {len(runs):>6}  {percentile(ratios, 0.5):6.2f}  "
+        print(f"{variant:24} {streams:>7}  {len(runs):>6}  {pct(ratios, 50):6.2f}  "
               f"{ratios[0]:.2f}-{ratios[-1]:.2f}    {held} of {len(runs)}")
 
 

@@ -150,25 +150,30 @@ def default_spawn_rate(levels: list[int]) -> float:
     (`load.start_stagger_s`); this rate also spreads the batches over one request period (3.1 s), the
     steady state that real providers' TTFT and decode jitter reach by themselves within a few requests.
     `--spawn-rate 512` (one batch) reproduces the herd."""
-    steps = [b - a for a, b in zip([0, *levels], levels)]
+    steps = [b - a for a, b in zip([0, *levels], levels, strict=False)]
     return max(steps) / request_period_s()
 
 
 def run_tokenpulse(base_url: str, levels: list[int], step_s: float, warmup_s: float, work: Path,
-                   core: int | None, transport: str, spawn_rate: float) -> Path:
+                   core: int | None, transport: str, spawn_rate: float, tree: Path = REPO, tag: str = "") -> Path:
+    """One `tokenpulse load` sweep from the checkout `tree` (this one, or a --baseline checkout of an earlier
+    revision, run with its own package: `monitor` before the rename, `tokenpulse` after)."""
     config = {"endpoints": [{"name": "mock", "base_url": base_url,
                              "models": [{"id": MODEL, "providers": [PROVIDER]}]}],
               "load": {"workload": {"input_tokens_mean": 32, "output_tokens_mean": TOKENS, "fixed_output": True},
                        "timeouts": {"connect_s": 10, "ttft_s": 30, "idle_s": 15, "total_s": 60}}}
-    cfg = work / "bench.yaml"
+    cfg = work / f"bench{tag}.yaml"
     cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
-    out = work / "locust-run"
-    cmd = [sys.executable, "-m", "tokenpulse", "load", "--config", str(cfg), "--shape", "sweep",
+    out = work / f"locust-run{tag}"
+    package = "tokenpulse" if (tree / "tokenpulse" / "__init__.py").exists() else "monitor"
+    env = dict(os.environ, PYTHONPATH=str(tree.resolve()))
+    cmd = [sys.executable, "-m", package, "load", "--config", str(cfg), "--shape", "sweep",
            "--levels", ",".join(map(str, levels)), "--step-time", f"{step_s:g}", "--warmup", f"{warmup_s:g}",
            "--spawn-rate", f"{spawn_rate:g}", "--ground-truth", "--metrics-port", "0", "--quiet",
            "--transport", transport,
            "--out", str(out)]
-    subprocess.run(cmd, cwd=REPO, check=True, preexec_fn=(lambda: pin(0, core)) if core is not None else None)
+    subprocess.run(cmd, cwd=tree, check=True, env=env,
+                   preexec_fn=(lambda: pin(0, core)) if core is not None else None)
     return out
 
 
@@ -185,7 +190,7 @@ def analyse_tokenpulse(out: Path, mock_cpu: CpuSampler) -> list[dict[str, Any]]:
         lags = sorted(x for r in ok for x in (r.get("truth_lags_s") or ()))
         ttft_err = sorted(r["ttft_s"] - r["truth_ttft_s"] for r in ok if r.get("truth_ttft_s") is not None)
         ttfts = sorted(r["ttft_s"] for r in ok)
-        gaps = sorted(b - a for r in ok for a, b in zip(r["token_times_s"], r["token_times_s"][1:]))
+        gaps = sorted(b - a for r in ok for a, b in zip(r["token_times_s"], r["token_times_s"][1:], strict=False))
         cpu = [h["cpu"] for h in health if h.get("cpu") is not None and w0 <= h["time"] <= w1 + 1]
         hub = sorted(x for h in health if w0 <= h["time"] <= w1 + 1 for x in h.get("lags_s") or ())
         rows.append({
@@ -288,6 +293,10 @@ def main() -> int:
     parser.add_argument("--spawn-rate", type=float, help="users started per second (default: the largest step's "
                         "new users over one request period, 3.1 s; see default_spawn_rate)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="a checkout of an earlier revision (git worktree add --detach DIR REV): its sweep "
+                             "runs right after this one's against the same mock, --repeat times alternately")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of (this sweep[, baseline sweep])")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
@@ -303,11 +312,18 @@ def main() -> int:
         mock_cpu = CpuSampler(srv.pid).start()
         started = time.monotonic()
         spawn_rate = args.spawn_rate or default_spawn_rate(levels)
-        out = run_tokenpulse(srv.base_url, levels, args.step_time, args.warmup, work, client_core, args.transport,
-                             spawn_rate)
         results["transport"] = args.transport
         results["spawn_rate"] = spawn_rate
-        results["tokenpulse"] = analyse_tokenpulse(out, mock_cpu)
+        results["rounds"] = []
+        for round_no in range(1, args.repeat + 1):
+            trees = [("tokenpulse", REPO)] + ([("baseline", args.baseline)] if args.baseline else [])
+            row: dict[str, Any] = {"round": round_no}
+            for name, tree in trees:
+                out = run_tokenpulse(srv.base_url, levels, args.step_time, args.warmup, work, client_core,
+                                     args.transport, spawn_rate, tree=tree, tag=f"-{name}-{round_no}")
+                row[name] = analyse_tokenpulse(out, mock_cpu)
+            results["rounds"].append(row)
+        results["tokenpulse"] = results["rounds"][-1]["tokenpulse"]
         results["tokenpulse_seconds"] = time.monotonic() - started
         results["peers"] = []
         for name in peers:
@@ -324,6 +340,8 @@ def main() -> int:
                                              tokenizer, client_core))
         mock_cpu.stop()
     print_results(results, args.peer_streams)
+    if args.baseline:
+        print_baseline(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(work, ignore_errors=True)
@@ -332,6 +350,18 @@ def main() -> int:
     print(f"\nmost concurrent 50 tok/s streams with client lag p99 < {LAG_LIMIT_S * 1000:g} ms in one Locust "
           f"process: {best}")
     return 0
+
+
+def print_baseline(results: dict[str, Any]) -> None:
+    """Per round and level: this tree against the baseline checkout, run one after the other."""
+    print("\nthis tree vs --baseline, per round (CPU share of the Locust process, lag p99, requests)")
+    print("round  streams   CPU now / base   ratio   lag p99 now / base      requests now / base")
+    for row in results["rounds"]:
+        for now, base in zip(row["tokenpulse"], row["baseline"], strict=True):
+            ratio = now["cpu"] / base["cpu"] if now["cpu"] and base["cpu"] else None
+            print(f"{row['round']:>5}  {now['streams']:>7}   {now['cpu'] or 0:5.0%} / {base['cpu'] or 0:5.0%}   "
+                  f"{ratio or 0:5.2f}   {ms(now['lag_p99_s']):>9} / {ms(base['lag_p99_s']):>9}   "
+                  f"{now['requests']:>6} / {base['requests']:>6}")
 
 
 def print_results(results: dict[str, Any], peer_streams: int) -> None:
