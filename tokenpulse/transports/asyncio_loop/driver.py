@@ -38,6 +38,7 @@ from tokenpulse.core.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder,
 from tokenpulse.core.request import PreparedRequest, Timeouts
 from tokenpulse.core.wire import MAX_HEAD_BYTES, ProtocolViolation, classify, describe
 from tokenpulse.transports.asyncio_loop.lean import LeanTransport, Sink
+from tokenpulse.transports.contract import ReceivedHead
 
 _NS = 1e-9
 
@@ -79,18 +80,8 @@ def uses_proxy() -> bool:
     return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
-class AsyncResponse(Protocol):
+class AsyncResponse(ReceivedHead, Protocol):
     """What an async transport returns to the driver; raises only what `tokenpulse.core.wire.classify` maps."""
-
-    status: int
-    headers: Iterable[tuple[str, str]]
-    #: When the response head arrived (`time.monotonic_ns`), or None: the driver then stamps it itself.
-    received_ns: int | None
-    #: This request's TCP connect (DNS included) and TLS handshake in ns (None on a reused connection),
-    #: and whether it reused one (None: the transport cannot tell).
-    connect_ns: int | None
-    tls_ns: int | None
-    reused: bool | None
 
     async def push(self, sink: Sink) -> None:
         """Hand every read of the body to `sink(data, received_ns)` until the body ends or `sink`

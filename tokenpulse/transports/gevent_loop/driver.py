@@ -17,7 +17,6 @@ gevent-cooperative (the raw transport reads gevent sockets).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Protocol
 
 import gevent
@@ -27,22 +26,13 @@ from tokenpulse.core.outcomes import ErrorClass
 from tokenpulse.core.recorder import DEFAULT_MAX_RESPONSE_BYTES, StreamRecorder, StreamResult
 from tokenpulse.core.request import PreparedRequest, Timeouts
 from tokenpulse.core.wire import classify, describe
+from tokenpulse.transports.contract import ReceivedHead
 
 _NS = 1e-9
 
 
-class SyncResponse(Protocol):
-    status: int
-    headers: Iterable[tuple[str, str]]
-    #: When the response head arrived (`time.monotonic_ns`; the kernel's receive time where the
-    #: transport has it), or None: the driver then stamps the head when `open` returns.
-    received_ns: int | None
-    #: This request's TCP connect (DNS included) and TLS handshake in ns; None on a reused connection
-    #: (and `tls_ns` None over plain TCP).
-    connect_ns: int | None
-    tls_ns: int | None
-    #: Whether the request went over a kept-alive connection (None: the transport cannot tell).
-    reused: bool | None
+class SyncResponse(ReceivedHead, Protocol):
+    """What a gevent transport returns to the driver; raises only what `tokenpulse.core.wire.classify` maps."""
 
     def read_some(self) -> tuple[bytes, int]:
         """Block until some body bytes arrive; return them and their receipt time (`time.monotonic_ns`):
