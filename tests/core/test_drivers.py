@@ -170,10 +170,13 @@ def process_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServe
 def test_ttft_matches_ground_truth_at_low_load(process_farm: MockServerProcess,
                                                drive: Callable[..., StreamResult]) -> None:
     """Accuracy, not speed: measured TTFT minus the server's own TTFT (same clock, same run). The
-    difference is request transit plus response delivery on loopback: well under a millisecond."""
+    difference is request transit plus response delivery on loopback: well under a millisecond on a
+    quiet machine, a few ms when other processes hold both cores. The bound, 20 ms, leaves room for
+    that and still fails a driver that stamps the first token when the body ends (29 tokens at
+    400 tokens/s later: 72 ms) or before the request is sent (a negative error)."""
     errors = []
     for _ in range(9):
         r = drive(_request(process_farm.base_url), FAST_TIMEOUTS)
         assert r.ok and r.ttft_s is not None and r.truth_ttft_s is not None
         errors.append(r.ttft_s - r.truth_ttft_s)
-    assert 0 <= statistics.median(errors) < 0.005, errors
+    assert 0 <= statistics.median(errors) < 0.020, errors
