@@ -73,14 +73,14 @@ def _finite(value: object) -> float | None:
     return float(value)
 
 
-def _percentiles(value: object, scale: float) -> dict[str, float]:
+def _percentiles(value: object, divisor: float) -> dict[str, float]:
     if not isinstance(value, Mapping):
         return {}
     out = {}
     for key, quantile in OPENROUTER_QUANTILES.items():
         number = _finite(value.get(key))
         if number is not None and number >= 0:
-            out[quantile] = number * scale
+            out[quantile] = number / divisor
     return out
 
 
@@ -94,7 +94,7 @@ def listed_provider(tag: str, entry: Mapping[str, object]) -> ListedProvider:
     pricing = pricing if isinstance(pricing, Mapping) else {}
     uptime = {w: r for w in OPENROUTER_UPTIME_WINDOWS if (r := _ratio(entry.get(f"uptime_last_{w}"))) is not None}
     return ListedProvider(tag, quantization, _finite(pricing.get("prompt")), _finite(pricing.get("completion")),
-                          uptime, _percentiles(entry.get("latency_last_30m"), 0.001),
+                          uptime, _percentiles(entry.get("latency_last_30m"), 1000.0),
                           _percentiles(entry.get("throughput_last_30m"), 1.0))
 
 
