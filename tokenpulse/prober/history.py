@@ -114,7 +114,8 @@ class BucketRing:
 @dataclass(slots=True)
 class Failure:
     """Recent failures of one kind, as shown on the status page: `count` identical ones (same class,
-    status and message) in a row, from `first_at` to `at`. `message` is redacted and clipped."""
+    status and message) with no other failure between them (successes may lie between), from
+    `first_at` to `at`. `message` is redacted and clipped."""
 
     at: float
     error_class: str

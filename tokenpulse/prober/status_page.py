@@ -30,7 +30,7 @@ table{border-collapse:collapse;width:100%;table-layout:fixed;background:#fff;box
 th,td{padding:.45rem .6rem;border-bottom:1px solid #e6e8ee;text-align:right;vertical-align:top;
 white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 th{background:#f1f3f7;font-weight:600;font-size:.85rem;width:5.2rem;white-space:normal}
-th.prov{width:11rem}th.st{width:6.6rem}th.hist{width:13rem}th.fail{width:24%}
+th.prov{width:11rem}th.st{width:6.6rem}th.hist{width:12rem}th.fail{width:26%}
 th.prov,td.prov,td.fail,th.fail,th.hist,td.hist{text-align:left}th.st,td.st{text-align:center}
 td.prov{white-space:normal}td.fail{font-size:.85rem;color:#3b4252;white-space:normal}
 .badge{display:inline-block;min-width:5.2rem;text-align:center;padding:.1rem .5rem;border-radius:1rem;
@@ -132,10 +132,10 @@ def _bars(bars: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _price(price: Mapping[str, Any] | None) -> str:
+    """`$0.09 / $0.45 per M tokens` (prompt / completion), three significant digits."""
     if not price:
         return ""
-    return (f"${fmt_number(price['prompt_per_mtok'])} / ${fmt_number(price['completion_per_mtok'])} "
-            "per M tokens")
+    return f"${price['prompt_per_mtok']:.3g} / ${price['completion_per_mtok']:.3g} per M tokens"
 
 
 def _provider_cell(t: Mapping[str, Any]) -> str:
@@ -157,10 +157,10 @@ def _row(t: Mapping[str, Any]) -> str:
         f'<td class="hist" data-label="Last 24 h">{_bars(t.get("history_bars") or [])}</td>',
         f'<td data-label="Uptime 1 h">{_uptime(t["uptime_1h"], t.get("uptime_1h_covers_s"), 3600)}</td>',
         f'<td data-label="Uptime 1 d">{_uptime(t["uptime_1d"], t.get("uptime_1d_covers_s"), 86400)}</td>',
-        f'<td data-label="TTFT last">{_e(fmt_seconds(t["last_ttft_s"]))}</td>',
-        f'<td data-label="TTFT median">{_e(fmt_seconds(t["median_ttft_s"]))}</td>',
-        f'<td data-label="tok/s last">{_e(fmt_number(t["last_tokens_per_s"]))}</td>',
-        f'<td data-label="tok/s median">{_e(fmt_number(t["median_tokens_per_s"]))}</td>',
+        f'<td data-label="TTFT last · median">{_e(fmt_seconds(t["last_ttft_s"]))}<br>'
+        f'<span class="muted">{_e(fmt_seconds(t["median_ttft_s"]))}</span></td>',
+        f'<td data-label="tok/s last · median">{_e(fmt_number(t["last_tokens_per_s"]))}<br>'
+        f'<span class="muted">{_e(fmt_number(t["median_tokens_per_s"]))}</span></td>',
         f'<td data-label="Last probe">{_e(_age(t["last_probe_age_s"]))}</td>',
         f'<td class="fail" data-label="Recent failures">{_failures(t["recent_failures"])}</td>',
     ]
@@ -168,8 +168,8 @@ def _row(t: Mapping[str, Any]) -> str:
 
 
 _HEAD = ('<tr><th class="prov">Provider</th><th class="st">State</th><th class="hist">Last 24 h</th>'
-         "<th>Uptime 1 h</th><th>Uptime 1 d</th><th>TTFT last</th><th>TTFT median</th><th>tok/s last</th>"
-         '<th>tok/s median</th><th>Last probe</th><th class="fail">Recent failures</th></tr>')
+         "<th>Uptime 1 h</th><th>Uptime 1 d</th><th>TTFT last<br>median 1 h</th><th>tok/s last<br>median 1 h</th>"
+         '<th>Last probe</th><th class="fail">Recent failures</th></tr>')
 
 
 def _incidents(incidents: Sequence[Mapping[str, Any]]) -> str:
