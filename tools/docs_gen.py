@@ -568,7 +568,8 @@ def metrics_reference(root: Path = ROOT) -> str:
         "",
         "| process | series per target (endpoint × model × provider) | series independent of targets |",
         "|---|---|---|",
-        f"| prober | {per_target['prober']} | {fixed['prober']}, plus 4 per OpenRouter endpoint (credits), 2 per `discover: true` model and up to 14 per discovered provider (OpenRouter's listing figures) |",
+        f"| prober | {per_target['prober']} | {fixed['prober']}, plus 4 per OpenRouter endpoint (credits), 2 per "
+        "`discover: true` model and up to 14 per discovered provider (OpenRouter's listing figures) |",
         f"| load test | {per_target['load test']}, plus {created} `_created` series | {fixed['load test']}, plus "
         f"{per_worker} per load-generator process |",
         "",
