@@ -120,10 +120,8 @@ def test_story_elements_bars_incidents_collapsed_failures_and_partial_uptime() -
     target = doc["groups"][0]["targets"][0]
     target.update(uptime_1h_covers_s=720.0, uptime_1d_covers_s=720.0, uptime_1d=0.5, quantization="fp8",
                   price={"prompt_per_mtok": 0.09, "completion_per_mtok": 0.45, "source": "listing"},
-                  history_bars=[{"start": "2030-01-01T00:00:00+00:00", "ok": 0, "failed": 0, "caller_side": 0},
-                                {"start": "2030-01-01T00:15:00+00:00", "ok": 9, "failed": 1, "caller_side": 0},
-                                {"start": "2030-01-01T00:30:00+00:00", "ok": 0, "failed": 0, "caller_side": 4},
-                                {"start": "2030-01-01T00:45:00+00:00", "ok": 10, "failed": 0, "caller_side": 0}])
+                  history_bars={"first_start": "2030-01-01T00:00:00+00:00", "width_s": 900.0,
+                                "ok": [0, 9, 0, 10], "failed": [0, 1, 0, 0], "caller_side": [0, 0, 4, 0]})
     target["recent_failures"][0].update(count=12, first_at="2030-01-01T20:46:00+00:00",
                                         at="2030-01-01T20:58:00+00:00")
     doc["banner"] = {"level": "down", "text": "Outage: 1 down"}

@@ -48,7 +48,7 @@ from tokenpulse.prober.scheduler import ProbeScheduler
 from tokenpulse.prober.state import BLIND
 from tokenpulse.prober.status import ProberHealth, status_document
 from tokenpulse.prober.status_page import render_status_page
-from tokenpulse.prober.store import FLUSH_INTERVAL_S, HistoryStore, encode
+from tokenpulse.prober.store import FLUSH_CHUNK, FLUSH_INTERVAL_S, HistoryStore, encode
 from tokenpulse.prober.targets import (
     ProbeTarget,
     discovered_targets,
@@ -325,10 +325,12 @@ class Prober:
         if self.store is None:
             return
         rows = {}
-        for key, tracked in self.runner.tracked.items():
-            if tracked.history.dirty:
-                rows[key] = encode(tracked.history.to_dict())
-                tracked.history.dirty = False
+        dirty = [(key, t.history) for key, t in self.runner.tracked.items() if t.history.dirty]
+        for i, (key, history) in enumerate(dirty):
+            if i and i % FLUSH_CHUNK == 0:
+                await asyncio.sleep(0)  # let due probes start between chunks
+            rows[key] = encode(history.to_dict())
+            history.dirty = False
         retired, self._retired = self._retired, set()
         if rows or retired:
             await asyncio.to_thread(self.store.save, rows, retired)
@@ -376,11 +378,16 @@ class Prober:
         waiting = "" if self.discovery_tried.is_set() else "; provider discovery not tried yet"
         return text(503, f"not ready: first round {done}/{total} targets probed{waiting}")
 
+    # The document is built on the loop (it reads live state: ~0.2 s at 1,000 targets with a full day of
+    # history); rendering it, which touches nothing live, runs in a worker thread.
     async def _status_page(self) -> Response:
-        return Response(200, render_status_page(self.status()).encode(), "text/html; charset=utf-8")
+        doc = self.status()
+        body = await asyncio.to_thread(lambda: render_status_page(doc).encode())
+        return Response(200, body, "text/html; charset=utf-8")
 
     async def _api_status(self) -> Response:
-        body = json.dumps(self.status(), separators=(",", ":")).encode()
+        doc = self.status()
+        body = await asyncio.to_thread(lambda: json.dumps(doc, separators=(",", ":")).encode())
         return Response(200, body, "application/json")
 
 

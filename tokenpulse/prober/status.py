@@ -16,7 +16,7 @@ from tokenpulse import __version__
 from tokenpulse.core.stats import percentile
 from tokenpulse.metrics import TARGET_STATES
 from tokenpulse.prober.discovery import ListedProvider
-from tokenpulse.prober.history import DAY_S, HOUR_S, StateChange
+from tokenpulse.prober.history import DAY_S, HOUR_S, QUARTER_S, StateChange
 from tokenpulse.prober.runner import TrackedTarget
 from tokenpulse.prober.state import BLIND, DEGRADED, DOWN, UNKNOWN
 
@@ -54,9 +54,11 @@ def _price(tracked: TrackedTarget, listed: ListedProvider | None) -> dict[str, A
     return None
 
 
-def _bars(tracked: TrackedTarget, now: float) -> list[dict[str, Any]]:
-    return [{"start": iso(start), "ok": ok, "failed": bad, "caller_side": caller}
-            for start, ok, bad, caller in tracked.history.bars(now)]
+def _bars(tracked: TrackedTarget, now: float) -> dict[str, Any]:
+    """The last day's 15-minute buckets as parallel lists (compact: 96 buckets x 1,000 targets)."""
+    bars = tracked.history.bars(now)
+    return {"first_start": iso(bars[0][0]) if bars else None, "width_s": QUARTER_S,
+            "ok": [b[1] for b in bars], "failed": [b[2] for b in bars], "caller_side": [b[3] for b in bars]}
 
 
 def target_status(tracked: TrackedTarget, now: float, listed: ListedProvider | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ scripts disabled. It refreshes itself with a meta refresh. Every value is escape
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -116,17 +117,26 @@ def _bar_class(ok: int, failed: int, caller: int) -> str:
     return next(cls for bound, cls in _SHARE_CLASSES if share >= bound)
 
 
-def _bars(bars: Sequence[Mapping[str, Any]]) -> str:
+def _bar_labels(bars: Mapping[str, Any]) -> list[str]:
+    """`HH:MM` of each bucket's start (every target's buckets share the grid, so computed once a page)."""
+    first = bars.get("first_start")
+    if not first:
+        return []
+    start = datetime.fromisoformat(first).timestamp()
+    width = float(bars["width_s"])
+    return [datetime.fromtimestamp(start + i * width, UTC).strftime("%H:%M") for i in range(len(bars["ok"]))]
+
+
+def _bars(bars: Mapping[str, Any], labels: Sequence[str]) -> str:
+    """One span per bucket; titles hold only digits and fixed words, so they need no escaping."""
     spans = []
-    for bar in bars:
-        ok, failed, caller = int(bar["ok"]), int(bar["failed"]), int(bar["caller_side"])
+    for label, ok, failed, caller in zip(labels, bars["ok"], bars["failed"], bars["caller_side"], strict=False):
         if ok + failed + caller == 0:
-            title = f"{_hhmm(bar['start'])} UTC: no probes"
-        else:
-            title = f"{_hhmm(bar['start'])} UTC: {ok}/{ok + failed} ok"
-            if caller:
-                title += f", {caller} caller-side"
-        spans.append(f'<span class="{_bar_class(ok, failed, caller)}" title="{_e(title)}"></span>')
+            spans.append(f'<span class="b0" title="{label} UTC: no probes"></span>')
+            continue
+        extra = f", {int(caller)} caller-side" if caller else ""
+        spans.append(f'<span class="{_bar_class(ok, failed, caller)}" title="{label} UTC: {int(ok)}/'
+                     f'{int(ok + failed)} ok{extra}"></span>')
     return (f'<div class="bars" role="img" aria-label="share of good probes per 15 minutes, last 24 h">'
             f'{"".join(spans)}</div><div class="axis"><span>24 h ago</span><span>now</span></div>')
 
@@ -148,13 +158,13 @@ def _provider_cell(t: Mapping[str, Any]) -> str:
     return provider
 
 
-def _row(t: Mapping[str, Any]) -> str:
+def _row(t: Mapping[str, Any], labels: dict[str, list[str]]) -> str:
     state = _e(t["state"])
     reason = f'<br><span class="muted small">{_e(t["blind_reason"])}</span>' if t.get("blind_reason") else ""
     cells = [
         f'<td class="prov" data-provider="{_e(t["provider"])}">{_provider_cell(t)}</td>',
         f'<td class="st" data-label="State"><span class="badge {state}">{state}</span>{reason}</td>',
-        f'<td class="hist" data-label="Last 24 h">{_bars(t.get("history_bars") or [])}</td>',
+        f'<td class="hist" data-label="Last 24 h">{_history(t.get("history_bars"), labels)}</td>',
         f'<td data-label="Uptime 1 h">{_uptime(t["uptime_1h"], t.get("uptime_1h_covers_s"), 3600)}</td>',
         f'<td data-label="Uptime 1 d">{_uptime(t["uptime_1d"], t.get("uptime_1d_covers_s"), 86400)}</td>',
         f'<td data-label="TTFT last · median">{_e(fmt_seconds(t["last_ttft_s"]))}<br>'
@@ -165,6 +175,15 @@ def _row(t: Mapping[str, Any]) -> str:
         f'<td class="fail" data-label="Recent failures">{_failures(t["recent_failures"])}</td>',
     ]
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _history(bars: Mapping[str, Any] | None, labels: dict[str, list[str]]) -> str:
+    if not bars or not bars.get("first_start"):
+        return '<span class="muted">no history</span>'
+    key = f"{bars['first_start']}/{len(bars['ok'])}"
+    if key not in labels:
+        labels[key] = _bar_labels(bars)
+    return _bars(bars, labels[key])
 
 
 _HEAD = ('<tr><th class="prov">Provider</th><th class="st">State</th><th class="hist">Last 24 h</th>'
@@ -204,8 +223,9 @@ def render_status_page(doc: Mapping[str, Any]) -> str:
         sections.append(f'<p class="banner degraded">Provider discovery of {_e(failed["model"])} on '
                         f'{_e(failed["endpoint"])} failed (probing the providers found before): '
                         f'{_e(failed["error"])}</p>')
+    labels: dict[str, list[str]] = {}
     for group in doc["groups"]:
-        rows = "".join(_row(t) for t in group["targets"])
+        rows = "".join(_row(t, labels) for t in group["targets"])
         sections.append(f'<section><h2>{_e(group["model"])} <span class="muted">on {_e(group["endpoint"])}'
                         f"</span></h2><table><thead>{_HEAD}</thead><tbody>{rows}</tbody></table></section>")
     for pending in doc.get("pending_discovery", []):
