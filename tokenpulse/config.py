@@ -272,10 +272,11 @@ class ProbeSettings(_Strict):
     retire_after_s: Seconds = Field(default=3600.0, description="a discovered provider missing from every "
                                     "successful listing for this long is retired: no longer probed, its "
                                     "series removed from /metrics (0: at the first listing without it).")
-    blind_after_intervals: int = Field(default=3, ge=1, le=1000, description="a target that is not `down` "
-                                       "and has had no successful probe for this many probe intervals is "
-                                       "`blind` (reason `no_success`); caller-side errors (401, 402, 403, "
-                                       "429) make it blind after `confirm.failures_before_down` in a row.")
+    blind_after_intervals: int = Field(default=3, ge=1, le=1000, description="a target with no successful probe "
+                                       "for this many probe intervals, and no provider-side failure since "
+                                       "its last success, is `blind` (reason `no_success`); caller-side "
+                                       "errors (401, 402, 403, 429) make it blind after "
+                                       "`confirm.failures_before_down` in a row.")
     state_dir: str | None = Field(default=None, min_length=1, max_length=4096, description="directory of "
                                   "the prober's SQLite history store (`history.sqlite3`, bounded: "
                                   "docs/prober.md), so the status page's history and incidents survive a "

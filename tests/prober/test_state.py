@@ -127,6 +127,9 @@ def test_no_success_for_n_intervals_is_blind_unless_down() -> None:
     d = TargetState(ConfirmThresholds(failures_before_down=1), SLO, interval_s=60.0, since=0.0)
     d.observe(False, ErrorClass.SERVER_ERROR, None, at=10.0)
     assert d.check(10_000.0).state == DOWN  # the outage explains the missing successes
+    g = TargetState(ConfirmThresholds(failures_before_down=3), SLO, interval_s=60.0, since=0.0)
+    g.observe(False, ErrorClass.TIMEOUT_TTFT, None, at=60.0)  # a hung provider on its way to down
+    assert g.check(10_000.0).state == DEGRADED
 
 
 def test_a_mix_of_caller_side_failures_keeps_the_latest_reason() -> None:

@@ -24,9 +24,10 @@ a green `up`) would be a lie. A target is blind when
 
 - its last `failures_before_down` results were all caller-side failures (the same confirmation count
   as `down`; this wins over `down`: a dead key hides whether the outage is still on), or
-- it is not confirmed `down` and no probe succeeded for `blind_after_intervals` probe intervals
-  (counted from its last success, or from when it was first tracked): probes that keep failing in a
-  mix of ways, or that never finish.
+- no probe succeeded for `blind_after_intervals` probe intervals (counted from its last success, or
+  from when it was first tracked) and no provider-side failure explains it (none since the last
+  success, so not `down` or on the way there): probes whose results never arrive (the prober's own
+  errors, a stalled scheduler) or only caller-side ones short of the streak.
 
 Its reason (`BLIND_REASONS`) comes from the latest caller-side failure's HTTP status: 401 and 403 are
 `key_rejected`, 402 `no_credits`, 429 `rate_limited`; anything else is `no_success`. One success ends it.
@@ -123,8 +124,8 @@ class TargetState:
     def _judge_blind(self, now: float | None) -> None:
         if self.consecutive_caller_failures >= self._failures_before_down:
             self.blind_reason = blind_reason(self._last_caller_status)
-        elif self.health == DOWN:
-            self.blind_reason = None  # the outage explains the missing successes
+        elif self.health == DOWN or self.consecutive_failures:
+            self.blind_reason = None  # provider-side failures explain the missing successes
         elif now is not None and now - self._since >= self._blind_after_s:
             recent_caller = self.consecutive_caller_failures > 0
             self.blind_reason = blind_reason(self._last_caller_status) if recent_caller else NO_SUCCESS
