@@ -346,10 +346,11 @@ class Prober:
         ordered = sorted(lags)
         p50, p99 = percentile(ordered, 50), percentile(ordered, 99)
         log.info("summary: %d probes in the last %.0f s (%d ok, %d failed%s); targets: %d up, %d degraded, "
-                 "%d down, %d unknown; in flight %d; misfires %d; scheduler lag p50 %s p99 %s",
+                 "%d down, %d blind, %d unknown; in flight %d; misfires %d; prober errors %d; "
+                 "scheduler lag p50 %s p99 %s",
                  tally.ok + failed, window, tally.ok, failed, f": {classes}" if classes else "", states["up"],
-                 states["degraded"], states["down"], states["unknown"], self.scheduler.in_flight,
-                 self.scheduler.misfires, _ms(p50), _ms(p99))
+                 states["degraded"], states["down"], states["blind"], states["unknown"], self.scheduler.in_flight,
+                 self.scheduler.misfires, self.runner.prober_errors, _ms(p50), _ms(p99))
 
     # ------------------------------------------------------------------------------ HTTP
     def _routes(self) -> dict[str, Any]:
