@@ -73,3 +73,23 @@ def test_store_batches_bounds_and_deletes(tmp_path: Path) -> None:
     assert json.loads(encode(restored.to_dict())) == json.loads(doc)
     assert restored.uptime(1_800_010_200.0, HOUR_S) == h.uptime(1_800_010_200.0, HOUR_S)
     store.close()
+
+
+def test_an_unusable_state_dir_leaves_history_in_memory(farm_server: MockServerThread, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    data = config_data(farm_server.base_url, ["fast-a"])
+    data["probe"]["state_dir"] = str(blocker / "state")  # a directory below a file cannot be made
+    config = make_config(data)
+
+    async def run() -> int:
+        prober = Prober(config, interval_override=0.3, listen=None)
+        await prober.start()
+        try:
+            await asyncio.sleep(0.8)
+        finally:
+            await prober.stop()
+        assert prober.store is None
+        return sum(t.history.probes for t in prober.runner.tracked.values())
+
+    assert asyncio.run(run()) >= 1

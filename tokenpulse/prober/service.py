@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -137,9 +138,16 @@ class Prober:
             self.http = HttpServer(self._routes(), host, port)
             await self.http.start()
         if self.config.probe.state_dir is not None:
-            self.store = HistoryStore(self.config.probe.state_dir)
-            self.runner.preload = self.store.load()
-            log.info("history store %s: %d saved target histories", self.store.path, len(self.runner.preload))
+            try:
+                self.store = HistoryStore(self.config.probe.state_dir)
+                self.runner.preload = self.store.load()
+            except (OSError, sqlite3.Error) as exc:  # monitoring goes on; the history just is not kept
+                self.store = None
+                log.error("history store in %s is unusable (%s: %s); history is kept in memory only",
+                          self.config.probe.state_dir, type(exc).__name__, exc)
+            else:
+                log.info("history store %s: %d saved target histories", self.store.path,
+                         len(self.runner.preload))
         probes = plan(self.config.targets(), self.keys, interval_override=self.interval_override)
         self._add_probes(probes)
         if not probes:
