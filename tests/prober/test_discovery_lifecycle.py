@@ -67,6 +67,13 @@ def test_providers_leaving_the_listing_are_retired_and_the_cap_holds(relisted: M
             out["second"] = sorted(prober.scheduler.probes)
             out["fast_a_after"] = _series_of(prober, "fast-a")
             out["tracked"] = sorted(prober.runner.tracked)
+            get = prober.metrics.registry.get_sample_value
+            fast_b = {**LABELS, "provider": "fast-b"}
+            out["listing"] = (get("tokenpulse_openrouter_uptime_ratio", {**fast_b, "window": "30m"}),
+                              get("tokenpulse_openrouter_quantization_info", {**fast_b, "quantization": "fp8"}),
+                              get("tokenpulse_openrouter_price_usd_per_token", {**fast_b, "kind": "prompt"}),
+                              get("tokenpulse_openrouter_uptime_ratio", {**LABELS, "provider": "fast-a",
+                                                                          "window": "30m"}))
             out["success"] = prober.metrics.registry.get_sample_value("tokenpulse_discovery_success", LABELS)
             # a failing listing is visible, and keeps probing what it has
             prober._discovered[0].endpoint = prober._discovered[0].endpoint.model_copy(
@@ -88,6 +95,10 @@ def test_providers_leaving_the_listing_are_retired_and_the_cap_holds(relisted: M
     assert out["second"] == [key.format("fast-b"), key.format("fast-c")]
     assert out["fast_a_after"] == [] and key.format("fast-a") not in out["tracked"]
     assert out["success"] == 1 and out["failed"] == 0
+    uptime, quantization, price, retired_uptime = out["listing"]  # type: ignore[misc]
+    assert uptime is not None and 0 <= uptime <= 1 and quantization == 1
+    assert price == pytest.approx(0.1e-6)  # the test model's 0.1 USD per M prompt tokens
+    assert retired_uptime is None
     assert out["third"] == out["second"]
     status = out["status"]
     assert isinstance(status, dict) and status["failed_discovery"][0]["model"] == TEST_MODEL
