@@ -16,6 +16,8 @@ reports:
   (/api/status) and from the tokenpulse_scheduler_lag_seconds histogram over the whole run;
 - memory: the prober's RSS at the end;
 - /metrics: render (response) time and size per scrape;
+- the status page's response time and size once at the end, and the size of the SQLite history store
+  (`probe.state_dir` in the run's temporary directory, so its batched writes are part of the CPU);
 - probes completed, misfires, and the mock's CPU for context (the two share a 2-core machine).
 
 Loopback only, bounded by `--duration` (default 180 s). Run:
@@ -70,7 +72,8 @@ def farm_yaml(models: int, providers: int) -> str:
     return dump_farm(farm_from_data(data, "benchmark farm"))
 
 
-def config_yaml(base_url: str, models: int, providers: int, interval: float, max_in_flight: int) -> str:
+def config_yaml(base_url: str, models: int, providers: int, interval: float, max_in_flight: int,
+                state_dir: Path | None = None) -> str:
     slugs = [f"p{p:03d}" for p in range(providers)]
     return yaml.safe_dump({
         "endpoints": [{"name": "mock", "base_url": base_url, "kind": "openrouter",
@@ -79,7 +82,7 @@ def config_yaml(base_url: str, models: int, providers: int, interval: float, max
                                  "temperature": 0, "seed": 1234}},
         "probe": {"interval_s": interval, "jitter_s": min(3.0, interval / 10), "max_in_flight": max_in_flight,
                   "timeouts": {"connect_s": 5, "ttft_s": 15, "idle_s": 10, "total_s": 30},
-                  "credits_interval_s": 300},
+                  "credits_interval_s": 300, "state_dir": None if state_dir is None else str(state_dir)},
     }, sort_keys=False)
 
 
@@ -164,15 +167,16 @@ def run(args: argparse.Namespace) -> int:
         farm_file.write_text(farm_yaml(args.models, args.providers), encoding="utf-8")
         with MockServerProcess(farm_file) as mock:
             config_file = Path(tmp) / "config.yaml"
+            state_dir = Path(tmp) / "state"  # the SQLite history store is part of what is measured
             config_file.write_text(config_yaml(mock.base_url, args.models, args.providers, args.interval,
-                                               args.max_in_flight), encoding="utf-8")
+                                               args.max_in_flight, state_dir), encoding="utf-8")
             cmd = [sys.executable, "-m", "tokenpulse", "probe", "--config", str(config_file), "--listen",
                    "127.0.0.1:0", "--log-level", "info"]
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
             proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
             tail = StderrTail(proc)
             try:
-                return measure(args, targets, proc, tail, psutil.Process(mock.pid))
+                return measure(args, targets, proc, tail, psutil.Process(mock.pid), state_dir)
             finally:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -184,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str], tail: StderrTail,
-            mock: psutil.Process) -> int:
+            mock: psutil.Process, state_dir: Path) -> int:
     port = tail.wait_for_port(60)
     prober = psutil.Process(proc.pid)
     base = f"http://127.0.0.1:{port}"
@@ -215,6 +219,9 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     mock_cpu = cpu_seconds(mock) - mock_cpu0
     rss = prober.memory_info().rss
     status = client.get("/api/status").json()
+    t_page = time.monotonic()
+    page = client.get("/")
+    page_s = time.monotonic() - t_page
     final = client.get("/metrics").text or last_text
     client.close()
 
@@ -222,6 +229,7 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     t_stop = time.monotonic()
     code = proc.wait(60)
     stop_s = time.monotonic() - t_stop
+    store_bytes = sum(f.stat().st_size for f in state_dir.iterdir()) if state_dir.is_dir() else 0
 
     counts = totals(final)
     buckets, lag_count = lag_histogram(final)
@@ -253,6 +261,9 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
         ("/metrics", f"{len(scrapes)} scrapes, response time median {ms(statistics.median(render) if render else None)}"
                      f", max {ms(max(render) if render else None)}, size {scrapes[-1]['bytes'] / 2**20:.1f} MiB"
                      if scrapes else "no scrape"),
+        ("status page", f"GET / {ms(page_s)}, {len(page.content) / 2**20:.1f} MiB"),
+        ("history store", f"{store_bytes / 2**20:.1f} MiB after stop ({store_bytes / max(targets, 1) / 1024:.1f} KiB "
+                          "per target)"),
         ("mock CPU", f"{mock_cpu / elapsed * 100:.1f} % of one core"),
         ("shutdown", f"SIGTERM -> exit {code} in {stop_s:.1f} s"),
     ]

@@ -265,6 +265,22 @@ class ProbeSettings(_Strict):
     discovery_interval_s: IntervalSeconds = Field(default=3600.0, description="how often `discover: true` "
                                                   "models re-read their provider list (a failed discovery "
                                                   "is retried every minute).")
+    discovery_max_targets: int = Field(default=64, ge=1, le=1000, description="providers of one `discover: "
+                                       "true` model probed at once, counted across refreshes: a provider "
+                                       "new in a later listing joins only while fewer are probed (retired "
+                                       "ones free their place).")
+    retire_after_s: Seconds = Field(default=3600.0, description="a discovered provider missing from every "
+                                    "successful listing for this long is retired: no longer probed, its "
+                                    "series removed from /metrics (0: at the first listing without it).")
+    blind_after_intervals: int = Field(default=3, ge=1, le=1000, description="a target with no successful probe "
+                                       "for this many probe intervals, and no provider-side failure since "
+                                       "its last success, is `blind` (reason `no_success`); caller-side "
+                                       "errors (401, 402, 403, 429) make it blind after "
+                                       "`confirm.failures_before_down` in a row.")
+    state_dir: str | None = Field(default=None, min_length=1, max_length=4096, description="directory of "
+                                  "the prober's SQLite history store (`history.sqlite3`, bounded: "
+                                  "docs/prober.md), so the status page's history and incidents survive a "
+                                  "restart; created if missing. null: history in memory only.")
 
 
 class Workload(_Strict):
@@ -359,6 +375,10 @@ class Config(_Strict):
                             raise field_error(where, f"duplicate target {'/'.join(key)} (also {seen[key]}); "
                                              "list each model once per endpoint, each profile once")
                         seen[key] = where
+                    problem = _pin_conflict(self.profiles[profile], model)
+                    if problem:
+                        raise field_error(f"profiles.{profile}.extra_body.provider", f"{problem} (used by "
+                                          f"endpoints.{ei}.models.{mi}, which pins each provider)")
         return self
 
     def targets(self) -> Iterator[Target]:
@@ -384,6 +404,38 @@ class Config(_Strict):
             jitter_s=model.jitter_s if model.jitter_s is not None else self.probe.jitter_s,
             timeouts=(model.timeouts or self.probe.timeouts).to_timeouts(),
         )
+
+
+def split_pinned_routing(extra_body: Mapping[str, Any], provider: str | None
+                         ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(routing, the rest of extra_body) for a request pinned to `provider`: extra_body's `provider`
+    object with the pin (`only: [provider]`, `allow_fallbacks: false`) set over it, so that
+    `require_parameters: true` and the like merge with the pin instead of replacing it. Unpinned
+    (`provider` None) or without a `provider` mapping, extra_body goes as it is."""
+    routing = extra_body.get("provider")
+    if provider is None or not isinstance(routing, Mapping):
+        return None, dict(extra_body)
+    rest = {k: v for k, v in extra_body.items() if k != "provider"}
+    return {**routing, "only": [provider], "allow_fallbacks": False}, rest
+
+
+def _pin_conflict(profile: ProbeProfile, model: ModelTarget) -> str | None:
+    """Why `profile.extra_body.provider` would undo the pin of `model`'s providers, or None. Only
+    pinned targets (a provider list or discovery) are checked; an unpinned target sends it as it is."""
+    if not (model.providers or model.discover) or "provider" not in profile.extra_body:
+        return None
+    routing = profile.extra_body["provider"]
+    if not isinstance(routing, dict):
+        return "must be a mapping of OpenRouter routing fields to merge with the provider pin"
+    only = routing.get("only")
+    if only is not None:
+        pinned = ["(each discovered provider)"] if model.discover else model.providers
+        if not (isinstance(only, list) and len(pinned) == 1 and only == pinned):
+            return (f"only: {only!r} conflicts with the pinned provider ({', '.join(pinned)}); remove it, "
+                    "the pin sets provider.only itself")
+    if routing.get("allow_fallbacks") not in (None, False):
+        return "allow_fallbacks must stay false for a pinned provider (fallbacks hide its failures)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +464,11 @@ class Target:
         return None if self.provider == NO_PROVIDER else self.provider
 
     def chat_request(self) -> ChatRequest:
+        """The request of this target. A pinned provider's `provider.only` and `allow_fallbacks: false`
+        survive any `extra_body`: its `provider` object is merged under the pin, not put over it (the
+        config rejects a `provider.only` or `allow_fallbacks: true` that would undo the pin)."""
         p = self.profile
+        routing, extra_body = split_pinned_routing(p.extra_body, self.pinned_provider)
         return ChatRequest(
             model=self.model.id,
             messages=p.messages(),
@@ -421,7 +477,8 @@ class Target:
             seed=p.seed,
             reasoning=p.reasoning.to_request() if p.reasoning else None,
             provider=self.pinned_provider,
-            extra_body=p.extra_body,
+            provider_routing=routing,
+            extra_body=extra_body,
         )
 
 

@@ -25,7 +25,17 @@ PREFIX = "tokenpulse"
 TARGET_LABELS = ("endpoint", "model", "provider")
 #: error_class label value of a successful request (an empty value would drop the label).
 NO_ERROR = "none"
-TARGET_STATES = ("up", "degraded", "down", "unknown")
+TARGET_STATES = ("up", "degraded", "down", "unknown", "blind")
+#: Why a target is `blind` (the prober cannot measure it): the key was refused (401, 403), the key has no
+#: credit (402), the key is rate limited (429), or no probe succeeded for N intervals for another reason.
+BLIND_REASONS = ("key_rejected", "no_credits", "rate_limited", "no_success")
+#: OpenRouter's own uptime windows in its endpoints listing (`uptime_last_5m`, `_30m`, `_1d`).
+OPENROUTER_UPTIME_WINDOWS = ("5m", "30m", "1d")
+#: Percentiles of OpenRouter's listing figures (`latency_last_30m.p50` ...), as `quantile` label values.
+OPENROUTER_QUANTILES = {"p50": "0.5", "p75": "0.75", "p90": "0.9", "p99": "0.99"}
+#: Quantizations OpenRouter's listing names (an open enum there); anything else is labelled `other`.
+QUANTIZATIONS = ("int4", "int8", "fp4", "mxfp4", "nvfp4", "fp6", "fp8", "mxfp8", "fp16", "bf16", "fp32",
+                 "unknown", "other")
 
 # Buckets resolve a fast provider (50 ms TTFT) and still reach a slow reasoning model (minutes). SLO
 # thresholds (TTFT 1, 2, 5 s; TPOT 25, 50, 100 ms) are bucket bounds so burn-rate rules are exact.
@@ -106,6 +116,10 @@ class RequestMetrics:
         for phase in CONNECTION_PHASES:
             self.connection_phase.labels(**labels, phase=phase)
 
+    def forget(self, labels: Mapping[str, str]) -> None:
+        """Drop the cached children of a target whose series were removed (ProberMetrics.forget_target)."""
+        self._series.pop(tuple(labels.items()), None)
+
     def _target(self, labels: Mapping[str, str]) -> _TargetSeries:
         """A target's labelled series, looked up once: prometheus-client's `labels()` validates the
         names and takes a lock on every call (~3 µs), and a request touches a dozen series. Both users
@@ -171,7 +185,7 @@ class RequestMetrics:
 
 @dataclass(slots=True)
 class _TargetSeries:
-    """The children of `RequestMetrics` for one target (series are never removed, so they stay valid)."""
+    """The children of `RequestMetrics` for one target (valid until `forget` drops them with the series)."""
 
     ttfb: Histogram
     ttft: Histogram
@@ -207,16 +221,53 @@ class ProberMetrics:
                                           "(caller-side errors such as 429 neither add nor reset).", labels,
                                           registry=r)
         self.state = Gauge(_name("target_state"), "Confirmed state of a target: 1 for the current state "
-                           "(up, degraded, down, unknown), 0 for the others.", (*labels, "state"), registry=r)
+                           "(up, degraded, down, unknown, blind), 0 for the others. blind: the prober cannot "
+                           "measure it (caller-side errors only, or no success for N intervals).",
+                           (*labels, "state"), registry=r)
         self.up = Gauge(_name("target_up"), "1 unless the target is confirmed down (after the configured number "
-                        "of consecutive failures).", labels, registry=r)
+                        "of consecutive failures); a blind target is not down.", labels, registry=r)
+        self.blind = Gauge(_name("target_blind"), "1 for the reason a target is blind (key_rejected: 401/403, "
+                           "no_credits: 402, rate_limited: 429, no_success: no successful probe for N intervals "
+                           "otherwise), 0 for the other reasons and for every reason while it is not blind.",
+                           (*labels, "reason"), registry=r)
+        self.prober_errors = Counter(_name("prober_errors"), "Probes the prober itself failed to run or record "
+                                     "(an unexpected exception in its own code); never counted against the "
+                                     "provider.", labels, registry=r)
         self.interval = Gauge(_name("probe_interval_seconds"), "Configured probe interval of a target.", labels,
                               registry=r)
         self.credits_remaining = Gauge(_name("openrouter_credits_remaining_usd"), "OpenRouter key credit left "
-                                       "(limit - usage) from /api/v1/key; absent for keys without a limit.",
+                                       "(limit - usage) from /api/v1/key; absent for keys without a limit and "
+                                       "while the last read failed (never a stale value).",
                                        ("endpoint",), registry=r)
-        self.credits_usage = Gauge(_name("openrouter_credits_usage_usd"), "OpenRouter key usage so far.",
+        self.credits_limit = Gauge(_name("openrouter_credits_limit_usd"), "OpenRouter key credit limit from "
+                                   "/api/v1/key; absent for keys without a limit and while the last read failed.",
                                    ("endpoint",), registry=r)
+        self.credits_usage = Gauge(_name("openrouter_credits_usage_usd"), "OpenRouter key usage so far (also "
+                                   "for keys without a limit); absent while the last read failed.",
+                                   ("endpoint",), registry=r)
+        self.credits_read_success = Gauge(_name("openrouter_credits_read_success"), "1 if the last /api/v1/key "
+                                          "read succeeded, else 0.", ("endpoint",), registry=r)
+        discovery = ("endpoint", "model")
+        self.discovery_success = Gauge(_name("discovery_success"), "1 if the last provider discovery of a "
+                                       "`discover: true` model succeeded, else 0.", discovery, registry=r)
+        self.discovered_targets = Gauge(_name("discovered_targets"), "Providers of a `discover: true` model "
+                                        "being probed (after the cap and the retirement grace).", discovery,
+                                        registry=r)
+        self.or_uptime = Gauge(_name("openrouter_uptime_ratio"), "OpenRouter's own uptime of a provider from "
+                               "the endpoints listing (uptime_last_5m/_30m/_1d, 0..1; excludes 429s).",
+                               (*labels, "window"), registry=r)
+        self.or_latency = Gauge(_name("openrouter_latency_seconds"), "OpenRouter's own time to first token of a "
+                                "provider over the last 30 min (listing latency_last_30m, ms -> s), by "
+                                "percentile.", (*labels, "quantile"), registry=r)
+        self.or_throughput = Gauge(_name("openrouter_throughput_tokens_per_second"), "OpenRouter's own output "
+                                   "speed of a provider over the last 30 min (listing throughput_last_30m), by "
+                                   "percentile.", (*labels, "quantile"), registry=r)
+        self.or_price = Gauge(_name("openrouter_price_usd_per_token"), "A provider's price from the endpoints "
+                              "listing (pricing.prompt, pricing.completion), USD per token.",
+                              (*labels, "kind"), registry=r)
+        self.or_quantization = Gauge(_name("openrouter_quantization_info"), "1 for the quantization the "
+                                     "endpoints listing gives a provider (an unlisted value is `other`).",
+                                     (*labels, "quantization"), registry=r)
         self.scheduler_lag = Histogram(_name("scheduler_lag_seconds"), "How late a probe started against its "
                                        "scheduled time.", buckets=LAG_BUCKETS, registry=r)
         self.in_flight = Gauge(_name("probes_in_flight"), "Probes running now.", registry=r)
@@ -227,10 +278,40 @@ class ProberMetrics:
         self.build = Info(_name("build"), "tokenpulse version.", registry=r)
         self.build.info({"version": __version__})
 
-    def set_state(self, labels: Mapping[str, str], state: str) -> None:
+    def set_state(self, labels: Mapping[str, str], state: str, blind_reason: str | None = None) -> None:
         for candidate in TARGET_STATES:
             self.state.labels(**labels, state=candidate).set(1.0 if candidate == state else 0.0)
         self.up.labels(**labels).set(0.0 if state == "down" else 1.0)
+        for reason in BLIND_REASONS:
+            self.blind.labels(**labels, reason=reason).set(1.0 if reason == blind_reason else 0.0)
+
+    def forget_target(self, labels: Mapping[str, str]) -> int:
+        """Remove every series carrying this target's labels (a retired provider), from every family of
+        the registry: a retired target must vanish from /metrics, not linger at its last value. Returns
+        the number of label sets removed."""
+        removed = 0
+        wanted = tuple(labels.get(name) for name in TARGET_LABELS)
+        for family in _families(self.registry):
+            names = tuple(family._labelnames)
+            if not set(TARGET_LABELS) <= set(names):
+                continue
+            index = [names.index(n) for n in TARGET_LABELS]
+            with family._lock:
+                keys = [key for key in family._metrics if tuple(key[i] for i in index) == wanted]
+            for key in keys:
+                family.remove(*key)
+                removed += 1
+        self.requests.forget(labels)
+        return removed
+
+
+def _families(registry: CollectorRegistry) -> list[Gauge | Counter | Histogram | Summary]:
+    """The labelled metric families registered in `registry` (prometheus-client keeps them as collectors)."""
+    seen: dict[int, Gauge | Counter | Histogram | Summary] = {}
+    for collector in list(registry._collector_to_names):
+        if isinstance(collector, (Gauge, Counter, Histogram, Summary)) and collector._labelnames:
+            seen[id(collector)] = collector
+    return list(seen.values())
 
 
 class LoadMetrics:

@@ -34,7 +34,11 @@ from pydantic.fields import FieldInfo
 from tokenpulse import config as config_module
 from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
 from tokenpulse.metrics import (
+    BLIND_REASONS,
     NO_ERROR,
+    OPENROUTER_QUANTILES,
+    OPENROUTER_UPTIME_WINDOWS,
+    QUANTIZATIONS,
     TARGET_LABELS,
     TARGET_STATES,
     LoadMetrics,
@@ -348,6 +352,13 @@ _UNITS = (  # (name suffix, unit); the first match wins
     ("_load_step", "step index"),
     ("_target_state", "1 or 0 (state flag)"),
     ("_target_up", "1 or 0"),
+    ("_target_blind", "1 or 0 (reason flag)"),
+    ("_read_success", "1 or 0"),
+    ("_discovery_success", "1 or 0"),
+    ("_discovered_targets", "targets"),
+    ("_prober_errors_total", "probes"),
+    ("_quantization_info", "1 (labels carry the value)"),
+    ("_usd_per_token", "US dollars per token"),
     ("_build_info", "1 (labels carry the value)"),
 )
 
@@ -386,8 +397,11 @@ def _collect_metrics() -> list[_Metric]:
     for gauge in (prober.last_probe, prober.last_success, prober.consecutive_failures, prober.interval):
         gauge.labels(**target).set(1)
     prober.misfires.labels(**target).inc(0)
+    prober.prober_errors.labels(**target)
     prober.credits_remaining.labels(endpoint="e").set(1)
     prober.credits_usage.labels(endpoint="e").set(1)
+    prober.credits_limit.labels(endpoint="e").set(1)
+    prober.credits_read_success.labels(endpoint="e").set(1)
     load = LoadMetrics()
     load.requests.touch(target)
     load.generator_cpu.labels(worker="w").set(0)
@@ -536,6 +550,12 @@ def metrics_reference(root: Path = ROOT) -> str:
         f"| `error_class` | `{NO_ERROR}` (with `outcome=\"ok\"`) or one of {_code_list(ALL_ERROR_CLASSES)}. "
         f"Availability does not count the caller-side classes {_code_list(caller)} |",
         f"| `state` | {_code_list(TARGET_STATES)} |",
+        f"| `reason` | {_code_list(BLIND_REASONS)} (why a target is `blind`) |",
+        f"| `window` | {_code_list(OPENROUTER_UPTIME_WINDOWS)} (OpenRouter's uptime windows) |",
+        f"| `quantile` | {_code_list(tuple(OPENROUTER_QUANTILES.values()))} (percentiles of OpenRouter's "
+        "listing figures) |",
+        "| `kind` | `prompt`, `completion` (listing price) |",
+        f"| `quantization` | {_code_list(QUANTIZATIONS)} |",
         "| `worker` | a load-generator process: `local`, or `w<index>-<host>-<pid>` in distributed runs |",
         "| `version` | the tokenpulse version |",
         "",
@@ -548,7 +568,8 @@ def metrics_reference(root: Path = ROOT) -> str:
         "",
         "| process | series per target (endpoint × model × provider) | series independent of targets |",
         "|---|---|---|",
-        f"| prober | {per_target['prober']} | {fixed['prober']}, plus 2 per OpenRouter endpoint (credits) |",
+        f"| prober | {per_target['prober']} | {fixed['prober']}, plus 4 per OpenRouter endpoint (credits), 2 per "
+        "`discover: true` model and up to 14 per discovered provider (OpenRouter's listing figures) |",
         f"| load test | {per_target['load test']}, plus {created} `_created` series | {fixed['load test']}, plus "
         f"{per_worker} per load-generator process |",
         "",

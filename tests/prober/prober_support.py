@@ -171,3 +171,16 @@ def result(ok: bool = True, error_class: ErrorClass | None = None, ttft: float |
         cost_usd=None, tokens_estimated=False, chunk_count=20, token_times_s=[], provider=None,
         generation_id=None, finish_reason="stop", retry_after_s=None, bytes_received=100, keepalive_count=0,
     )
+
+
+def plan_one(config: Config) -> Any:
+    """The one probe of a one-target config."""
+    from tokenpulse.prober.targets import key_ring, plan
+
+    (probe,) = plan(config.targets(), key_ring(config.endpoints))
+    return probe
+
+
+#: A few results of every kind, for history tests.
+T0_RESULTS = [result(), result(False, ErrorClass.SERVER_ERROR, ttft=None, message="HTTP 502"),
+              result(False, ErrorClass.RATE_LIMITED, ttft=None, message="HTTP 429"), result()]

@@ -58,6 +58,33 @@ def test_failures_are_bounded_and_redacted() -> None:
     secret = "sk-or-v1-canary-history-0123456789"
     h = TargetHistory(secrets=(secret,))
     for i in range(RECENT_FAILURES + 5):
-        h.record(T0 + i, result(False, ErrorClass.SERVER_ERROR, ttft=None, message=f"bad key {secret} " * 20))
+        h.record(T0 + i, result(False, ErrorClass.SERVER_ERROR, ttft=None, message=f"bad key {secret} {i} " * 20))
     assert len(h.failures) == RECENT_FAILURES
     assert all(secret not in f.message and len(f.message) <= 160 for f in h.failures)
+
+
+def test_repeated_identical_failures_collapse_with_a_count() -> None:
+    h = TargetHistory()
+    for i in range(12):
+        h.record(T0 + i * 60, result(False, ErrorClass.SERVER_ERROR, ttft=None, message="HTTP 502: upstream down"))
+    h.record(T0 + 800, result(False, ErrorClass.TIMEOUT_TTFT, ttft=None, message="no token"))
+    h.record(T0 + 900, result(False, ErrorClass.SERVER_ERROR, ttft=None, message="HTTP 502: upstream down"))
+    assert [(f.error_class, f.count) for f in h.failures] == [("server_error", 12), ("timeout_ttft", 1),
+                                                              ("server_error", 1)]
+    assert h.failures[0].first_at == T0 and h.failures[0].at == T0 + 11 * 60
+
+
+def test_bars_count_caller_side_apart_and_history_round_trips() -> None:
+    h = TargetHistory()
+    h.record(T0, result())
+    h.record(T0 + 1, result(False, ErrorClass.SERVER_ERROR, ttft=None))
+    h.record(T0 + 2, result(False, ErrorClass.CLIENT_ERROR, ttft=None, message="HTTP 402"))
+    h.transition(T0 + 3, "up", "blind", "no_credits")
+    bars = h.bars(T0 + 10)
+    assert len(bars) == 96 and bars[-1][1:] == (1, 1, 1) and all(b[1:] == (0, 0, 0) for b in bars[:-1])
+    assert h.covered_s(T0 + 600, HOUR_S) == 600
+    copy = TargetHistory()
+    copy.restore(h.to_dict())
+    assert copy.to_dict() == h.to_dict()
+    assert copy.uptime(T0 + 10, HOUR_S) == 0.5 and copy.bars(T0 + 10) == bars
+    assert copy.transitions[-1].reason == "no_credits" and copy.first_at == T0

@@ -11,14 +11,15 @@ from prober_support import config_data, make_config, sample
 from prometheus_client.parser import text_string_to_metric_families
 
 from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, Outcome
-from tokenpulse.metrics import NO_ERROR, TARGET_STATES
+from tokenpulse.metrics import BLIND_REASONS, NO_ERROR, TARGET_STATES
 from tokenpulse.mock import MockServerThread
 from tokenpulse.prober.http import HttpServer, Response
 from tokenpulse.prober.service import Prober
 
 PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
 #: Label names the prober may export, and where each one's values come from.
-ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version", "phase"}
+ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version", "phase",
+                  "reason"}
 
 
 def config_for(server: MockServerThread) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def test_endpoints_and_metrics(farm_server: MockServerThread) -> None:
     allowed_values = {
         "endpoint": {"mock"}, "model": {"test/chat"}, "provider": set(PROVIDERS),
         "outcome": {o.value for o in Outcome}, "error_class": {NO_ERROR, *ALL_ERROR_CLASSES},
-        "state": set(TARGET_STATES),
+        "state": set(TARGET_STATES), "reason": set(BLIND_REASONS),
     }
     for family in families:
         assert family.name.startswith("tokenpulse_"), family.name
@@ -83,7 +84,13 @@ def test_endpoints_and_metrics(farm_server: MockServerThread) -> None:
                   error_class="server_error") >= 2
     assert sample(prober, "tokenpulse_target_state", **labels, provider="err502", state="down") == 1
     assert sample(prober, "tokenpulse_target_up", **labels, provider="err502") == 0
-    assert sample(prober, "tokenpulse_target_state", **labels, provider="ratelimit", state="unknown") == 1
+    # every probe of it is a 429: the prober cannot measure it (blind), and it is not down
+    assert sample(prober, "tokenpulse_target_state", **labels, provider="ratelimit", state="blind") == 1
+    assert sample(prober, "tokenpulse_target_blind", **labels, provider="ratelimit", reason="rate_limited") == 1
+    assert sample(prober, "tokenpulse_target_blind", **labels, provider="ratelimit", reason="no_credits") == 0
+    assert sample(prober, "tokenpulse_target_blind", **labels, provider="fast-a", reason="rate_limited") == 0
+    assert sample(prober, "tokenpulse_target_up", **labels, provider="ratelimit") == 1
+    assert sample(prober, "tokenpulse_prober_errors_total", **labels, provider="fast-a") == 0
     assert sample(prober, "tokenpulse_target_state", **labels, provider="fast-a", state="up") == 1
     remaining = prober.metrics.registry.get_sample_value("tokenpulse_openrouter_credits_remaining_usd",
                                                          {"endpoint": "mock"})

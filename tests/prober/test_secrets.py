@@ -40,12 +40,14 @@ def canary_config(mock_url: str, echo_url: str) -> dict[str, Any]:
 
 
 def test_canary_key_never_leaks(farm_server: MockServerThread, monkeypatch: pytest.MonkeyPatch,
-                                caplog: pytest.LogCaptureFixture) -> None:
+                                caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     monkeypatch.setenv(KEY_ENV, CANARY)
     caplog.set_level(logging.DEBUG)
     pages: dict[str, str] = {}
     with EchoKeyServer() as echo:
-        config = make_config(canary_config(farm_server.base_url, echo.base_url))
+        data = canary_config(farm_server.base_url, echo.base_url)
+        data["probe"]["state_dir"] = str(tmp_path / "state")  # the history store is an output too
+        config = make_config(data)
 
         async def scenario() -> None:
             prober = Prober(config, interval_override=0.5, listen=("127.0.0.1", 0), summary_interval_s=1.0)
@@ -72,6 +74,8 @@ def test_canary_key_never_leaks(farm_server: MockServerThread, monkeypatch: pyte
         assert CANARY not in body, path
     assert CANARY not in caplog.text
     assert all(CANARY not in r.getMessage() for r in caplog.records)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir())
+    assert b"[REDACTED]" in stored and CANARY.encode() not in stored
     assert any("probe failed" in r.getMessage() and "echo" in r.getMessage() for r in caplog.records)
     assert any(r.getMessage().startswith("summary:") for r in caplog.records)
 

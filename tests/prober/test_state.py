@@ -6,7 +6,7 @@ import pytest
 
 from tokenpulse.config import ConfirmThresholds
 from tokenpulse.core.outcomes import ErrorClass
-from tokenpulse.prober.state import DEGRADED, DOWN, TTFT_WINDOW, UNKNOWN, UP, TargetState
+from tokenpulse.prober.state import BLIND, DEGRADED, DOWN, TTFT_WINDOW, UNKNOWN, UP, TargetState
 
 SLO = 2.0
 
@@ -63,8 +63,10 @@ def test_caller_side_errors_neither_add_nor_reset(caller_side: ErrorClass) -> No
     ok(s)
     fail(s)
     fail(s)
-    for _ in range(5):
-        assert fail(s, caller_side) == DEGRADED
+    assert [fail(s, caller_side) for _ in range(2)] == [DEGRADED, DEGRADED]
+    for _ in range(3):
+        fail(s, caller_side)
+    assert s.health == DEGRADED and s.state == BLIND  # five caller-side in a row: blind over degraded
     assert s.consecutive_failures == 2  # not reset, not increased
     assert fail(s) == DOWN  # the third provider-side failure in a row confirms
 
@@ -87,3 +89,53 @@ def test_slow_provider_is_degraded_and_recovers() -> None:
     assert [ok(s, 3.0), ok(s, 3.5)] == [DEGRADED, DEGRADED]  # serving, but over the 2 s TTFT SLO
     assert ok(s, 0.3) == DEGRADED  # median(3.0, 3.5, 0.3) = 3.0
     assert ok(s, 0.3) == UP  # median(3.5, 0.3, 0.3) = 0.3
+
+
+# ------------------------------------------------------------------------------------------- blind
+def caller(state: TargetState, status: int, at: float = 0.0) -> str:
+    error_class = ErrorClass.RATE_LIMITED if status == 429 else ErrorClass.CLIENT_ERROR
+    return state.observe(False, error_class, None, http_status=status, at=at).state
+
+
+@pytest.mark.parametrize(("status", "reason"), [(401, "key_rejected"), (403, "key_rejected"), (402, "no_credits"),
+                                                (429, "rate_limited"), (400, "no_success"), (404, "no_success")])
+def test_caller_side_errors_in_a_row_make_a_target_blind(status: int, reason: str) -> None:
+    s = machine(down=3)
+    ok(s)
+    assert [caller(s, status) for _ in range(3)] == [UP, UP, BLIND]
+    assert s.blind_reason == reason and s.health == UP
+    assert ok(s) == UP and s.blind_reason is None  # one success ends it
+
+
+def test_blind_wins_over_down_when_the_key_dies_during_an_outage() -> None:
+    s = machine(down=2)
+    assert [fail(s), fail(s)] == [DEGRADED, DOWN]
+    assert [caller(s, 402) for _ in range(2)] == [DOWN, BLIND]
+    assert s.blind_reason == "no_credits"
+    assert fail(s) == DOWN  # a provider-side failure ends the caller-side streak
+
+
+def test_no_success_for_n_intervals_is_blind_unless_down() -> None:
+    s = TargetState(ConfirmThresholds(failures_before_down=3), SLO, interval_s=60.0, blind_after_intervals=3,
+                    since=1000.0)
+    assert s.check(1000.0 + 179.0).state == UNKNOWN
+    transition = s.check(1000.0 + 180.0)
+    assert transition.changed and transition.state == BLIND and transition.reason == "no_success"
+    s.observe(True, None, 0.2, at=1200.0)
+    assert s.state == UP and s.check(1200.0 + 179.0).state == UP
+    assert s.check(1200.0 + 181.0).state == BLIND  # probes stopped finishing
+    d = TargetState(ConfirmThresholds(failures_before_down=1), SLO, interval_s=60.0, since=0.0)
+    d.observe(False, ErrorClass.SERVER_ERROR, None, at=10.0)
+    assert d.check(10_000.0).state == DOWN  # the outage explains the missing successes
+    g = TargetState(ConfirmThresholds(failures_before_down=3), SLO, interval_s=60.0, since=0.0)
+    g.observe(False, ErrorClass.TIMEOUT_TTFT, None, at=60.0)  # a hung provider on its way to down
+    assert g.check(10_000.0).state == DEGRADED
+
+
+def test_a_mix_of_caller_side_failures_keeps_the_latest_reason() -> None:
+    s = machine(down=3)
+    for status in (429, 402, 401):
+        caller(s, status)
+    assert s.state == BLIND and s.blind_reason == "key_rejected"
+    transition = s.observe(False, ErrorClass.CLIENT_ERROR, None, http_status=402)
+    assert transition.changed and transition.previous == BLIND and transition.reason == "no_credits"

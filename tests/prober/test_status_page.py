@@ -111,3 +111,34 @@ def test_status_page_in_headless_chromium_lists_every_provider() -> None:
         listed = re.findall(r'data-provider="([^"]+)"', section)
         assert listed == list(model.providers), (model_id, listed)
     assert re.search(r'class="badge up"', dom)
+    assert re.search(r'<p class="banner (up|degraded|down|blind|unknown)">', dom)
+    assert dom.count('<div class="bars"') == sum(len(m.providers) for m in farm.models.values())
+
+
+def test_story_elements_bars_incidents_collapsed_failures_and_partial_uptime() -> None:
+    doc = document("HTTP 502 <upstream>")
+    target = doc["groups"][0]["targets"][0]
+    target.update(uptime_1h_covers_s=720.0, uptime_1d_covers_s=720.0, uptime_1d=0.5, quantization="fp8",
+                  price={"prompt_per_mtok": 0.09, "completion_per_mtok": 0.45, "source": "listing"},
+                  history_bars={"first_start": "2030-01-01T00:00:00+00:00", "width_s": 900.0,
+                                "ok": [0, 9, 0, 10], "failed": [0, 1, 0, 0], "caller_side": [0, 0, 4, 0]})
+    target["recent_failures"][0].update(count=12, first_at="2030-01-01T20:46:00+00:00",
+                                        at="2030-01-01T20:58:00+00:00")
+    doc["banner"] = {"level": "down", "text": "Outage: 1 down"}
+    doc["incidents"] = [
+        {"endpoint": "e<1>", "model": "m", "provider": "glitch<grid>", "profile": "default", "state": "down",
+         "reason": None, "since": "2030-01-01T20:46:00+00:00", "until": None, "ongoing": True,
+         "duration_s": 180.0},
+        {"endpoint": "e", "model": "m", "provider": "p1", "profile": "default", "state": "blind",
+         "reason": "no_credits", "since": "2030-01-01T18:00:00+00:00", "until": "2030-01-01T18:30:00+00:00",
+         "ongoing": False, "duration_s": 1800.0}]
+    page = render_status_page(doc)
+    assert "glitch&lt;grid&gt; down since 20:46 UTC, 3 min" in page
+    assert "p1 was blind (no_credits) 18:00–18:30 UTC (30 min)" in page
+    assert "<b>×12</b>" in page and "20:46–20:58 UTC" in page and "HTTP 502 &lt;upstream&gt;" in page
+    assert page.count("over 12 min") == 2  # both uptimes cover 12 minutes of their window
+    assert 'class="banner down">Outage: 1 down' in page
+    assert "fp8 · $0.09 / $0.45 per M tokens" in page
+    classes = re.findall(r'<span class="(b[0-9c])" title="([^"]*)"', page)
+    assert [c for c, _ in classes] == ["b0", "b3", "bc", "b1"]  # none, 90 %, caller-side only, 100 %
+    assert classes[1][1] == "00:15 UTC: 9/10 ok" and classes[2][1] == "00:30 UTC: 0/0 ok, 4 caller-side"

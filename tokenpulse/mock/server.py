@@ -5,7 +5,8 @@ Endpoints (both prefixes behave like their originals: /api/v1 is OpenRouter, /v1
 - POST /api/v1/chat/completions, /v1/chat/completions
 - GET  /api/v1/models, /v1/models; GET /api/v1/models/{author}/{slug}/endpoints
 - GET  /api/v1/key
-- GET  /_mock/stats; POST /_mock/outage {"provider", "active", "status"}; GET /healthz
+- GET  /_mock/stats; POST /_mock/outage {"provider", "active", "status"};
+  POST /_mock/listing {"provider", "listed"} (hide a provider from the endpoints listings); GET /healthz
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class MockApp:
             resp.send(200, json.dumps(self.state.snapshot(self._loop.time())).encode())
         elif path == "/_mock/outage":
             self._outage(req, resp)
+        elif path == "/_mock/listing":
+            self._listing(req, resp)
         elif path == "/healthz":
             resp.send(200, b'{"status":"ok"}')
         else:
@@ -62,6 +65,9 @@ class MockApp:
         model = self.state.farm.models.get(model_id)
         if model is None:
             return send_error(resp, 404, f"Model {model_id} not found", {"model": model_id})
+        if self.state.delisted & set(model.providers):
+            kept = {slug: p for slug, p in model.providers.items() if slug not in self.state.delisted}
+            model = model.model_copy(update={"providers": kept})
         resp.send(200, endpoints_body(model))
         return None
 
@@ -101,6 +107,25 @@ class MockApp:
                               {"providers": list(self.state.counters)})
         resp.send(200, json.dumps({"provider": slug, "active": active,
                                    "status": status if active else None}).encode())
+        return None
+
+
+    def _listing(self, req: Request, resp: Responder) -> None:
+        """Hide (`listed: false`) or show a provider in every endpoints listing."""
+        if req.method != "POST":
+            return _not_allowed(resp)
+        try:
+            body = json.loads(req.body)
+            slug, listed = body["provider"], body.get("listed", True)
+            if not isinstance(slug, str) or not isinstance(listed, bool):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return send_error(resp, 400, 'expected {"provider": "<slug>", "listed": true|false}')
+        try:
+            self.state.set_listed(slug, listed)
+        except KeyError:
+            return send_error(resp, 404, f"unknown provider {slug}", {"providers": list(self.state.counters)})
+        resp.send(200, json.dumps({"provider": slug, "listed": listed}).encode())
         return None
 
 

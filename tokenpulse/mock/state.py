@@ -91,6 +91,7 @@ class FarmState:
         }
         self.counters: dict[str, ProviderCounters] = {s: ProviderCounters() for s in farm.provider_slugs()}
         self.runtime_outages: dict[str, int] = {}  # slug -> HTTP status
+        self.delisted: set[str] = set()  # slugs left out of the endpoints listing (still serving)
         self.spent_usd = 0.0
         self.in_flight_requests = 0
 
@@ -119,6 +120,16 @@ class FarmState:
             self.runtime_outages[slug] = status
         else:
             self.runtime_outages.pop(slug, None)
+
+    def set_listed(self, slug: str, listed: bool) -> None:
+        """Show (or hide) a provider in the models' endpoints listings; it keeps serving requests, as a
+        provider OpenRouter stops listing may still answer for a while. KeyError if unknown."""
+        if slug not in self.counters:
+            raise KeyError(slug)
+        if listed:
+            self.delisted.discard(slug)
+        else:
+            self.delisted.add(slug)
 
     def record_error(self, slug: str, kind: str) -> None:
         self.counters[slug].errors[kind] += 1

@@ -4,8 +4,9 @@ Modules, one job each:
 
 - `targets`      config targets (plus discovered providers) turned into ready-to-send probes
 - `discovery`    OpenRouter's per-model provider list (`discover: true`)
-- `state`        the confirmed up / degraded / down state machine of one target
-- `history`      bounded recent results per target (uptime 1 h / 1 d, TTFT, tok/s, failures)
+- `state`        the confirmed up / degraded / down state machine of one target, and `blind` over it
+- `history`      bounded recent results per target (uptime 1 h / 1 d, bars, TTFT, tok/s, failures, changes)
+- `store`        that history in SQLite (`probe.state_dir`), saved in batches, restored at start
 - `runner`       one probe: driver -> metrics -> state -> history; never raises
 - `scheduler`    APScheduler jobs, jitter on a fixed grid, in-flight cap, lag and misfire accounting
 - `credits`      OpenRouter key credit (`/api/v1/key`) as gauges

@@ -4,8 +4,11 @@ Why: a key that runs out of credit turns every probe into a 402 `client_error`; 
 left lets an alert fire before that happens. Polled for `kind: openrouter` endpoints that have a key
 (`api_key_env` set in the environment) or point at a loopback address (the embedded mock, which needs
 no key). The response's `limit_remaining` is used when present, else `limit - usage`; a key without a
-limit has no remaining-credit series at all (absent rather than a fake number). The request is bounded in
-time and size (`fetch`), so a `/key` that never answers costs one failed poll, never a stuck job.
+limit has no remaining-credit or limit series at all (absent rather than a fake number) but still
+reports its usage. A failed read sets `..._credits_read_success` to 0 and removes the other series, so
+no alert or panel reads a stale last value; the limit and the usage together let a rule compute the
+days left at the recent spend rate. The request is bounded in time and size (`fetch`), so a `/key`
+that never answers costs one failed poll, never a stuck job.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client import Gauge
 
 from tokenpulse.config import Endpoint
 from tokenpulse.core.redact import clip, redact
@@ -47,7 +51,7 @@ def wants_credits(endpoint: Endpoint, api_key: str | None) -> bool:
 
 
 class CreditsPoller:
-    """Polls one endpoint's key; `poll()` never raises (a failure is logged and the gauges kept)."""
+    """Polls one endpoint's key; `poll()` never raises (a failure is logged and shown as read_success 0)."""
 
     def __init__(self, client: httpx.AsyncClient, metrics: ProberMetrics, endpoint: Endpoint,
                  api_key: str | None) -> None:
@@ -57,6 +61,16 @@ class CreditsPoller:
         self._api_key = api_key
 
     async def poll(self) -> None:
+        if not await self._read():
+            self._failed()
+
+    def _failed(self) -> None:
+        m, name = self._metrics, self._endpoint.name
+        m.credits_read_success.labels(endpoint=name).set(0)
+        for gauge in (m.credits_remaining, m.credits_limit, m.credits_usage):
+            _remove(gauge, name)
+
+    async def _read(self) -> bool:
         name = self._endpoint.name
         secrets = (self._api_key,) if self._api_key else ()
         try:
@@ -65,38 +79,48 @@ class CreditsPoller:
                                    max_bytes=MAX_BODY_BYTES)
         except FetchError as exc:
             log.warning("credits of endpoint %s: %s", name, clip(redact(str(exc), secrets), 160))
-            return
+            return False
         if response.status != 200:
             detail = clip(redact(response.text, secrets), 160)
             log.warning("credits of endpoint %s: HTTP %d: %s", name, response.status, detail)
-            return
+            return False
         try:
             document = json.loads(response.body)
         except (ValueError, RecursionError):
             log.warning("credits of endpoint %s: the /key response is not JSON", name)
-            return
+            return False
         data = document.get("data") if isinstance(document, Mapping) else None
         if not isinstance(data, Mapping):
             log.warning("credits of endpoint %s: no data object in the /key response", name)
-            return
-        self.apply(data)
+            return False
+        return self.apply(data)
 
-    def apply(self, data: Mapping[str, object]) -> None:
-        name = self._endpoint.name
+    def apply(self, data: Mapping[str, object]) -> bool:
+        """Set the gauges from a /key `data` object; False (nothing set) when it holds no usage."""
+        m, name = self._metrics, self._endpoint.name
         usage = _number(data.get("usage"))
         limit = _number(data.get("limit"))
         remaining = _number(data.get("limit_remaining"))
-        if remaining is None and limit is not None and usage is not None:
+        if usage is None:
+            log.warning("credits of endpoint %s: the /key response has no usage figure", name)
+            return False
+        if remaining is None and limit is not None:
             remaining = limit - usage
-        if usage is not None:
-            self._metrics.credits_usage.labels(endpoint=name).set(usage)
-        if remaining is not None:
-            self._metrics.credits_remaining.labels(endpoint=name).set(remaining)
-        else:
-            try:
-                self._metrics.credits_remaining.remove(name)
-            except KeyError:
-                pass
+        m.credits_usage.labels(endpoint=name).set(usage)
+        for gauge, value in ((m.credits_remaining, remaining), (m.credits_limit, limit)):
+            if value is not None:
+                gauge.labels(endpoint=name).set(value)
+            else:
+                _remove(gauge, name)
+        m.credits_read_success.labels(endpoint=name).set(1)
+        return True
+
+
+def _remove(gauge: Gauge, endpoint: str) -> None:
+    try:
+        gauge.remove(endpoint)
+    except KeyError:
+        pass
 
 
 def _number(value: object) -> float | None:

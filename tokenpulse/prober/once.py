@@ -36,12 +36,22 @@ log = logging.getLogger("tokenpulse.prober")
 
 @dataclass(frozen=True, slots=True)
 class OnceRow:
+    """One target's probe; `result` is None when the prober itself failed (nothing was measured)."""
+
     probe: ProbeTarget
-    result: StreamResult
+    result: StreamResult | None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
 
     def to_dict(self) -> dict[str, Any]:
-        row = self.result.to_dict()
-        row["reported_provider"] = row.pop("provider")
+        if self.result is None:
+            row: dict[str, Any] = {"outcome": "prober_error", "error_message": "the prober failed to run this "
+                                   "probe (see its log); nothing was measured"}
+        else:
+            row = self.result.to_dict()
+            row["reported_provider"] = row.pop("provider")
         return {"endpoint": self.probe.endpoint, "model": self.probe.model, "provider": self.probe.provider,
                 "profile": self.probe.profile, **row}
 
@@ -53,7 +63,7 @@ class OnceReport:
 
     @property
     def ok(self) -> bool:
-        return not self.discovery_errors and bool(self.rows) and all(r.result.ok for r in self.rows)
+        return not self.discovery_errors and bool(self.rows) and all(r.ok for r in self.rows)
 
 
 async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) -> OnceReport:
@@ -105,13 +115,17 @@ def render_text(report: OnceReport) -> str:
     for row in report.rows:
         r, p = row.result, row.probe
         provider = p.provider if p.profile == "default" else f"{p.provider} ({p.profile})"
+        if r is None:
+            rows.append([p.endpoint, p.model, provider, "prober_error", "-", "-", "-", "-", "-"])
+            continue
         outcome = "ok" if r.ok else (r.error_class.value if r.error_class else "error")
         tokens = fmt_number(r.output_tokens) + (" (est.)" if r.tokens_estimated and r.output_tokens else "")
         rows.append([p.endpoint, p.model, provider, outcome, fmt_seconds(r.ttft_s), fmt_seconds(r.ttfc_s),
                      fmt_seconds(r.e2e_s), fmt_number(r.output_tokens_per_s), tokens])
     table = render_table(headers, rows) if rows else "no target probed"
-    failed = [f"{row.probe.key}: {row.result.error_class}: {row.result.error_message}"
-              for row in report.rows if not row.result.ok]
+    failed = [f"{row.probe.key}: prober error (nothing measured)" if row.result is None else
+              f"{row.probe.key}: {row.result.error_class}: {row.result.error_message}"
+              for row in report.rows if not row.ok]
     lines = [table]
     if failed:
         lines += ["", "failures:", *(f"  {line}" for line in failed)]

@@ -43,6 +43,7 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -144,6 +145,21 @@ class ProbeScheduler:
             )
         self._metrics.targets.set(len(self._probes))
 
+    def remove_probe(self, key: str) -> bool:
+        """Unschedule a target (a retired provider); a probe of it already running finishes. False if
+        it was not scheduled."""
+        if self._probes.pop(key, None) is None:
+            return False
+        try:
+            self._scheduler.remove_job(key)
+        except JobLookupError:
+            pass
+        self._scheduled.pop(key, None)
+        self._last_slot.pop(key, None)
+        self.first_done.discard(key)
+        self._metrics.targets.set(len(self._probes))
+        return True
+
     def add_periodic(self, func: Callable[[], Awaitable[Any]], interval_s: float, *, name: str,
                      first_delay_s: float = 0.0) -> None:
         """A housekeeping job (credits, discovery, summary): same scheduler, never overlapping. Its
@@ -195,7 +211,9 @@ class ProbeScheduler:
             return  # only at shutdown; the probe task itself is awaited (or cancelled) by stop()
 
     async def _run(self, key: str, scheduled: float | None) -> None:
-        probe = self._probes[key]
+        probe = self._probes.get(key)
+        if probe is None:  # retired while this run was being submitted
+            return
         slot = await self._cap.acquire()
         try:
             if self._stopping:
@@ -214,7 +232,8 @@ class ProbeScheduler:
                 self._metrics.in_flight.set(self.in_flight)
         finally:
             self._cap.release(slot)
-        self.first_done.add(key)
+        if key in self._probes:
+            self.first_done.add(key)
 
     def _on_event(self, event: JobEvent) -> None:
         probe = self._probes.get(event.job_id)
