@@ -20,9 +20,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from tokenpulse.core import request as request_defaults
 from tokenpulse.core.keys import insecure_key_problem
 from tokenpulse.core.redact import register_secret
-from tokenpulse.core.request import ChatRequest, Timeouts
+from tokenpulse.core.request import ChatRequest, ReasoningEffort, Timeouts
 from tokenpulse.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
@@ -58,14 +59,17 @@ class _Strict(BaseModel):
 class TimeoutsConfig(_Strict):
     """Per-request time limits in seconds. Each expiry is its own error class (docs/metrics.md)."""
 
-    connect_s: PositiveSeconds = Field(default=10.0, description="TCP and TLS connection set-up "
-                                       "(`timeout_connect`).")
-    ttft_s: PositiveSeconds = Field(default=60.0, description="from sending the request to the first token of "
-                                    "any kind; keep-alive comments do not reset it (`timeout_ttft`).")
-    idle_s: PositiveSeconds = Field(default=30.0, description="longest silence between two reads once the "
-                                    "first token has arrived (`timeout_idle`).")
-    total_s: PositiveSeconds = Field(default=300.0, description="the whole request, from sending it to the "
-                                     "end of the stream (`timeout_total`).")
+    connect_s: PositiveSeconds = Field(default=request_defaults.DEFAULT_CONNECT_S,
+                                       description="TCP and TLS connection set-up (`timeout_connect`).")
+    ttft_s: PositiveSeconds = Field(default=request_defaults.DEFAULT_TTFT_S,
+                                    description="from sending the request to the first token of any kind; "
+                                    "keep-alive comments do not reset it (`timeout_ttft`).")
+    idle_s: PositiveSeconds = Field(default=request_defaults.DEFAULT_IDLE_S,
+                                    description="longest silence between two reads once the first token has "
+                                    "arrived (`timeout_idle`).")
+    total_s: PositiveSeconds = Field(default=request_defaults.DEFAULT_TOTAL_S,
+                                     description="the whole request, from sending it to the end of the stream "
+                                     "(`timeout_total`).")
 
     def to_timeouts(self) -> Timeouts:
         return Timeouts(connect=self.connect_s, ttft=self.ttft_s, idle=self.idle_s, total=self.total_s)
@@ -75,7 +79,7 @@ class Reasoning(_Strict):
     """OpenRouter's `reasoning` request object, sent as it is. Probes pin it: never compare providers run
     with different reasoning settings (DESIGN.md §3). Set either `effort` or `max_tokens`, not both."""
 
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = Field(
+    effort: ReasoningEffort | None = Field(
         default=None, description="reasoning effort level (OpenRouter maps it onto each provider's setting).")
     max_tokens: int | None = Field(default=None, ge=0, description="reasoning token budget, for models that "
                                    "take a budget rather than an effort level.")
@@ -440,7 +444,8 @@ def _pin_conflict(profile: ProbeProfile, model: ModelTarget) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One probed thing: its labels and everything needed to build its request."""
+    """One target (endpoint, model, provider, profile): its labels and everything needed to build its request;
+    the prober schedules it, a load test sends it traffic."""
 
     endpoint: Endpoint
     model: ModelTarget

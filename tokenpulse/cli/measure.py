@@ -19,13 +19,21 @@ from tokenpulse.core.format import fmt_number, fmt_seconds, fmt_usd, render_fiel
 from tokenpulse.core.jsonwire import dumps_pretty
 from tokenpulse.core.keys import DEFAULT_KEY_ENV, belongs_to, insecure_key_problem, read_api_key, url_host
 from tokenpulse.core.recorder import StreamResult
-from tokenpulse.core.request import ChatRequest, Timeouts, prepare
+from tokenpulse.core.request import (
+    DEFAULT_CONNECT_S,
+    DEFAULT_IDLE_S,
+    DEFAULT_TOTAL_S,
+    DEFAULT_TTFT_S,
+    REASONING_EFFORTS,
+    ChatRequest,
+    Timeouts,
+    prepare,
+)
 from tokenpulse.transports.asyncio_loop.driver import AsyncStreamDriver
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/api/v1"
 DEFAULT_MODEL = "nvidia/nemotron-3-super-120b-a12b"
 DEFAULT_PROMPT = "Explain in three sentences why the sky is blue."
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 def reasoning_setting(effort: str | None) -> dict[str, object] | None:
@@ -61,12 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-insecure-key", action="store_true",
                    help="allow sending the key over plain http to a host that is not a loopback address "
                         "(anyone on the network path can read it); without it that is an error")
-    p.add_argument("--connect-timeout", type=positive_seconds, default=10.0, help="seconds (default: 10)")
-    p.add_argument("--ttft-timeout", type=positive_seconds, default=60.0,
-                   help="seconds until the first token (default: 60)")
-    p.add_argument("--idle-timeout", type=positive_seconds, default=30.0,
-                   help="longest silence between reads after the first token, seconds (default: 30)")
-    p.add_argument("--total-timeout", type=positive_seconds, default=300.0, help="seconds (default: 300)")
+    p.add_argument("--connect-timeout", type=positive_seconds, default=DEFAULT_CONNECT_S,
+                   help=f"seconds (default: {DEFAULT_CONNECT_S:g})")
+    p.add_argument("--ttft-timeout", type=positive_seconds, default=DEFAULT_TTFT_S,
+                   help=f"seconds until the first token (default: {DEFAULT_TTFT_S:g})")
+    p.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_S,
+                   help=f"longest silence between reads after the first token, seconds "
+                        f"(default: {DEFAULT_IDLE_S:g})")
+    p.add_argument("--total-timeout", type=positive_seconds, default=DEFAULT_TOTAL_S,
+                   help=f"seconds (default: {DEFAULT_TOTAL_S:g})")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
 

@@ -10,11 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from tokenpulse.core.jsonwire import dumps_compact
 
-ReasoningEffort = str  # "minimal" | "low" | "medium" | "high" (OpenRouter's values)
+#: OpenRouter's `reasoning.effort` values, the one list: the config model and `measure --reasoning-effort`
+#: both take them from here.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
+
+
+
+#: The limits a request gets unless told otherwise: `Timeouts`, the config's `timeouts:` fields and
+#: `measure`'s flags all take their defaults from here, so they cannot disagree.
+DEFAULT_CONNECT_S = 10.0
+DEFAULT_TTFT_S = 60.0
+DEFAULT_IDLE_S = 30.0
+DEFAULT_TOTAL_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +37,10 @@ class Timeouts:
     silence between two reads once the first token has arrived. total: the whole request.
     """
 
-    connect: float | None = 10.0
-    ttft: float | None = 60.0
-    idle: float | None = 30.0
-    total: float | None = 300.0
+    connect: float | None = DEFAULT_CONNECT_S
+    ttft: float | None = DEFAULT_TTFT_S
+    idle: float | None = DEFAULT_IDLE_S
+    total: float | None = DEFAULT_TOTAL_S
 
     def __post_init__(self) -> None:
         for name in ("connect", "ttft", "idle", "total"):

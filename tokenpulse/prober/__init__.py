@@ -14,7 +14,8 @@ Modules, one job each:
 - `status_page`  server-rendered HTML of that document
 - `http`         a minimal asyncio HTTP server for `/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`
 - `exposition`   `/metrics` text, byte-identical to prometheus-client's and ~5x faster at scale
-- `transport`    the probe client's lean HTTP/1.1 transport (under the unchanged httpx driver)
+- `admission`    the in-flight cap: a probe holds a slot until it ends or passes the TTFT objective
+- `fetch`        the one bounded GET (total timeout, byte cap) for discovery and credits
 - `service`      wires the above together for `tokenpulse probe`
 - `once`         `tokenpulse probe --once`: every target once, concurrently, bounded
 """

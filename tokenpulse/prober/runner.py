@@ -154,7 +154,7 @@ class ProbeRunner:
         labels = probe.labels
         m = self._metrics
         cost = result.cost_usd
-        if cost is None:
+        if cost is None and not result.usage_invalid:  # invalid usage: the spend is unknown, not estimated
             cost = probe.cost_usd(result.prompt_tokens, result.output_tokens)
         m.requests.observe(labels, result, cost_usd=cost)
         now = time.time()
