@@ -10,7 +10,16 @@ Which requests count:
   length. So a request that straddles the window's edge counts for the part inside, and warm-up traffic
   never inflates a step.
 - open loop (rate shape): `queue_wait` is the time a scheduled request waited for a free user, and
-  `ttft_from_schedule` = queue wait + TTFT, the TTFT a real client arriving on schedule would have seen.
+  `ttft_from_schedule` = queue wait + TTFT, the TTFT a real client arriving on schedule would have seen;
+  goodput then judges TTFT from the schedule, and arrivals that were never sent count as not good.
+- `cancelled` requests (cut off at a step change or the run's end, with the timings they reached) are
+  counted apart: neither errors of the target nor successes. They count in goodput's denominator (they
+  did not meet the SLO for the user who sent them) only when the timings they reached already broke it.
+- intervals: every percentile has its `n` and p50/p95/p99 an order-statistic interval (core/stats.py);
+  throughputs carry a standard error `*_se` from the compound-Poisson model (completed requests arrive as
+  a Poisson stream, each with its own token count: se = sqrt(sum of squared tokens) / window), which
+  overstates the noise of a closed-loop run (more regular than Poisson), so a difference it calls
+  significant is one.
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenpulse.core.stats import distribution
+from tokenpulse.core.stats import CONFIDENCE, distribution, z_value
 
 LATENCY_FIELDS = ("ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s")
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,28 +68,52 @@ def _in(at: float, windows: Sequence[Window]) -> bool:
 
 
 def is_good(record: dict[str, Any], slo: dict[str, Any]) -> bool:
-    """Met every SLO: succeeded, TTFT <= slo.ttft_s and TPOT <= slo.tpot_s (TPOT absent: one token)."""
+    """Met every SLO: succeeded, TTFT <= slo.ttft_s and TPOT <= slo.tpot_s (TPOT absent: one token).
+    Under an arrival rate, TTFT counts from the scheduled arrival (queue wait + TTFT)."""
     if record.get("outcome") != "ok":
         return False
     ttft = record.get("ttft_s")
-    if ttft is None or ttft > float(slo.get("ttft_s", math.inf)):
+    if ttft is None or ttft + (record.get("queue_wait_s") or 0.0) > float(slo.get("ttft_s", math.inf)):
         return False
     tpot = record.get("tpot_s")
     return tpot is None or tpot <= float(slo.get("tpot_s", math.inf))
 
 
+def _cancelled_judged(record: dict[str, Any], slo: dict[str, Any]) -> bool:
+    """A cancelled request counts in goodput only when what it reached already broke the SLO: it waited
+    past the TTFT objective (queue wait + TTFT, or + its elapsed time when no token came) or its TPOT did."""
+    wait = record.get("queue_wait_s") or 0.0
+    ttft = record.get("ttft_s")
+    reached = ttft if ttft is not None else record.get("e2e_s") or 0.0
+    if wait + reached > float(slo.get("ttft_s", math.inf)):
+        return True
+    tpot = record.get("tpot_s")
+    return tpot is not None and tpot > float(slo.get("tpot_s", math.inf))
+
+
+def _interval(value: float | None, se: float | None) -> list[float | None]:
+    if value is None or se is None:
+        return [None, None]
+    z = z_value(CONFIDENCE)
+    return [max(0.0, value - z * se), value + z * se]
+
+
 def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], windows: Sequence[Window],
-            slo: dict[str, Any]) -> dict[str, Any]:
+            slo: dict[str, Any], never_sent: int = 0) -> dict[str, Any]:
     """Figures of the requests `started` in the windows; `pool` is every request of the same group
-    (whatever step or phase) for the throughput over the windows."""
+    (whatever step or phase) for the throughput over the windows; `never_sent`: scheduled arrivals of
+    the windows that no user ever sent (open loop), which count as requests that were not good."""
     ok = [r for r in started if r.get("outcome") == "ok"]
-    errors = Counter(str(r.get("error_class")) for r in started if r.get("outcome") != "ok")
+    cancelled = [r for r in started if r.get("outcome") == CANCELLED]
+    errors = Counter(str(r.get("error_class")) for r in started if r.get("outcome") not in ("ok", CANCELLED))
+    finished = len(started) - len(cancelled)
     window_s = sum(w.length for w in windows)
     out: dict[str, Any] = {
         "requests": len(started),
         "ok": len(ok),
+        "cancelled": len(cancelled),
         "errors": sum(errors.values()),
-        "error_rate": (sum(errors.values()) / len(started)) if started else None,
+        "error_rate": (sum(errors.values()) / finished) if finished else None,
         "error_classes": dict(sorted(errors.items())),
     }
     for name in LATENCY_FIELDS:
@@ -91,24 +125,47 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
         out["queue_wait"] = distribution(waits)
         out["ttft_from_schedule"] = distribution(
             (r.get("queue_wait_s") or 0.0) + r["ttft_s"] for r in ok if r.get("ttft_s") is not None)
-    out_tokens = in_tokens = completed = 0.0
+    out_tokens = in_tokens = completed = out_sq = in_sq = sent = 0.0
     for r in pool:
-        out_tokens += tokens_in_windows(r, windows)
+        part = tokens_in_windows(r, windows)
+        out_tokens += part
+        out_sq += part * part
         if _in(float(r["start_time"]), windows):
-            in_tokens += r.get("prompt_tokens") or 0
-        if _in(float(r["start_time"]) + float(r.get("e2e_s") or 0.0), windows):
+            prompt = r.get("prompt_tokens") or 0
+            in_tokens += prompt
+            in_sq += prompt * prompt
+            sent += 1
+        if r.get("outcome") != CANCELLED and _in(float(r["start_time"]) + float(r.get("e2e_s") or 0.0), windows):
             completed += 1
+
+    def per_s(x: float) -> float | None:
+        return x / window_s if window_s > 0 else None
+
+    def se(sq: float) -> float | None:
+        return math.sqrt(sq) / window_s if window_s > 0 else None
+
     out["throughput"] = {
         "window_s": window_s,
-        "requests_per_s": completed / window_s if window_s > 0 else None,
-        "output_tokens_per_s": out_tokens / window_s if window_s > 0 else None,
-        "input_tokens_per_s": in_tokens / window_s if window_s > 0 else None,
+        "requests_per_s": per_s(completed), "requests_per_s_se": se(completed),
+        "requests_per_s_ci": _interval(per_s(completed), se(completed)),
+        "output_tokens_per_s": per_s(out_tokens), "output_tokens_per_s_se": se(out_sq),
+        "output_tokens_per_s_ci": _interval(per_s(out_tokens), se(out_sq)),
+        "input_tokens_per_s": per_s(in_tokens), "input_tokens_per_s_se": se(in_sq),
+        "completed_requests": int(completed),
+        "sent_per_s": per_s(sent),
     }
+    if waits:  # open loop: the rate the schedule offered (sent or not) and the rate users achieved
+        scheduled = sum(1 for r in started if _in(float(r["start_time"]) - (r.get("queue_wait_s") or 0.0), windows))
+        out["rate"] = {"offered_per_s": per_s(scheduled + never_sent), "achieved_per_s": per_s(sent),
+                       "scheduled": scheduled + never_sent, "sent": int(sent), "never_sent": never_sent}
     good = [r for r in started if is_good(r, slo)]
+    judged = finished + sum(1 for r in cancelled if _cancelled_judged(r, slo)) + never_sent
     all_out = sum(r.get("output_tokens") or 0 for r in started)
     out["goodput"] = {
         "requests": len(good),
-        "ratio": len(good) / len(started) if started else None,
+        "judged": judged,
+        "never_sent": never_sent,
+        "ratio": len(good) / judged if judged else None,
         "tokens_ratio": (sum(r.get("output_tokens") or 0 for r in good) / all_out) if all_out else None,
         "requests_per_s": len(good) / window_s if window_s > 0 else None,
         "slo": {"ttft_s": slo.get("ttft_s"), "tpot_s": slo.get("tpot_s")},

@@ -5,10 +5,17 @@ Layout (`SUMMARY_VERSION` 1):
     slo        the SLOs goodput was measured against
     targets    per target: name, endpoint, model, provider, `overall` figures (all measured windows)
     steps      per step: index, level, users, rate, measured window, `all` figures and per-target figures
+               (each with `cancelled`; under an arrival rate also `rate`: offered and achieved per second)
     knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
     warnings   plain sentences (generator limits, missing records, stops, estimates)
-Figures are those of `figures.py`; every time is in seconds, every rate per second.
+Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
+carries its `n`, p50/p95/p99 an order-statistic interval (`p95_ci`, at `ci_level`).
+
+Arrivals never sent (open loop): each worker reports how many scheduled arrivals were still waiting
+for a free user when it stopped (`arrivals_pending` in its health lines). Arrivals are taken oldest
+first, so those left are the newest: they are attributed to the last measured step, and count in its
+(and the overall) goodput as not good.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 ALL = "all"
 DEFAULT_SLO = {"ttft_s": 2.0, "tpot_s": 0.05}
+#: A step where more than this share of the requests sent was cancelled gets a warning: its figures
+#: describe the requests that finished, which are the faster ones.
+CANCELLED_WARN_RATIO = 0.05
 
 
 def target_key(record: dict[str, Any]) -> tuple[str, str, str]:
@@ -75,6 +85,9 @@ def summarize(run: RunData) -> dict[str, Any]:
                 and windows[r["step"]].length > 0]
 
     all_windows = [windows[s.index] for s in measured_steps]
+    never_sent = _never_sent(run)
+    last_measured = measured_steps[-1].index if measured_steps else None
+    # Never-sent arrivals are not tagged with a target: they count for `all` only.
     target_out = []
     for t in targets:
         recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
@@ -87,13 +100,14 @@ def summarize(run: RunData) -> dict[str, Any]:
                                  "window": [round(w.start - start, 3), round(w.end - start, 3)],
                                  "window_s": w.length, "measured": w.length > 0}
         if w.length > 0:
-            entry[ALL] = figures(started(run.records, s.index), run.records, [w], slo)
+            entry[ALL] = figures(started(run.records, s.index), run.records, [w], slo,
+                                 never_sent if s.index == last_measured else 0)
             entry["targets"] = {}
             for t in targets:
                 recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
                 entry["targets"][t["name"]] = figures(started(recs, s.index), recs, [w], slo)
         steps_out.append(entry)
-    overall_all = figures(started(run.records, None), run.records, all_windows, slo)
+    overall_all = figures(started(run.records, None), run.records, all_windows, slo, never_sent)
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
@@ -108,6 +122,33 @@ def summarize(run: RunData) -> dict[str, Any]:
     return summary
 
 
+def _never_sent(run: RunData) -> int:
+    pending = _last_per_worker(run.health, "arrivals_pending")
+    return sum(v for v in pending.values() if type(v) is int and v > 0)
+
+
+def _shape(schedule: Schedule | None, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The shape as it ran, with the parameters that apply to it (not unused option defaults)."""
+    if schedule is None:
+        return None
+    out: dict[str, Any] = {"kind": schedule.kind, "steps": len(schedule.steps)}
+    if schedule.steps:
+        out["step_s"] = schedule.steps[0].duration_s
+    if schedule.kind == "rate":
+        out["rates_per_s"] = [s.rate for s in schedule.steps]
+        out["users"] = schedule.max_users
+        if options.get("arrivals") is not None:
+            out["arrivals"] = options.get("arrivals")
+        if options.get("seed") is not None:
+            out["seed"] = options.get("seed")
+    elif schedule.kind == "fixed":
+        out["users"] = schedule.max_users
+    else:
+        out["levels"] = [s.users for s in schedule.steps]
+        out["max_users"] = schedule.max_users
+    return out
+
+
 def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
     meta = run.meta
     locust = meta.get("locust") or {}
@@ -119,6 +160,7 @@ def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
         "id": meta.get("run_id"),
         "path": str(run.path),
         "shape": schedule.kind if schedule else None,
+        "shape_params": _shape(schedule, meta.get("options") or {}),
         "options": meta.get("options", {}),
         "workload": meta.get("workload", {}),
         "run_start": run.run_start,
@@ -155,8 +197,10 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
         for s in measured:
             f = pick(s)
             tp = f["throughput"]
-            x = tp["output_tokens_per_s"] if f["tokens"]["output"] else tp["requests_per_s"]
-            out.append(StepPoint(level=s["level"], throughput=x, ttft_p95=f["ttft"]["p95"], ok=f["ok"]))
+            key = "output_tokens_per_s" if f["tokens"]["output"] else "requests_per_s"
+            ci = f["ttft"].get("p95_ci") or [None, None]
+            out.append(StepPoint(level=s["level"], throughput=tp[key], ttft_p95=f["ttft"]["p95"], ok=f["ok"],
+                                 throughput_se=tp.get(f"{key}_se") or 0.0, ttft_p95_ci=(ci[0], ci[1])))
         return out
 
     result: dict[str, Any] = {"x": "arrival rate (requests/s)" if schedule.kind == "rate" else "users",
@@ -215,6 +259,13 @@ def _warnings(run: RunData, summary: dict[str, Any]) -> list[str]:
         if not step["measured"]:
             out.append(f"step {step['index']} (level {step['level']:g}) was not measured: the run stopped "
                        "before its warm-up ended")
+            continue
+        f = step[ALL]
+        if f["requests"] and f["cancelled"] / f["requests"] > CANCELLED_WARN_RATIO:
+            out.append(f"step {step['index']} (level {step['level']:g}): {f['cancelled']} of {f['requests']} "
+                       f"requests ({f['cancelled'] / f['requests']:.0%}) were cancelled (in flight at a "
+                       "step change or the run's end): its latencies describe the requests that finished, "
+                       "the faster ones; lengthen the step or the drain (load.drain_s)")
     locust = info.get("locust_e2e_requests")
     if locust is not None and locust != info["records"]:
         out.append(f"{info['records']} records but Locust counted {locust} requests: "
