@@ -27,7 +27,7 @@ _MAX = sys.float_info.max
 #: The percentiles every latency figure reports.
 QUANTILES = (50, 90, 95, 99)
 #: The percentiles that carry a confidence interval (`p50_ci`, ...), and its default level.
-CI_QUANTILES = (50, 95, 99)
+CI_QUANTILES = (50, 90, 95, 99)
 CONFIDENCE = 0.95
 #: Above this expected count in the smaller tail (n * min(q, 1 - q)), ranks come from the normal
 #: approximation instead of the exact binomial sum (which costs that many terms).
