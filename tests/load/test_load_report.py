@@ -185,8 +185,8 @@ def test_evaluate_flags_regressions_per_target_and_all(tmp_path: Path) -> None:
     failed = {(v.rule.metric, v.target) for v in verdicts if v.failed}
     assert failed == {("ttft_p95", "fast"), ("ttft_p95", "all")}
     assert not any(v.failed for v in evaluate(rules, base, base))
-    (missing,) = evaluate([parse_rule("ttft_p95@nosuch:+10%")], base, base)
-    assert missing.failed
+    with pytest.raises(RuleError, match="no such target"):  # a usage error, never a pass or a regression
+        evaluate([parse_rule("ttft_p95@nosuch:+10%")], base, base)
 
 
 def test_knee_ignores_steps_with_too_few_completions() -> None:

@@ -31,7 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenpulse.core.stats import CONFIDENCE, distribution, z_value
+from tokenpulse.core.stats import CONFIDENCE, counted_distribution, distribution, z_value
+from tokenpulse.report.run import gap_counter
 
 LATENCY_FIELDS = ("ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s")
 CANCELLED = "cancelled"
@@ -99,10 +100,12 @@ def _interval(value: float | None, se: float | None) -> list[float | None]:
 
 
 def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], windows: Sequence[Window],
-            slo: dict[str, Any], never_sent: int = 0) -> dict[str, Any]:
+            slo: dict[str, Any], never_sent: int = 0, gaps: Counter[int] | None = None) -> dict[str, Any]:
     """Figures of the requests `started` in the windows; `pool` is every request of the same group
     (whatever step or phase) for the throughput over the windows; `never_sent`: scheduled arrivals of
-    the windows that no user ever sent (open loop), which count as requests that were not good."""
+    the windows that no user ever sent (open loop), which count as requests that were not good; `gaps`:
+    the chunk gaps of the successful `started` requests in integer µs when already counted (report/run.py),
+    else they are counted here from the token times."""
     ok = [r for r in started if r.get("outcome") == "ok"]
     cancelled = [r for r in started if r.get("outcome") == CANCELLED]
     errors = Counter(str(r.get("error_class")) for r in started if r.get("outcome") not in ("ok", CANCELLED))
@@ -118,7 +121,11 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
     }
     for name in LATENCY_FIELDS:
         out[name.removesuffix("_s")] = distribution(r.get(name) for r in ok)
-    out["chunk_gap"] = distribution(_gaps(ok))
+    if gaps is None:
+        gaps = Counter()
+        for r in ok:
+            gap_counter(r.get("token_times_s"), gaps)
+    out["chunk_gap"] = counted_distribution(gaps, 1e-6)
     out["output_tps"] = distribution(r.get("output_tokens_per_s") for r in ok)
     waits = [r.get("queue_wait_s") for r in started if r.get("queue_wait_s") is not None]
     if waits:
@@ -180,10 +187,3 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
         "estimated_requests": sum(1 for r in started if r.get("tokens_estimated")),
     }
     return out
-
-
-def _gaps(records: Iterable[dict[str, Any]]) -> Iterable[float]:
-    for r in records:
-        times = r.get("token_times_s") or []
-        for a, b in zip(times, times[1:]):
-            yield b - a

@@ -20,7 +20,8 @@ first, so those left are the newest: they are attributed to the last measured st
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,32 @@ def _steps(run: RunData) -> tuple[Schedule | None, list[Step]]:
     return None, [Step(0, 0.0, span, 0.0, 0)]
 
 
+def _by_start(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records in start-time order (load_run sorts them; a hand-built RunData may not)."""
+    starts = [r["start_time"] for r in records]
+    if all(a <= b for a, b in zip(starts, starts[1:], strict=False)):
+        return records
+    return sorted(records, key=lambda r: r["start_time"])
+
+
+class _Pool:
+    """One group's records in start order, sliced to those that can touch given windows: a request
+    that started more than the longest request's duration before a window cannot reach into it, and
+    one that started after it cannot either. Keeps a step's throughput from scanning the whole run."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = _by_start(records)
+        self.starts = [float(r["start_time"]) for r in self.records]
+        self.span = max((float(r.get("e2e_s") or 0.0) for r in self.records), default=0.0)
+
+    def near(self, windows: Sequence[Window]) -> list[dict[str, Any]]:
+        if not windows:
+            return []
+        lo = bisect_left(self.starts, min(w.start for w in windows) - self.span)
+        hi = bisect_left(self.starts, max(w.end for w in windows))
+        return self.records[lo:hi]
+
+
 def summarize(run: RunData) -> dict[str, Any]:
     slo = dict(run.meta.get("slo") or DEFAULT_SLO)
     schedule, steps = _steps(run)
@@ -74,25 +101,43 @@ def summarize(run: RunData) -> dict[str, Any]:
     by_target: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in run.records:
         by_target[target_key(r)].append(r)
+    pools = {key: _Pool(recs) for key, recs in by_target.items()}
+    pool_all = _Pool(run.records)
     no_schedule = schedule is None
+    measured_index = {s.index for s in measured_steps}
 
     def started(records: Sequence[dict[str, Any]], step_index: int | None) -> list[dict[str, Any]]:
         if no_schedule:
             return list(records)
         if step_index is not None:
             return [r for r in records if r.get("phase") == MEASURE and r.get("step") == step_index]
-        return [r for r in records if r.get("phase") == MEASURE and r.get("step") in windows
-                and windows[r["step"]].length > 0]
+        return [r for r in records if r.get("phase") == MEASURE and r.get("step") in measured_index]
+
+    def gaps(key: tuple[str, str, str] | None, step_index: int | None) -> Counter[int] | None:
+        """Counted chunk gaps of a group's successful started requests (None: count from records)."""
+        if run.gap_counts is None:
+            return None
+        total: Counter[int] = Counter()
+        for (endpoint, model, provider, step, phase), counts in run.gap_counts.items():
+            if key is not None and (endpoint, model, provider) != key:
+                continue
+            if no_schedule or (phase == MEASURE and (step == step_index if step_index is not None
+                                                     else step in measured_index)):
+                total.update(counts)
+        return total
 
     all_windows = [windows[s.index] for s in measured_steps]
     never_sent = _never_sent(run)
     last_measured = measured_steps[-1].index if measured_steps else None
+    empty = _Pool([])
     # Never-sent arrivals are not tagged with a target: they count for `all` only.
     target_out = []
     for t in targets:
-        recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
+        key = (t["endpoint"], t["model"], t["provider"])
+        recs = by_target.get(key, [])
         target_out.append({**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
-                           "overall": figures(started(recs, None), recs, all_windows, slo)})
+                           "overall": figures(started(recs, None), pools.get(key, empty).near(all_windows),
+                                              all_windows, slo, gaps=gaps(key, None))})
     steps_out = []
     for s in steps:
         w = windows[s.index]
@@ -100,14 +145,17 @@ def summarize(run: RunData) -> dict[str, Any]:
                                  "window": [round(w.start - start, 3), round(w.end - start, 3)],
                                  "window_s": w.length, "measured": w.length > 0}
         if w.length > 0:
-            entry[ALL] = figures(started(run.records, s.index), run.records, [w], slo,
-                                 never_sent if s.index == last_measured else 0)
+            entry[ALL] = figures(started(run.records, s.index), pool_all.near([w]), [w], slo,
+                                 never_sent if s.index == last_measured else 0, gaps=gaps(None, s.index))
             entry["targets"] = {}
             for t in targets:
-                recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
-                entry["targets"][t["name"]] = figures(started(recs, s.index), recs, [w], slo)
+                key = (t["endpoint"], t["model"], t["provider"])
+                recs = by_target.get(key, [])
+                entry["targets"][t["name"]] = figures(started(recs, s.index), pools.get(key, empty).near([w]), [w],
+                                                      slo, gaps=gaps(key, s.index))
         steps_out.append(entry)
-    overall_all = figures(started(run.records, None), run.records, all_windows, slo, never_sent)
+    overall_all = figures(started(run.records, None), pool_all.near(all_windows), all_windows, slo, never_sent,
+                          gaps=gaps(None, None))
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
