@@ -164,6 +164,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "targets": target_out,
         "steps": steps_out,
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
+        "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
     summary["warnings"] = _warnings(run, summary)
