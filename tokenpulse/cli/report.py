@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({
             "confidence": args.confidence, "differences": differences, "only_in": only, "comparison": rows,
             "rules": [{"rule": v.rule.text, "target": v.target, "baseline": v.baseline, "value": v.value,
-                       "change": _finite(v.change), "relative": v.rule.relative, "z": _finite(v.z), "significant": v.significant,
-                       "failed": v.failed, "note": v.note} for v in verdicts]}, indent=2, allow_nan=False))
+                       "change": _finite(v.change), "relative": v.rule.relative, "z": _finite(v.z),
+                       "significant": v.significant, "failed": v.failed, "note": v.note} for v in verdicts]}, indent=2, allow_nan=False))
     else:
         for d in differences:
             print(f"differs (--force): {d}")

@@ -102,6 +102,118 @@ def _interval(value: float | None, se: float | None) -> list[float | None]:
     return [max(0.0, value - z * se), value + z * se]
 
 
+class Started:
+    """What the requests *started* in a group's windows add up to; groups merge (a step's targets into
+    `all`, a target's steps into its overall figures), so each record is visited once however many
+    figures it takes part in. `count_gaps`: count the chunk gaps of successful requests here (when the
+    run folder reader has not already counted them)."""
+
+    def __init__(self, count_gaps: bool = True) -> None:
+        self.requests = self.ok = self.cancelled = self.judged_cancelled = self.scheduled = 0
+        self.good = self.good_tokens = self.all_out = self.prompt = self.reasoning = 0
+        self.estimated = self.cost_unknown = 0
+        self.errors: Counter[str] = Counter()
+        self.values: dict[str, list[float]] = {name: [] for name in (*LATENCY_FIELDS, "output_tokens_per_s")}
+        self.waits: list[float] = []
+        self.from_schedule: list[float] = []
+        self.costs: list[float] = []
+        self.gaps: Counter[int] | None = Counter() if count_gaps else None
+
+    def add(self, r: dict[str, Any], windows: Sequence[Window], slo: dict[str, Any]) -> None:
+        self.requests += 1
+        outcome = r.get("outcome")
+        tokens = r.get("output_tokens") or 0
+        self.all_out += tokens
+        self.prompt += r.get("prompt_tokens") or 0
+        self.reasoning += r.get("reasoning_tokens") or 0
+        if r.get("tokens_estimated"):
+            self.estimated += 1
+        cost = r.get("estimated_cost_usd")
+        if cost is None:
+            self.cost_unknown += 1
+        else:
+            self.costs.append(cost)
+        wait = r.get("queue_wait_s")
+        if wait is not None:
+            self.waits.append(wait)
+            if _in(float(r["start_time"]) - wait, windows):
+                self.scheduled += 1
+        if outcome == "ok":
+            self.ok += 1
+            for name, bucket in self.values.items():
+                v = r.get(name)
+                if v is not None:
+                    bucket.append(v)
+            ttft = r.get("ttft_s")
+            if wait is not None and ttft is not None:
+                self.from_schedule.append(wait + ttft)
+            if is_good(r, slo):
+                self.good += 1
+                self.good_tokens += tokens
+            if self.gaps is not None:
+                gap_counter(r.get("token_times_s"), self.gaps)
+        elif outcome == CANCELLED:
+            self.cancelled += 1
+            if _cancelled_judged(r, slo):
+                self.judged_cancelled += 1
+        else:
+            self.errors[str(r.get("error_class"))] += 1
+
+    @staticmethod
+    def merged(parts: Sequence[Started]) -> Started:
+        out = Started(count_gaps=all(p.gaps is not None for p in parts))
+        for p in parts:
+            for name in ("requests", "ok", "cancelled", "judged_cancelled", "scheduled", "good", "good_tokens",
+                         "all_out", "prompt", "reasoning", "estimated", "cost_unknown"):
+                setattr(out, name, getattr(out, name) + getattr(p, name))
+            out.errors.update(p.errors)
+            for name, bucket in out.values.items():
+                bucket.extend(p.values[name])
+            out.waits.extend(p.waits)
+            out.from_schedule.extend(p.from_schedule)
+            out.costs.extend(p.costs)
+            if out.gaps is not None and p.gaps is not None:
+                out.gaps.update(p.gaps)
+        return out
+
+
+class Happened:
+    """What happened inside a group's windows, whichever request it belonged to (the throughput):
+    output tokens whose event arrived inside, prompts sent inside, requests completed inside. Sums, so
+    groups merge by adding (windows are disjoint)."""
+
+    __slots__ = ("out_tokens", "out_sq", "in_tokens", "in_sq", "sent", "completed")
+
+    def __init__(self) -> None:
+        self.out_tokens = self.out_sq = self.in_tokens = self.in_sq = 0.0
+        self.sent = self.completed = 0
+
+    def add(self, r: dict[str, Any], windows: Sequence[Window]) -> None:
+        part = tokens_in_windows(r, windows)
+        self.out_tokens += part
+        self.out_sq += part * part
+        start = float(r["start_time"])
+        if _in(start, windows):
+            prompt = r.get("prompt_tokens") or 0
+            self.in_tokens += prompt
+            self.in_sq += prompt * prompt
+            self.sent += 1
+        if r.get("outcome") != CANCELLED and _in(start + float(r.get("e2e_s") or 0.0), windows):
+            self.completed += 1
+
+    @staticmethod
+    def merged(parts: Sequence[Happened]) -> Happened:
+        out = Happened()
+        for p in parts:
+            out.out_tokens += p.out_tokens
+            out.out_sq += p.out_sq
+            out.in_tokens += p.in_tokens
+            out.in_sq += p.in_sq
+            out.sent += p.sent
+            out.completed += p.completed
+        return out
+
+
 def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], windows: Sequence[Window],
             slo: dict[str, Any], never_sent: int = 0, gaps: Counter[int] | None = None) -> dict[str, Any]:
     """Figures of the requests `started` in the windows; `pool` is every request of the same group
@@ -109,86 +221,36 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
     the windows that no user ever sent (open loop), which count as requests that were not good; `gaps`:
     the chunk gaps of the successful `started` requests in integer µs when already counted (report/run.py),
     else they are counted here from the token times."""
-    # One pass over the started requests (a million-record run visits each record four times).
-    ok: list[dict[str, Any]] = []
-    cancelled: list[dict[str, Any]] = []
-    errors: Counter[str] = Counter()
-    values: dict[str, list[float]] = {name: [] for name in (*LATENCY_FIELDS, "output_tokens_per_s")}
-    waits: list[float] = []
-    from_schedule: list[float] = []
-    good = judged_cancelled = scheduled = cost_unknown = estimated = 0
-    good_tokens = all_out = prompt_total = reasoning_total = 0
-    costs: list[float] = []
-    windows_list = list(windows)
+    acc = Started(count_gaps=gaps is None)
     for r in started:
-        outcome = r.get("outcome")
-        tokens = r.get("output_tokens") or 0
-        all_out += tokens
-        prompt_total += r.get("prompt_tokens") or 0
-        reasoning_total += r.get("reasoning_tokens") or 0
-        if r.get("tokens_estimated"):
-            estimated += 1
-        cost = r.get("estimated_cost_usd")
-        if cost is None:
-            cost_unknown += 1
-        else:
-            costs.append(cost)
-        wait = r.get("queue_wait_s")
-        if wait is not None:
-            waits.append(wait)
-            if _in(float(r["start_time"]) - wait, windows_list):
-                scheduled += 1
-        if outcome == "ok":
-            ok.append(r)
-            for name, bucket in values.items():
-                v = r.get(name)
-                if v is not None:
-                    bucket.append(v)
-            ttft = r.get("ttft_s")
-            if wait is not None and ttft is not None:
-                from_schedule.append(wait + ttft)
-            if is_good(r, slo):
-                good += 1
-                good_tokens += tokens
-        elif outcome == CANCELLED:
-            cancelled.append(r)
-            if _cancelled_judged(r, slo):
-                judged_cancelled += 1
-        else:
-            errors[str(r.get("error_class"))] += 1
-    finished = len(started) - len(cancelled)
-    window_s = sum(w.length for w in windows)
+        acc.add(r, windows, slo)
+    happened = Happened()
+    for r in pool:
+        happened.add(r, windows)
+    return finish(acc, happened, sum(w.length for w in windows), slo, never_sent, gaps)
+
+
+def finish(acc: Started, happened: Happened, window_s: float, slo: dict[str, Any], never_sent: int = 0,
+           gaps: Counter[int] | None = None) -> dict[str, Any]:
+    """The figures of a group from its sums (see the module docstring for what counts where)."""
+    finished = acc.requests - acc.cancelled
+    errors = sum(acc.errors.values())
     out: dict[str, Any] = {
-        "requests": len(started),
-        "ok": len(ok),
-        "cancelled": len(cancelled),
-        "errors": sum(errors.values()),
-        "error_rate": (sum(errors.values()) / finished) if finished else None,
-        "error_classes": dict(sorted(errors.items())),
+        "requests": acc.requests,
+        "ok": acc.ok,
+        "cancelled": acc.cancelled,
+        "errors": errors,
+        "error_rate": errors / finished if finished else None,
+        "error_classes": dict(sorted(acc.errors.items())),
     }
     for name in LATENCY_FIELDS:
-        out[name.removesuffix("_s")] = distribution(values[name])
-    if gaps is None:
-        gaps = Counter()
-        for r in ok:
-            gap_counter(r.get("token_times_s"), gaps)
-    out["chunk_gap"] = counted_distribution(gaps, 1e-6)
-    out["output_tps"] = distribution(values["output_tokens_per_s"])
-    if waits:
-        out["queue_wait"] = distribution(waits)
-        out["ttft_from_schedule"] = distribution(from_schedule)
-    out_tokens = in_tokens = completed = out_sq = in_sq = sent = 0.0
-    for r in pool:
-        part = tokens_in_windows(r, windows)
-        out_tokens += part
-        out_sq += part * part
-        if _in(float(r["start_time"]), windows):
-            prompt = r.get("prompt_tokens") or 0
-            in_tokens += prompt
-            in_sq += prompt * prompt
-            sent += 1
-        if r.get("outcome") != CANCELLED and _in(float(r["start_time"]) + float(r.get("e2e_s") or 0.0), windows):
-            completed += 1
+        out[name.removesuffix("_s")] = distribution(acc.values[name])
+    out["chunk_gap"] = counted_distribution(gaps if gaps is not None else acc.gaps or Counter(), 1e-6)
+    out["output_tps"] = distribution(acc.values["output_tokens_per_s"])
+    if acc.waits:
+        out["queue_wait"] = distribution(acc.waits)
+        out["ttft_from_schedule"] = distribution(acc.from_schedule)
+    h = happened
 
     def per_s(x: float) -> float | None:
         return x / window_s if window_s > 0 else None
@@ -198,29 +260,29 @@ def figures(started: Sequence[dict[str, Any]], pool: Iterable[dict[str, Any]], w
 
     out["throughput"] = {
         "window_s": window_s,
-        "requests_per_s": per_s(completed), "requests_per_s_se": se(completed),
-        "requests_per_s_ci": _interval(per_s(completed), se(completed)),
-        "output_tokens_per_s": per_s(out_tokens), "output_tokens_per_s_se": se(out_sq),
-        "output_tokens_per_s_ci": _interval(per_s(out_tokens), se(out_sq)),
-        "input_tokens_per_s": per_s(in_tokens), "input_tokens_per_s_se": se(in_sq),
-        "completed_requests": int(completed),
-        "sent_per_s": per_s(sent),
+        "requests_per_s": per_s(h.completed), "requests_per_s_se": se(h.completed),
+        "requests_per_s_ci": _interval(per_s(h.completed), se(h.completed)),
+        "output_tokens_per_s": per_s(h.out_tokens), "output_tokens_per_s_se": se(h.out_sq),
+        "output_tokens_per_s_ci": _interval(per_s(h.out_tokens), se(h.out_sq)),
+        "input_tokens_per_s": per_s(h.in_tokens), "input_tokens_per_s_se": se(h.in_sq),
+        "completed_requests": h.completed,
+        "sent_per_s": per_s(h.sent),
     }
-    if waits:  # open loop: the rate the schedule offered (sent or not) and the rate users achieved
-        out["rate"] = {"offered_per_s": per_s(scheduled + never_sent), "achieved_per_s": per_s(sent),
-                       "scheduled": scheduled + never_sent, "sent": int(sent), "never_sent": never_sent}
-    judged = finished + judged_cancelled + never_sent
+    if acc.waits:  # open loop: the rate the schedule offered (sent or not) and the rate users achieved
+        out["rate"] = {"offered_per_s": per_s(acc.scheduled + never_sent), "achieved_per_s": per_s(h.sent),
+                       "scheduled": acc.scheduled + never_sent, "sent": h.sent, "never_sent": never_sent}
+    judged = finished + acc.judged_cancelled + never_sent
     out["goodput"] = {
-        "requests": good,
+        "requests": acc.good,
         "judged": judged,
         "never_sent": never_sent,
-        "ratio": good / judged if judged else None,
-        "tokens_ratio": good_tokens / all_out if all_out else None,
-        "requests_per_s": good / window_s if window_s > 0 else None,
+        "ratio": acc.good / judged if judged else None,
+        "tokens_ratio": acc.good_tokens / acc.all_out if acc.all_out else None,
+        "requests_per_s": acc.good / window_s if window_s > 0 else None,
         "slo": {"ttft_s": slo.get("ttft_s"), "tpot_s": slo.get("tpot_s")},
     }
-    out["cost_usd"] = math.fsum(costs)
-    out["cost_unknown_requests"] = cost_unknown
-    out["tokens"] = {"prompt": prompt_total, "output": all_out, "reasoning": reasoning_total,
-                     "estimated_requests": estimated}
+    out["cost_usd"] = math.fsum(acc.costs)
+    out["cost_unknown_requests"] = acc.cost_unknown
+    out["tokens"] = {"prompt": acc.prompt, "output": acc.all_out, "reasoning": acc.reasoning,
+                     "estimated_requests": acc.estimated}
     return out

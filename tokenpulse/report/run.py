@@ -6,10 +6,11 @@ folder; the file names carry the worker index, host and pid, so they never colli
 
 Why records are compacted as they are read (`compact_record`): a run of a million requests must report
 in under a minute and 2 GB. Each record keeps only the fields the report computes with, its strings
-interned; its chunk gaps (tens of millions in such a run) are counted once, in integer microseconds
-(the records' own resolution, so exactly), into `RunData.gap_counts` per (target, step, phase) of the
-successful requests; and its token times shrink to a float32 array (only used to place tokens in
-measured windows, where 30 µs at 600 s is far below any window edge that matters).
+interned, and no null or false values; its chunk gaps (tens of millions in such a run) are counted
+once, in integer microseconds (the records' own resolution, so exactly), into `RunData.gap_counts`
+per (target, step, phase) of the successful requests; and its token times (only used to place tokens in measured windows) shrink to
+their first and last when no window edge falls between them (nearly every request), else to a float32
+array (30 µs at 600 s is far below any window edge that matters).
 
 Chunk gaps of a big run are a systematic sample: counting them costs ~35 µs per 128-token record
 (half the report's time at a million records), so when the records files hold more than
@@ -29,6 +30,7 @@ import json
 import operator
 import sys
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,10 +86,27 @@ def gap_counter(times: Any, into: Counter[int] | None = None) -> Counter[int]:
     return counts
 
 
-def compact_record(record: dict[str, Any], gaps: dict[GapKey, Counter[int]] | None) -> dict[str, Any]:
+def window_edges(meta: dict[str, Any]) -> list[float] | None:
+    """Unix times where a measured window starts or ends, when meta.json fixes them all (else None)."""
+    data, start, end = meta.get("schedule"), meta.get("run_start"), meta.get("run_end")
+    if not data or start is None or end is None:
+        return None
+    try:
+        steps = Schedule.from_dict(data).steps
+        edges = {float(start) + s.measure_start_s for s in steps} | {float(start) + s.end_s for s in steps}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return sorted(edges | {float(end)})
+
+
+def compact_record(record: dict[str, Any], gaps: dict[GapKey, Counter[int]] | None,
+                   edges: list[float] | None = None) -> dict[str, Any]:
     """The record with only the fields the report reads (see the module docstring); its chunk gaps go
-    into `gaps` when it succeeded (and `gaps` is given: it is None for records left out of the sample)."""
-    out = {k: v for k, v in record.items() if k in KEPT_FIELDS}
+    into `gaps` when it succeeded (and `gaps` is given: it is None for records left out of the sample);
+    `edges`: the measured windows' edges (`window_edges`), None to keep every token time."""
+    # None and False are what a missing field reads as (`.get`): leaving them out keeps a typical record
+    # at <= 21 keys, the largest dict before CPython doubles its table (464 bytes instead of 832).
+    out = {k: v for k, v in record.items() if k in KEPT_FIELDS and v is not None and v is not False}
     for k in _INTERNED:
         v = out.get(k)
         if type(v) is str:
@@ -100,6 +119,12 @@ def compact_record(record: dict[str, Any], gaps: dict[GapKey, Counter[int]] | No
             if counter is None:
                 counter = gaps[key] = Counter()
             gap_counter(times, counter)
+        start = out["start_time"]
+        if edges is not None:
+            j = bisect_right(edges, start + times[0])
+            if j == len(edges) or edges[j] > start + times[-1]:  # no edge splits its tokens
+                out["token_times_s"] = (times[0], times[-1]) if len(times) > 1 else (times[0],)
+                return out
         out["token_times_s"] = array("f", times)
     return out
 
@@ -165,13 +190,14 @@ def load_run(path: str | Path) -> RunData:
     records: list[dict[str, Any]] = []
     gaps: dict[GapKey, Counter[int]] = {}
     every = max(1, -(-sum(f.stat().st_size for f in files) // GAP_SAMPLE_BYTES))
+    edges = window_edges(meta)
     i = 0
     with paused_gc():
         for f in files:
             for raw in iter_jsonl(f):
                 r = clean_record(raw)
                 if r is not None:
-                    records.append(compact_record(r, gaps if i % every == 0 else None))
+                    records.append(compact_record(r, gaps if i % every == 0 else None, edges))
                     i += 1
         records.sort(key=lambda r: r["start_time"])
     health: list[dict[str, Any]] = []

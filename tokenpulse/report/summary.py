@@ -20,13 +20,13 @@ first, so those left are the newest: they are attributed to the last measured st
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from tokenpulse.core.stats import distribution, finite_values, mean
-from tokenpulse.report.figures import Window, figures
+from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
@@ -65,56 +65,46 @@ def _steps(run: RunData) -> tuple[Schedule | None, list[Step]]:
     return None, [Step(0, 0.0, span, 0.0, 0)]
 
 
-def _by_start(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records in start-time order (load_run sorts them; a hand-built RunData may not)."""
-    starts = [r["start_time"] for r in records]
-    if all(a <= b for a, b in zip(starts, starts[1:], strict=False)):
-        return records
-    return sorted(records, key=lambda r: r["start_time"])
-
-
-class _Pool:
-    """One group's records in start order, sliced to those that can touch given windows: a request
-    that started more than the longest request's duration before a window cannot reach into it, and
-    one that started after it cannot either. Keeps a step's throughput from scanning the whole run."""
-
-    def __init__(self, records: list[dict[str, Any]]) -> None:
-        self.records = _by_start(records)
-        self.starts = [float(r["start_time"]) for r in self.records]
-        self.span = max((float(r.get("e2e_s") or 0.0) for r in self.records), default=0.0)
-
-    def near(self, windows: Sequence[Window]) -> list[dict[str, Any]]:
-        if not windows:
-            return []
-        lo = bisect_left(self.starts, min(w.start for w in windows) - self.span)
-        hi = bisect_left(self.starts, max(w.end for w in windows))
-        return self.records[lo:hi]
-
-
 def summarize(run: RunData) -> dict[str, Any]:
+    """One pass over the records: each adds to the `Started` sums of its (target, step) and to the
+    `Happened` sums of every (target, window) it reaches; steps, targets and the whole run are merges of
+    those, so a million records report in seconds (docs/benchmarks.md)."""
     slo = dict(run.meta.get("slo") or DEFAULT_SLO)
     schedule, steps = _steps(run)
     targets = _targets(run)
     start, end = run.run_start, run.run_end
     windows = {s.index: Window(start + s.measure_start_s, min(start + s.end_s, end)) for s in steps}
     measured_steps = [s for s in steps if windows[s.index].length > 0]
-    by_target: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in run.records:
-        by_target[target_key(r)].append(r)
-    pools = {key: _Pool(recs) for key, recs in by_target.items()}
-    pool_all = _Pool(run.records)
-    no_schedule = schedule is None
     measured_index = {s.index for s in measured_steps}
-
-    def started(records: Sequence[dict[str, Any]], step_index: int | None) -> list[dict[str, Any]]:
-        if no_schedule:
-            return list(records)
-        if step_index is not None:
-            return [r for r in records if r.get("phase") == MEASURE and r.get("step") == step_index]
-        return [r for r in records if r.get("phase") == MEASURE and r.get("step") in measured_index]
+    no_schedule = schedule is None
+    count_gaps = run.gap_counts is None
+    keys = [(t["endpoint"], t["model"], t["provider"]) for t in targets]
+    started: dict[tuple[tuple[str, str, str], int], Started] = {}
+    happened: dict[tuple[tuple[str, str, str], int], Happened] = {}
+    ordered = sorted(measured_steps, key=lambda s: windows[s.index].start)
+    w_starts = [windows[s.index].start for s in ordered]
+    for r in run.records:
+        key = target_key(r)
+        step = r.get("step")
+        if no_schedule or (r.get("phase") == MEASURE and step in measured_index):
+            si = steps[0].index if no_schedule else step
+            acc = started.get((key, si))
+            if acc is None:
+                acc = started[(key, si)] = Started(count_gaps)
+            acc.add(r, [windows[si]], slo)
+        # The windows this request can reach: from the last one starting before it, to its end.
+        t0 = float(r["start_time"])
+        t1 = t0 + float(r.get("e2e_s") or 0.0)
+        for j in range(max(0, bisect_right(w_starts, t0) - 1), bisect_right(w_starts, t1)):
+            w = windows[ordered[j].index]
+            if t0 < w.end and t1 >= w.start:
+                h = happened.get((key, ordered[j].index))
+                if h is None:
+                    h = happened[(key, ordered[j].index)] = Happened()
+                h.add(r, [w])
 
     def gaps(key: tuple[str, str, str] | None, step_index: int | None) -> Counter[int] | None:
-        """Counted chunk gaps of a group's successful started requests (None: count from records)."""
+        """Counted chunk gaps of a group's successful started requests (None: counted in `Started`)."""
         if run.gap_counts is None:
             return None
         total: Counter[int] = Counter()
@@ -126,18 +116,21 @@ def summarize(run: RunData) -> dict[str, Any]:
                 total.update(counts)
         return total
 
-    all_windows = [windows[s.index] for s in measured_steps]
+    def group(key_list: Sequence[tuple[str, str, str]], step_list: Sequence[int],
+              never_sent: int = 0, gap_key: tuple[str, str, str] | None = None,
+              gap_step: int | None = None) -> dict[str, Any]:
+        acc = Started.merged([started[(k, i)] for k in key_list for i in step_list if (k, i) in started])
+        hap = Happened.merged([happened[(k, i)] for k in key_list for i in step_list if (k, i) in happened])
+        window_s = sum(windows[i].length for i in step_list)
+        return finish(acc, hap, window_s, slo, never_sent, gaps(gap_key, gap_step))
+
+    all_keys = sorted({k for k, _ in started} | {k for k, _ in happened} | set(keys))
+    measured_list = [s.index for s in measured_steps]
     never_sent = _never_sent(run)
     last_measured = measured_steps[-1].index if measured_steps else None
-    empty = _Pool([])
     # Never-sent arrivals are not tagged with a target: they count for `all` only.
-    target_out = []
-    for t in targets:
-        key = (t["endpoint"], t["model"], t["provider"])
-        recs = by_target.get(key, [])
-        target_out.append({**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
-                           "overall": figures(started(recs, None), pools.get(key, empty).near(all_windows),
-                                              all_windows, slo, gaps=gaps(key, None))})
+    target_out = [{**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
+                   "overall": group([key], measured_list, gap_key=key)} for t, key in zip(targets, keys, strict=True)]
     steps_out = []
     for s in steps:
         w = windows[s.index]
@@ -145,17 +138,12 @@ def summarize(run: RunData) -> dict[str, Any]:
                                  "window": [round(w.start - start, 3), round(w.end - start, 3)],
                                  "window_s": w.length, "measured": w.length > 0}
         if w.length > 0:
-            entry[ALL] = figures(started(run.records, s.index), pool_all.near([w]), [w], slo,
-                                 never_sent if s.index == last_measured else 0, gaps=gaps(None, s.index))
-            entry["targets"] = {}
-            for t in targets:
-                key = (t["endpoint"], t["model"], t["provider"])
-                recs = by_target.get(key, [])
-                entry["targets"][t["name"]] = figures(started(recs, s.index), pools.get(key, empty).near([w]), [w],
-                                                      slo, gaps=gaps(key, s.index))
+            entry[ALL] = group(all_keys, [s.index], never_sent if s.index == last_measured else 0,
+                               gap_step=s.index)
+            entry["targets"] = {t["name"]: group([key], [s.index], gap_key=key, gap_step=s.index)
+                                for t, key in zip(targets, keys, strict=True)}
         steps_out.append(entry)
-    overall_all = figures(started(run.records, None), pool_all.near(all_windows), all_windows, slo, never_sent,
-                          gaps=gaps(None, None))
+    overall_all = group(all_keys, measured_list, never_sent)
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
