@@ -148,9 +148,9 @@ def estimate(figs: dict[str, Any], metric: str) -> Estimate:
     base, q = metric.rsplit("_p", 1)
     block = figs.get(base) or {}
     value = block.get(f"p{q}")
-    ci = block.get(f"p{q}_ci") or [None, None]
+    bounds = block.get(f"p{q}_ci") or [None, None]
     z = z_value(float(block.get("ci_level") or CONFIDENCE))
-    lo, hi = ci[0], ci[1]
+    lo, hi = bounds[0], bounds[1]
     return Estimate(value, block.get("n"), (lo, hi),
                     None if value is None or lo is None else max(0.0, value - lo) / z,
                     None if value is None or hi is None else max(0.0, hi - value) / z)

@@ -85,9 +85,9 @@ def summarize(run: RunData) -> dict[str, Any]:
     w_starts = [windows[s.index].start for s in ordered]
     for r in run.records:
         key = target_key(r)
-        step = r.get("step")
+        step: Any = r.get("step")
         if no_schedule or (r.get("phase") == MEASURE and step in measured_index):
-            si = steps[0].index if no_schedule else step
+            si: int = steps[0].index if no_schedule else step  # in measured_index: an int
             acc = started.get((key, si))
             if acc is None:
                 acc = started[(key, si)] = Started(count_gaps)
