@@ -480,7 +480,10 @@ class Runner:
             out[i] = str(self.out_dirs.get(out[i]) or next(pool))
         compare = _option(out, "--compare")
         if compare is not None:
-            mapped = self.out_dirs.get(compare) or (runs[1] if len(runs) > 1 else runs[0])
+            # report --compare refuses runs of different shapes or workloads (exit 2): without a run
+            # made for the baseline, compare the run with itself.
+            positional = _positionals(out, {"--compare", "--fail-on"})
+            mapped = self.out_dirs.get(compare) or (out[positional[0]] if positional else runs[0])
             out = _set_option(out, "--compare", str(mapped))
         return out
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tokenpulse.report.html import render_html, ttft_samples
 from tokenpulse.report.markdown import markdown_report
-from tokenpulse.report.run import RunError, load_run
+from tokenpulse.report.run import RunError, load_run, paused_gc
 from tokenpulse.report.summary import summarize
 
 SUMMARY_FILE = "summary.json"
@@ -26,11 +26,12 @@ def _write(path: Path, text: str) -> None:
 def write_report(run_dir: str | Path) -> dict[str, Any]:
     """Summarize the records and (re)write the three report files; returns the summary."""
     run = load_run(run_dir)
-    summary = summarize(run)
-    folder = Path(run_dir)
-    _write(folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    _write(folder / MARKDOWN_FILE, markdown_report(summary))
-    _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary)))
+    with paused_gc():
+        summary = summarize(run)
+        folder = Path(run_dir)
+        _write(folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        _write(folder / MARKDOWN_FILE, markdown_report(summary))
+        _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary)))
     return summary
 
 
@@ -38,7 +39,7 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
     """A run's summary: recomputed from its records when it has them, else its summary.json."""
     folder = Path(run_dir)
     try:
-        return summarize(load_run(folder))
+        run = load_run(folder)
     except RunError:
         path = folder / SUMMARY_FILE
         if not path.exists():
@@ -47,3 +48,5 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
             return dict(json.loads(path.read_text(encoding="utf-8")))
         except ValueError as exc:
             raise RunError(f"{path}: invalid JSON: {exc}") from None
+    with paused_gc():
+        return summarize(run)

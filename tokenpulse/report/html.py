@@ -1,16 +1,28 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, no external resource).
 
 Plots: the TTFT distribution (CDF) of each target; for runs with several steps, TTFT p50/p95, TPOT p50
-and aggregate output throughput against the load level, with the knee marked.
+and aggregate output throughput against the load level. A knee is drawn only on the plots of the target
+it belongs to: with one target, on its plots; with several, each target gets its own throughput plot
+with its own knee, the all-targets throughput plot carries the knee of all targets together, and the
+plots that overlay every target carry none.
 """
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any, TypedDict
+from typing import Any
 
 from tokenpulse.core.stats import cdf_points
-from tokenpulse.report.markdown import STEP_HEADERS, TARGET_HEADERS, step_rows, target_rows
+from tokenpulse.report.markdown import (
+    OPEN_LOOP_HEADERS,
+    STEP_HEADERS,
+    TARGET_HEADERS,
+    is_open_loop,
+    open_loop_rows,
+    shape_text,
+    step_rows,
+    target_rows,
+)
 from tokenpulse.report.run import RunData
 from tokenpulse.report.summary import ALL, target_key
 from tokenpulse.report.svg import Series, line_chart
@@ -49,23 +61,17 @@ def ttft_samples(run: RunData, summary: dict[str, Any]) -> dict[str, list[float]
     return out
 
 
-class _SweepStyle(TypedDict):
-    """The keyword arguments every sweep chart shares (typed, so `**common` is checked against line_chart)."""
-
-    x_label: str
-    marker_x: float | None
-    marker_label: str
-    markers: bool
-
-
 def _sweep_charts(summary: dict[str, Any]) -> list[str]:
     steps = [s for s in summary["steps"] if s["measured"]]
     knee_info = summary.get("knee") or {}
     names = [t["name"] for t in summary["targets"]]
     single = len(names) == 1
-    knee = (knee_info.get("targets", {}).get(names[0]) if single else knee_info.get(ALL)) or {}
-    marker = knee.get("level")
     x_label = knee_info.get("x") or "level"
+
+    def knee_of(name: str | None) -> dict[str, Any]:
+        level = ((knee_info.get("targets", {}).get(name) if name else knee_info.get(ALL)) or {}).get("level")
+        return {"x_label": x_label, "marker_x": level, "marker_label": "knee" if level is not None else "",
+                "markers": True}
 
     def series(metric: Any, label: str, dashed: bool = False) -> list[Series]:
         out = []
@@ -74,27 +80,30 @@ def _sweep_charts(summary: dict[str, Any]) -> list[str]:
             out.append(Series(f"{name} {label}".strip(), [(x, y) for x, y in pts if y is not None], dashed))
         return out
 
-    common: _SweepStyle = {"x_label": x_label, "marker_x": marker, "marker_label": "knee" if marker is not None else "",
-              "markers": True}
+    common = knee_of(names[0]) if single else {**knee_of(None), "marker_x": None, "marker_label": ""}
     ttft = series(lambda f: f["ttft"]["p50"], "p50") + series(lambda f: f["ttft"]["p95"], "p95", dashed=True)
     charts = [line_chart(ttft, title="TTFT against load", y_label="TTFT", y_unit="s", **common),
               line_chart(series(lambda f: f["tpot"]["p50"], "p50"), title="TPOT against load", y_label="TPOT",
-                         y_unit="s", **common),
-              line_chart(series(lambda f: f["throughput"]["output_tokens_per_s"], ""),
-                         title="Output throughput against load", y_label="output tokens/s", **common)]
-    if not single:
-        total = [Series(ALL, [(s["level"], s[ALL]["throughput"]["output_tokens_per_s"] or 0.0) for s in steps])]
-        charts.append(line_chart(total, title="Output throughput, all targets", y_label="output tokens/s", **common))
+                         y_unit="s", **common)]
+    if single:
+        charts.append(line_chart(series(lambda f: f["throughput"]["output_tokens_per_s"], ""),
+                                 title="Output throughput against load", y_label="output tokens/s", **common))
+        return charts
+    for name in names:
+        pts = [(s["level"], s["targets"][name]["throughput"]["output_tokens_per_s"]) for s in steps]
+        charts.append(line_chart([Series(name, [(x, y) for x, y in pts if y is not None])],
+                                 title=f"Output throughput: {name}", y_label="output tokens/s", **knee_of(name)))
+    total = [Series(ALL, [(s["level"], s[ALL]["throughput"]["output_tokens_per_s"] or 0.0) for s in steps])]
+    charts.append(line_chart(total, title="Output throughput, all targets", y_label="output tokens/s",
+                             **knee_of(None)))
     return charts
 
 
 def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = None) -> str:
     run = summary["run"]
-    opts = run.get("options", {})
     title = f"tokenpulse load test {run.get('id') or ''}".strip()
     body = [f"<h1>{escape(title)}</h1>",
-            f"<p class='meta'>shape {escape(str(run.get('shape')))} &middot; users {escape(str(opts.get('users')))}"
-            f" &middot; levels {escape(str(opts.get('levels') or '-'))} &middot; ran {run['duration_s']:.1f} s"
+            f"<p class='meta'>{escape(shape_text(summary))} &middot; ran {run['duration_s']:.1f} s"
             f" &middot; stop: {escape(str(run.get('stop_reason') or 'unknown'))} &middot; {run['records']} records"
             f" (Locust counted {escape(str(run.get('locust_e2e_requests')))}) &middot; goodput SLO: TTFT &le; "
             f"{escape(str(summary['slo'].get('ttft_s')))} s, TPOT &le; "
@@ -102,7 +111,14 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
     body += [f"<div class='warn'>{escape(w)}</div>" for w in summary["warnings"]]
     body += ["<h2>Per target</h2>", _table(TARGET_HEADERS, target_rows(summary)),
              "<p class='meta'>Percentiles from every successful request's record in the measured windows "
-             "(warm-up excluded); throughput over the measured windows.</p>"]
+             "(warm-up excluded), with the order-statistic confidence interval [low-high] (? where the sample "
+             "is too small for a bound) and the sample size (the n ok column, or n= in the cell); "
+             "throughput over the measured windows, ± the interval's half-width.</p>"]
+    if is_open_loop(summary):
+        body += ["<h2>Open loop: what an arriving user waited</h2>", _table(OPEN_LOOP_HEADERS, open_loop_rows(summary)),
+                 "<p class='meta'>Queue wait: from the scheduled arrival to the send. TTFT from arrival = queue "
+                 "wait + TTFT; the service TTFT counts from the send. Goodput counts arrivals never sent and "
+                 "arrivals that waited past the TTFT objective as not good.</p>"]
     charts = []
     if ttfts:
         cdf = [Series(name, cdf_points(values)) for name, values in ttfts.items() if values]

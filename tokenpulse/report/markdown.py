@@ -1,7 +1,12 @@
 """report.md and the console tables printed at the end of `tokenpulse load` / by `tokenpulse report`.
 
-Both render the same rows (`target_rows`, `step_rows`) so the terminal and the file never disagree; only
-the table syntax differs (aligned text vs Markdown pipes).
+Both render the same rows (`target_rows`, `step_rows`, `open_loop_rows`) so the terminal and the file
+never disagree; only the table syntax differs (aligned text vs Markdown pipes).
+
+Every percentile cell shows its interval (`212 ms [205-220]`, the order-statistic interval at the
+summary's `ci_level`; `?` for a bound the sample is too small to give) and its sample size: the row's
+`n ok` column, or `n=` in the cell when the percentile has a different one (TTFC of reasoning-only
+answers, TPOT of one-token answers, chunk gaps).
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
+from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report.knee import RULE_TEXT
 from tokenpulse.report.summary import ALL
 
-TARGET_HEADERS = ("target", "requests", "errors", "TTFT p50", "TTFT p95", "TTFT p99", "TTFC p50", "TPOT p50",
-                  "E2E p50", "gap p99", "tok/s/req p50", "out tok/s", "req/s", "goodput", "cost USD")
-STEP_HEADERS = ("step", "level", "requests", "errors", "TTFT p50", "TTFT p95", "TPOT p50", "out tok/s",
-                "in tok/s", "req/s", "goodput", "gen CPU", "lag p99", "")
+TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TTFT p99",
+                  "TTFC p50", "TPOT p50", "E2E p50", "gap p99", "tok/s/req p50", "out tok/s", "req/s", "goodput",
+                  "cost USD")
+STEP_HEADERS = ("step", "level", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TPOT p50",
+                "out tok/s", "in tok/s", "req/s", "goodput", "gen CPU", "lag p99", "")
+OPEN_LOOP_HEADERS = ("step", "rate", "offered/s", "achieved/s", "never sent", "queue wait p50", "queue wait p95",
+                     "TTFT p50 from arrival", "TTFT p95 from arrival", "TTFT p50 service", "TTFT p95 service",
+                     "goodput")
 
 
 def _pct(value: float | None) -> str:
@@ -28,16 +38,53 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"{value:.6f}"
 
 
+def quantile_cell(dist: dict[str, Any] | None, q: int, row_n: int | None = None, seconds: bool = True) -> str:
+    """`212 ms [205-220]`: a percentile, its interval (p50/p95/p99) and, when it differs from the row's,
+    its sample size."""
+    if not dist or dist.get(f"p{q}") is None:
+        return "-" if not dist or not dist.get("n") else f"- (n={dist['n']})"
+    fmt = fmt_seconds if seconds else fmt_number
+    text = fmt(dist[f"p{q}"])
+    ci = dist.get(f"p{q}_ci")
+    if ci is not None:
+        lo, hi = ci
+        lo_text, hi_text = ("?" if lo is None else fmt(lo)), ("?" if hi is None else fmt(hi))
+        if lo_text.endswith(" ms") and hi_text.endswith(" ms"):
+            lo_text = lo_text.removesuffix(" ms")
+        text += f" [{lo_text}-{hi_text}]"
+    if row_n is None or dist.get("n") != row_n:
+        text += f" (n={fmt_number(dist.get('n'))})"
+    return text
+
+
+def _rate_cell(tp: dict[str, Any], key: str, digits: int = 1) -> str:
+    value, se = tp.get(key), tp.get(f"{key}_se")
+    if value is None:
+        return "-"
+    return fmt_number(value, digits) + ("" if se is None else f" ±{fmt_number(z_value(CONFIDENCE) * se, digits)}")
+
+
+def _errors_cell(f: dict[str, Any]) -> str:
+    return f"{f['errors']} ({_pct(f['error_rate'])})" if f["requests"] else "0"
+
+
 def _figure_cells(f: dict[str, Any]) -> list[str]:
+    n = f["ok"]
     return [
-        fmt_number(f["requests"]),
-        f"{f['errors']} ({_pct(f['error_rate'])})" if f["requests"] else "0",
-        fmt_seconds(f["ttft"]["p50"]), fmt_seconds(f["ttft"]["p95"]), fmt_seconds(f["ttft"]["p99"]),
-        fmt_seconds(f["ttfc"]["p50"]), fmt_seconds(f["tpot"]["p50"]), fmt_seconds(f["e2e"]["p50"]),
-        fmt_seconds(f["chunk_gap"]["p99"]), fmt_number(f["output_tps"]["p50"]),
-        fmt_number(f["throughput"]["output_tokens_per_s"]), fmt_number(f["throughput"]["requests_per_s"], 2),
-        _pct(f["goodput"]["ratio"]), _usd(f["cost_usd"]),
+        fmt_number(f["requests"]), fmt_number(n), _errors_cell(f), fmt_number(f.get("cancelled", 0)),
+        quantile_cell(f["ttft"], 50, n), quantile_cell(f["ttft"], 95, n), quantile_cell(f["ttft"], 99, n),
+        quantile_cell(f["ttfc"], 50, n), quantile_cell(f["tpot"], 50, n), quantile_cell(f["e2e"], 50, n),
+        quantile_cell(f["chunk_gap"], 99, n), quantile_cell(f["output_tps"], 50, n, seconds=False),
+        _rate_cell(f["throughput"], "output_tokens_per_s"), _rate_cell(f["throughput"], "requests_per_s", 2),
+        _goodput_cell(f), _usd(f["cost_usd"]),
     ]
+
+
+def _goodput_cell(f: dict[str, Any]) -> str:
+    g = f["goodput"]
+    if g.get("ratio") is None:
+        return "-"
+    return f"{_pct(g['ratio'])} ({g['requests']}/{g.get('judged', f['requests'])})"
 
 
 def target_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -65,15 +112,59 @@ def step_rows(summary: dict[str, Any], target: str | None = None) -> list[list[s
             mark.append("<- knee")
         if g.get("limited"):
             mark.append("generator-limited")
+        n = f["ok"]
         rows.append([
-            str(s["index"]), level, fmt_number(f["requests"]),
-            f"{f['errors']} ({_pct(f['error_rate'])})" if f["requests"] else "0",
-            fmt_seconds(f["ttft"]["p50"]), fmt_seconds(f["ttft"]["p95"]), fmt_seconds(f["tpot"]["p50"]),
-            fmt_number(f["throughput"]["output_tokens_per_s"]), fmt_number(f["throughput"]["input_tokens_per_s"]),
-            fmt_number(f["throughput"]["requests_per_s"], 2), _pct(f["goodput"]["ratio"]),
-            _pct(g.get("cpu_mean_max")), fmt_seconds((g.get("lag") or {}).get("p99")), " ".join(mark),
+            str(s["index"]), level, fmt_number(f["requests"]), fmt_number(n), _errors_cell(f),
+            fmt_number(f.get("cancelled", 0)),
+            quantile_cell(f["ttft"], 50, n), quantile_cell(f["ttft"], 95, n), quantile_cell(f["tpot"], 50, n),
+            _rate_cell(f["throughput"], "output_tokens_per_s"), _rate_cell(f["throughput"], "input_tokens_per_s"),
+            _rate_cell(f["throughput"], "requests_per_s", 2), _goodput_cell(f),
+            _pct(g.get("cpu_mean_max")), quantile_cell(g.get("lag"), 99), " ".join(mark),
         ])
     return rows
+
+
+def is_open_loop(summary: dict[str, Any]) -> bool:
+    return summary["run"].get("shape") == "rate" or "queue_wait" in summary["overall"]
+
+
+def open_loop_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Per step of an arrival-rate run: offered and achieved rates, the wait for a free user, and TTFT
+    from the scheduled arrival next to the service's own TTFT."""
+    rows = []
+    for s in summary["steps"]:
+        if not s["measured"]:
+            continue
+        f = s[ALL]
+        rate = f.get("rate") or {}
+        n = f["ok"]
+        rows.append([
+            str(s["index"]), "-" if s.get("rate") is None else f"{s['rate']:g}/s",
+            fmt_number(rate.get("offered_per_s"), 2), fmt_number(rate.get("achieved_per_s"), 2),
+            fmt_number(rate.get("never_sent", 0)),
+            quantile_cell(f.get("queue_wait"), 50), quantile_cell(f.get("queue_wait"), 95),
+            quantile_cell(f.get("ttft_from_schedule"), 50, n), quantile_cell(f.get("ttft_from_schedule"), 95, n),
+            quantile_cell(f["ttft"], 50, n), quantile_cell(f["ttft"], 95, n), _goodput_cell(f),
+        ])
+    return rows
+
+
+def shape_text(summary: dict[str, Any]) -> str:
+    """The shape with the parameters it ran with (`rate 2, 4/s, 64 users, 30 s steps`)."""
+    run = summary["run"]
+    p = run.get("shape_params")
+    if not p:
+        return f"shape {run.get('shape') or 'unknown (no schedule)'}"
+    kind = p["kind"]
+    step = f", {p['step_s']:g} s per step" if p.get("steps", 1) > 1 and p.get("step_s") else ""
+    if kind == "rate":
+        rates = ", ".join(f"{r:g}" for r in p.get("rates_per_s") or [])
+        extra = "".join(f", {k} {p[k]}" for k in ("arrivals", "seed") if p.get(k) is not None)
+        return f"shape rate: {rates} arrivals/s, {p.get('users')} users{step}{extra}"
+    if kind == "fixed":
+        return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s"
+    levels = ", ".join(f"{v:g}" for v in p.get("levels") or [])
+    return f"shape {kind}: levels {levels} users{step}"
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -96,6 +187,8 @@ def console_report(summary: dict[str, Any]) -> str:
     parts = [render_table(TARGET_HEADERS, target_rows(summary))]
     if len(summary["steps"]) > 1:
         parts.append(render_table(STEP_HEADERS, step_rows(summary)))
+    if is_open_loop(summary):
+        parts.append(render_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)))
     knee = (summary.get("knee") or {}).get(ALL)
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None
@@ -106,19 +199,24 @@ def console_report(summary: dict[str, Any]) -> str:
 
 def markdown_report(summary: dict[str, Any]) -> str:
     run = summary["run"]
-    opts = run.get("options", {})
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(run["run_start"])) if run["run_start"] else "-"
     out = [f"# tokenpulse load test {run.get('id') or ''}".rstrip(), ""]
     out += [f"- started {started}, ran {run['duration_s']:.1f} s, stop: {run.get('stop_reason') or 'unknown'}",
-            f"- shape: {run.get('shape')}, users {opts.get('users')}, levels {opts.get('levels') or '-'}, "
-            f"rate {opts.get('rate') or '-'}, workers {run.get('workers')}",
+            f"- {shape_text(summary)}; workers {run.get('workers')}",
             f"- records: {run['records']} ({', '.join(f'{k} {v}' for k, v in run['records_by_phase'].items())}); "
             f"Locust counted {run.get('locust_e2e_requests')}",
             f"- SLO for goodput: TTFT <= {summary['slo'].get('ttft_s')} s, TPOT <= {summary['slo'].get('tpot_s')} s",
-            "- percentiles from the per-request records (successful requests, measured windows only)", ""]
+            "- percentiles from the per-request records (successful requests, measured windows only); "
+            f"[low-high]: {_ci_level(summary):.0%} order-statistic interval, `?` where the sample is too small; "
+            f"rates ± {z_value(CONFIDENCE):.2f} standard errors", ""]
     if summary["warnings"]:
         out += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     out += ["## Per target", "", _md_table(TARGET_HEADERS, target_rows(summary)), ""]
+    if is_open_loop(summary):
+        out += ["## Open loop: what an arriving user waited", "",
+                "Queue wait: from the scheduled arrival to the send (all users busy). TTFT from arrival = "
+                "queue wait + TTFT; the service's TTFT counts from the send.", "",
+                _md_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)), ""]
     if len(summary["steps"]) > 1:
         out += ["## Per step (all targets)", "", _md_table(STEP_HEADERS, step_rows(summary)), ""]
         for t in summary["targets"]:
@@ -138,6 +236,10 @@ def markdown_report(summary: dict[str, Any]) -> str:
             + ", ".join(f"worker {w}: CPU mean {v['cpu_mean'] * 100:.0f}%, max {v['cpu_max'] * 100:.0f}%"
                         for w, v in gen["workers"].items()), ""]
     return "\n".join(out) + "\n"
+
+
+def _ci_level(summary: dict[str, Any]) -> float:
+    return float(summary["overall"]["ttft"].get("ci_level") or 0.95)
 
 
 def _knee_text(knee: dict[str, Any]) -> str:

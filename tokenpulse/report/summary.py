@@ -5,28 +5,39 @@ Layout (`SUMMARY_VERSION` 1):
     slo        the SLOs goodput was measured against
     targets    per target: name, endpoint, model, provider, `overall` figures (all measured windows)
     steps      per step: index, level, users, rate, measured window, `all` figures and per-target figures
+               (each with `cancelled`; under an arrival rate also `rate`: offered and achieved per second)
     knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
     warnings   plain sentences (generator limits, missing records, stops, estimates)
-Figures are those of `figures.py`; every time is in seconds, every rate per second.
+Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
+carries its `n`, p50/p95/p99 an order-statistic interval (`p95_ci`, at `ci_level`).
+
+Arrivals never sent (open loop): each worker reports how many scheduled arrivals were still waiting
+for a free user when it stopped (`arrivals_pending` in its health lines). Arrivals are taken oldest
+first, so those left are the newest: they are attributed to the last measured step, and count in its
+(and the overall) goodput as not good.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from tokenpulse.core.stats import distribution, finite_values, mean
-from tokenpulse.report.figures import Window, figures
+from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 ALL = "all"
 DEFAULT_SLO = {"ttft_s": 2.0, "tpot_s": 0.05}
+#: A step where more than this share of the requests sent was cancelled gets a warning: its figures
+#: describe the requests that finished, which are the faster ones.
+CANCELLED_WARN_RATIO = 0.05
 
 
 def target_key(record: dict[str, Any]) -> tuple[str, str, str]:
@@ -55,31 +66,71 @@ def _steps(run: RunData) -> tuple[Schedule | None, list[Step]]:
 
 
 def summarize(run: RunData) -> dict[str, Any]:
+    """One pass over the records: each adds to the `Started` sums of its (target, step) and to the
+    `Happened` sums of every (target, window) it reaches; steps, targets and the whole run are merges of
+    those, so a million records report in seconds (docs/benchmarks.md)."""
     slo = dict(run.meta.get("slo") or DEFAULT_SLO)
     schedule, steps = _steps(run)
     targets = _targets(run)
     start, end = run.run_start, run.run_end
     windows = {s.index: Window(start + s.measure_start_s, min(start + s.end_s, end)) for s in steps}
     measured_steps = [s for s in steps if windows[s.index].length > 0]
-    by_target: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in run.records:
-        by_target[target_key(r)].append(r)
+    measured_index = {s.index for s in measured_steps}
     no_schedule = schedule is None
+    count_gaps = run.gap_counts is None
+    keys = [(t["endpoint"], t["model"], t["provider"]) for t in targets]
+    started: dict[tuple[tuple[str, str, str], int], Started] = {}
+    happened: dict[tuple[tuple[str, str, str], int], Happened] = {}
+    ordered = sorted(measured_steps, key=lambda s: windows[s.index].start)
+    w_starts = [windows[s.index].start for s in ordered]
+    for r in run.records:
+        key = target_key(r)
+        step: Any = r.get("step")
+        if no_schedule or (r.get("phase") == MEASURE and step in measured_index):
+            si: int = steps[0].index if no_schedule else step  # in measured_index: an int
+            acc = started.get((key, si))
+            if acc is None:
+                acc = started[(key, si)] = Started(count_gaps)
+            acc.add(r, [windows[si]], slo)
+        # The windows this request can reach: from the last one starting before it, to its end.
+        t0 = float(r["start_time"])
+        t1 = t0 + float(r.get("e2e_s") or 0.0)
+        for j in range(max(0, bisect_right(w_starts, t0) - 1), bisect_right(w_starts, t1)):
+            w = windows[ordered[j].index]
+            if t0 < w.end and t1 >= w.start:
+                h = happened.get((key, ordered[j].index))
+                if h is None:
+                    h = happened[(key, ordered[j].index)] = Happened()
+                h.add(r, [w])
 
-    def started(records: Sequence[dict[str, Any]], step_index: int | None) -> list[dict[str, Any]]:
-        if no_schedule:
-            return list(records)
-        if step_index is not None:
-            return [r for r in records if r.get("phase") == MEASURE and r.get("step") == step_index]
-        return [r for r in records if r.get("phase") == MEASURE and r.get("step") in windows
-                and windows[r["step"]].length > 0]
+    def gaps(key: tuple[str, str, str] | None, step_index: int | None) -> Counter[int] | None:
+        """Counted chunk gaps of a group's successful started requests (None: counted in `Started`)."""
+        if run.gap_counts is None:
+            return None
+        total: Counter[int] = Counter()
+        for (endpoint, model, provider, step, phase), counts in run.gap_counts.items():
+            if key is not None and (endpoint, model, provider) != key:
+                continue
+            if no_schedule or (phase == MEASURE and (step == step_index if step_index is not None
+                                                     else step in measured_index)):
+                total.update(counts)
+        return total
 
-    all_windows = [windows[s.index] for s in measured_steps]
-    target_out = []
-    for t in targets:
-        recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
-        target_out.append({**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
-                           "overall": figures(started(recs, None), recs, all_windows, slo)})
+    def group(key_list: Sequence[tuple[str, str, str]], step_list: Sequence[int],
+              never_sent: int = 0, gap_key: tuple[str, str, str] | None = None,
+              gap_step: int | None = None) -> dict[str, Any]:
+        acc = Started.merged([started[(k, i)] for k in key_list for i in step_list if (k, i) in started])
+        hap = Happened.merged([happened[(k, i)] for k in key_list for i in step_list if (k, i) in happened])
+        window_s = sum(windows[i].length for i in step_list)
+        return finish(acc, hap, window_s, slo, never_sent, gaps(gap_key, gap_step))
+
+    all_keys = sorted({k for k, _ in started} | {k for k, _ in happened} | set(keys))
+    measured_list = [s.index for s in measured_steps]
+    never_sent = _never_sent(run)
+    last_measured = measured_steps[-1].index if measured_steps else None
+    # Never-sent arrivals are not tagged with a target: they count for `all` only.
+    target_out = [{**{k: t[k] for k in ("name", "endpoint", "model", "provider")},
+                   "overall": group([key], measured_list, gap_key=key)} for t, key in zip(targets, keys, strict=True)]
     steps_out = []
     for s in steps:
         w = windows[s.index]
@@ -87,13 +138,12 @@ def summarize(run: RunData) -> dict[str, Any]:
                                  "window": [round(w.start - start, 3), round(w.end - start, 3)],
                                  "window_s": w.length, "measured": w.length > 0}
         if w.length > 0:
-            entry[ALL] = figures(started(run.records, s.index), run.records, [w], slo)
-            entry["targets"] = {}
-            for t in targets:
-                recs = by_target.get((t["endpoint"], t["model"], t["provider"]), [])
-                entry["targets"][t["name"]] = figures(started(recs, s.index), recs, [w], slo)
+            entry[ALL] = group(all_keys, [s.index], never_sent if s.index == last_measured else 0,
+                               gap_step=s.index)
+            entry["targets"] = {t["name"]: group([key], [s.index], gap_key=key, gap_step=s.index)
+                                for t, key in zip(targets, keys, strict=True)}
         steps_out.append(entry)
-    overall_all = figures(started(run.records, None), run.records, all_windows, slo)
+    overall_all = group(all_keys, measured_list, never_sent)
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
@@ -102,10 +152,38 @@ def summarize(run: RunData) -> dict[str, Any]:
         "targets": target_out,
         "steps": steps_out,
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
+        "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
     summary["warnings"] = _warnings(run, summary)
     return summary
+
+
+def _never_sent(run: RunData) -> int:
+    pending = _last_per_worker(run.health, "arrivals_pending")
+    return sum(v for v in pending.values() if type(v) is int and v > 0)
+
+
+def _shape(schedule: Schedule | None, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The shape as it ran, with the parameters that apply to it (not unused option defaults)."""
+    if schedule is None:
+        return None
+    out: dict[str, Any] = {"kind": schedule.kind, "steps": len(schedule.steps)}
+    if schedule.steps:
+        out["step_s"] = schedule.steps[0].duration_s
+    if schedule.kind == "rate":
+        out["rates_per_s"] = [s.rate for s in schedule.steps]
+        out["users"] = schedule.max_users
+        if options.get("arrivals") is not None:
+            out["arrivals"] = options.get("arrivals")
+        if options.get("seed") is not None:
+            out["seed"] = options.get("seed")
+    elif schedule.kind == "fixed":
+        out["users"] = schedule.max_users
+    else:
+        out["levels"] = [s.users for s in schedule.steps]
+        out["max_users"] = schedule.max_users
+    return out
 
 
 def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
@@ -119,6 +197,7 @@ def _run_info(run: RunData, schedule: Schedule | None) -> dict[str, Any]:
         "id": meta.get("run_id"),
         "path": str(run.path),
         "shape": schedule.kind if schedule else None,
+        "shape_params": _shape(schedule, meta.get("options") or {}),
         "options": meta.get("options", {}),
         "workload": meta.get("workload", {}),
         "run_start": run.run_start,
@@ -155,8 +234,10 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
         for s in measured:
             f = pick(s)
             tp = f["throughput"]
-            x = tp["output_tokens_per_s"] if f["tokens"]["output"] else tp["requests_per_s"]
-            out.append(StepPoint(level=s["level"], throughput=x, ttft_p95=f["ttft"]["p95"], ok=f["ok"]))
+            key = "output_tokens_per_s" if f["tokens"]["output"] else "requests_per_s"
+            ci = f["ttft"].get("p95_ci") or [None, None]
+            out.append(StepPoint(level=s["level"], throughput=tp[key], ttft_p95=f["ttft"]["p95"], ok=f["ok"],
+                                 throughput_se=tp.get(f"{key}_se") or 0.0, ttft_p95_ci=(ci[0], ci[1])))
         return out
 
     result: dict[str, Any] = {"x": "arrival rate (requests/s)" if schedule.kind == "rate" else "users",
@@ -215,6 +296,13 @@ def _warnings(run: RunData, summary: dict[str, Any]) -> list[str]:
         if not step["measured"]:
             out.append(f"step {step['index']} (level {step['level']:g}) was not measured: the run stopped "
                        "before its warm-up ended")
+            continue
+        f = step[ALL]
+        if f["requests"] and f["cancelled"] / f["requests"] > CANCELLED_WARN_RATIO:
+            out.append(f"step {step['index']} (level {step['level']:g}): {f['cancelled']} of {f['requests']} "
+                       f"requests ({f['cancelled'] / f['requests']:.0%}) were cancelled (in flight at a "
+                       "step change or the run's end): its latencies describe the requests that finished, "
+                       "the faster ones; lengthen the step or the drain (load.drain_s)")
     locust = info.get("locust_e2e_requests")
     if locust is not None and locust != info["records"]:
         out.append(f"{info['records']} records but Locust counted {locust} requests: "
