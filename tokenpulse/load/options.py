@@ -53,8 +53,8 @@ def add_locust_arguments(parser: Any) -> None:
     add("--tp-ground-truth", action="store_true", default=False,
         help="ask the tokenpulse mock for its send times (records get truth_ttft_s / truth_lags_s)")
     add("--tp-run-id", default="", help="run id (part of each unique prompt prefix)")
-    add("--tp-drain-timeout", type=float, default=30.0,
-        help="after --tp-max-cost is reached, seconds to let in-flight requests finish")
+    add("--tp-arrival-seed", type=int, default=-1, help="seed of the Poisson arrivals (-1: the master picks "
+        "load.seed, else a fresh one)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class LoadOptions:
     transport: str
     ground_truth: bool
     run_id: str
-    drain_timeout_s: float
+    arrival_seed: int | None
     run_start: float | None
     workers: int
 
@@ -110,7 +110,8 @@ class LoadOptions:
             transport=get("tp_transport") or LOAD_TRANSPORT,
             ground_truth=bool(get("tp_ground_truth")),
             run_id=get("tp_run_id") or "",
-            drain_timeout_s=float(get("tp_drain_timeout") or 30.0),
+            arrival_seed=None if (get("tp_arrival_seed", -1) is None or get("tp_arrival_seed", -1) < 0)
+            else int(get("tp_arrival_seed")),
             run_start=get("tp_run_start"),
             workers=int(get("tp_workers") or 1),
         )

@@ -6,7 +6,7 @@ master). Each process builds the same schedule, targets and config from the same
 master adds the run start time, the worker count and the config text before its first spawn message.
 
 Stopping early (`--max-cost`): the process whose budget share runs out stops sending (`draining`), lets
-its requests in flight finish (up to `--tp-drain-timeout`), and the shape then returns None, which is
+its requests in flight finish (up to `load.drain_s`), and the shape then returns None, which is
 how Locust ends a shape test cleanly (CSV, HTML and final stats still written). In a distributed run the
 worker tells the master (`tp_exhausted`), the master tells every worker to drain (`tp_drain`), each
 worker answers `tp_drained`, and the master's shape ends the run.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,17 @@ class LoadSession:
         if not getattr(parsed, "tp_out", ""):
             parsed.tp_out = str(Path("runs") / parsed.tp_run_id)
         self._configure(LoadOptions.from_parsed(parsed))
-        assert self.opts is not None
+        assert self.opts is not None and self.config is not None
+        if self.opts.arrival_seed is None:
+            # Arrivals differ from run to run unless pinned (load.seed); the seed in meta.json replays them.
+            seed = self.config.load.seed
+            parsed.tp_arrival_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+            self._configure(LoadOptions.from_parsed(parsed))
+        if not self.env.stop_timeout:
+            # Locust's own drain: a user asked to stop (step down, end of run) ends its request first,
+            # for up to this long, then is killed and records it `cancelled` (user.py). Workers get it
+            # from the master with each spawn message.
+            self.env.stop_timeout = self.drain_s
         if self.opts.metrics_port:
             self.exporter = LoadExporter([t.target for t in self.targets])
             port = self.exporter.serve(self.opts.metrics_port, self.opts.metrics_host)
@@ -158,6 +169,11 @@ class LoadSession:
                           ", ".join(sorted({t.endpoint.name for t in targets if t.endpoint.api_key_env == env_name})))
         self.targets = [LoadTarget(i, t, names[i], keys.for_endpoint(t.endpoint)) for i, t in enumerate(targets)]
         self.out = Path(opts.out)
+
+    @property
+    def drain_s(self) -> float:
+        """How long requests in flight may take to finish once the run stops sending (`load.drain_s`)."""
+        return self.config.load.drain_window_s if self.config is not None else 0.0
 
     # --------------------------------------------------------------------------- test start
     def on_test_start(self) -> None:
@@ -209,7 +225,7 @@ class LoadSession:
                 step = schedule.step_at(t)
                 return None if step is None or self.draining else step.rate
 
-            seed = config.load.workload.seed * 1009 + (index or 0)
+            seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
                                          start_mono_ns=self.run_start_mono_ns)
             self.arrivals.start()
@@ -259,7 +275,7 @@ class LoadSession:
         self.draining = True
         self.stop_reason = self.stop_reason or reason
         assert self.opts is not None
-        self.drain_deadline = time.monotonic() + self.opts.drain_timeout_s
+        self.drain_deadline = time.monotonic() + self.drain_s
         log.warning("tokenpulse: stopping: %s (spent %.6f USD of this process's %s USD); draining %d in flight",
                     reason, self.guard.spent_usd, self.guard.cap_usd, self.in_flight)
         if self.role == "worker" and tell_master:
@@ -280,7 +296,7 @@ class LoadSession:
         self.draining = True
         self.stop_reason = (msg.data or {}).get("reason", STOP_MAX_COST)
         assert self.opts is not None
-        self.drain_deadline = time.monotonic() + self.opts.drain_timeout_s + 5.0
+        self.drain_deadline = time.monotonic() + self.drain_s + 5.0
         log.warning("tokenpulse: worker %s reached its cost share; draining all workers", (msg.data or {}).get("worker"))
         self.env.runner.send_message(MSG_DRAIN, {"reason": self.stop_reason})
 
@@ -379,6 +395,8 @@ class LoadSession:
             "run_start": self.run_start,
             "schedule": schedule.to_dict(),
             "workers": opts.workers,
+            "drain_s": self.drain_s,
+            "arrival_seed": opts.arrival_seed,
             "options": {"shape": opts.shape, "users": opts.users, "spawn_rate": opts.spawn_rate,
                         "run_time_s": opts.run_time_s, "levels": list(opts.levels), "rate": opts.rate,
                         "arrival": opts.arrival, "max_cost_usd": opts.max_cost, "providers": list(opts.providers),

@@ -30,7 +30,7 @@ from tokenpulse.load.exporter import observation
 from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
 from tokenpulse.transports.gevent_loop import make_sync_transport
-from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
+from tokenpulse.transports.gevent_loop.driver import RequestCancelled, SyncStreamDriver
 
 _NS = 1e-9
 
@@ -86,9 +86,14 @@ class TokenpulseUser(User):
         start_time = time.time()
         s.in_flight += 1
         result: StreamResult | None = None
+        cancelled: RequestCancelled | None = None
         sent_ns = time.monotonic_ns()
         try:
             result = self.driver.run(prepared, self.timeouts, keep_text=planned.keep_text)
+        except RequestCancelled as exc:
+            # Locust killed this user after the drain (a step lowered the users, or the run ended): the
+            # request still gets its record, `cancelled` with the timings it reached; then the user goes.
+            cancelled, result = exc, exc.result
         except Exception as exc:  # noqa: BLE001 - the driver classifies transport failures; this is a bug
             # ...which must still give the request its record, its Locust entry and the error backoff:
             # an exception here would skip all three, and the user would loop as fast as it can.
@@ -98,14 +103,16 @@ class TokenpulseUser(User):
         finally:
             s.in_flight -= 1
             if result is None:
-                # Killed mid-request (Locust stopping this user when a step lowers the user count): the
-                # provider may bill what it generated until then, which nobody will know, so the guard
-                # counts the reservation, as for any request of unknown cost, and stops holding it.
+                # Killed outside the driver's reach (nothing measured): the provider may bill what it
+                # generated, which nobody will know, so the guard counts the reservation, as for any
+                # request of unknown cost, and stops holding it.
                 s.guard.settle(reservation, None)
         cost = request_cost(result, price)
         s.guard.settle(reservation, cost)
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
                      start_time, scheduled_ns, queue_wait_s, cost)
+        if cancelled is not None:
+            raise cancelled
         self.stream.on_result(result)
         if not result.ok and scheduled_ns is None:
             gevent.sleep(error_backoff(result, s.config.load.error_backoff_s))
@@ -115,14 +122,15 @@ class TokenpulseUser(User):
         s = self.session
         assert s.schedule is not None and s.records is not None
         t_s = start_time - s.run_start
-        # Open loop: the offered load belongs to the step that scheduled it, not the one that sent it.
-        at = t_s if scheduled_ns is None else (scheduled_ns - s.run_start_mono_ns) * _NS
-        step, level, phase = s.schedule.locate(at)
+        # A request belongs to the step in which it was sent (docs/metrics.md); under an arrival rate the
+        # record also keeps when it was scheduled, so offered load can be counted by schedule.
+        step, level, phase = s.schedule.locate(t_s)
         target = self.target.target
         record = build_record(
             result, start_time=round(start_time, 6), t_s=round(t_s, 6), user_id=self.user_id, worker=s.worker_label,
-            step=step, level=level, phase=phase, users=s.schedule.users_at(at),
+            step=step, level=level, phase=phase, users=s.schedule.users_at(t_s),
             endpoint=target.endpoint.name, model=target.model.id, target_provider=target.provider,
+            scheduled_t_s=None if scheduled_ns is None else round((scheduled_ns - s.run_start_mono_ns) * _NS, 6),
             queue_wait_s=None if queue_wait_s is None else round(queue_wait_s, 6), turn=turn,
             input_tokens_target=input_target, output_tokens_target=output_target,
             estimated_cost_usd=cost,
@@ -131,7 +139,7 @@ class TokenpulseUser(User):
         fire = self.environment.events.request.fire
         name = self.target.name
         e2e_ms = (result.e2e_s or 0.0) * 1000.0
-        failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else "error")
+        failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else result.outcome.value)
         fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
              exception=failure, context={})
         if result.ttft_s is not None:
