@@ -47,6 +47,7 @@ def add_locust_arguments(parser: Any) -> None:
     add("--tp-arrival", default="poisson", choices=("poisson", "constant"), help="rate shape: arrival process")
     add("--tp-max-cost", type=float, default=0.0, help="stop before the estimated spend passes this (USD)")
     add("--tp-providers", default="", help="only these providers (comma-separated)")
+    add("--tp-models", default="", help="only these models (comma-separated)")
     add("--tp-metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Prometheus port on the master (0: off)")
     add("--tp-metrics-host", default="0.0.0.0", help="Prometheus bind address")
     add("--tp-transport", default=LOAD_TRANSPORT, help="sync transport under the driver")
@@ -75,6 +76,7 @@ class LoadOptions:
     arrival: str
     max_cost: float | None
     providers: tuple[str, ...]
+    models: tuple[str, ...]
     metrics_port: int
     metrics_host: str
     transport: str
@@ -105,6 +107,7 @@ class LoadOptions:
             arrival=get("tp_arrival") or "poisson",
             max_cost=float(get("tp_max_cost")) if get("tp_max_cost") else None,
             providers=providers,
+            models=tuple(m.strip() for m in (get("tp_models") or "").split(",") if m.strip()),
             metrics_port=int(get("tp_metrics_port", DEFAULT_METRICS_PORT) or 0),
             metrics_host=get("tp_metrics_host") or "0.0.0.0",
             transport=get("tp_transport") or LOAD_TRANSPORT,

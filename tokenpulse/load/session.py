@@ -36,12 +36,15 @@ from tokenpulse import __version__
 from tokenpulse.config import Config, ConfigError, Target, config_from_text
 from tokenpulse.core.keys import KeyRing
 from tokenpulse.gctune import freeze_setup_heap
+from tokenpulse.load import lifeline
 from tokenpulse.load.arrivals import ArrivalQueue
 from tokenpulse.load.cost import CostGuard
-from tokenpulse.load.exporter import LoadExporter, Observation
+from tokenpulse.load.exporter import LoadExporter
 from tokenpulse.load.health import HealthMonitor, HealthSample
+from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
 from tokenpulse.load.targets import LoadSetupError, display_names, select_targets
+from tokenpulse.load.webui import TokenLatencyTable, install_tab
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import META_FILE, JsonlAppender, process_tag
 from tokenpulse.runfolder.schedule import Schedule
@@ -103,7 +106,9 @@ class LoadSession:
         self.stop_reason: str | None = None
         self.drain_deadline: float | None = None
         self.drained_workers: set[str] = set()
-        self._pending_obs: list[Observation] = []
+        self.worker_arrivals: dict[str, dict[str, Any]] = {}
+        self.token_latency = TokenLatencyTable()
+        self._pending_obs: list[dict[str, Any]] = []
         self._pending_health: list[dict[str, Any]] = []
         self._test_started = False
 
@@ -159,7 +164,7 @@ class LoadSession:
             self.schedule = opts.schedule(self.config.load.warmup_s)
         except ValueError as exc:
             raise LoadSetupError(str(exc)) from None
-        targets = select_targets(self.config, opts.providers)
+        targets = select_targets(self.config, opts.providers, opts.models)
         names = display_names(targets)
         keys = KeyRing(t.endpoint.api_key_env for t in targets)
         if self.has_users:
@@ -227,7 +232,8 @@ class LoadSession:
 
             seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
-                                         start_mono_ns=self.run_start_mono_ns)
+                                         start_mono_ns=self.run_start_mono_ns,
+                                         step_of=lambda t: schedule.locate(t)[0])
             self.arrivals.start()
 
     @property
@@ -251,12 +257,17 @@ class LoadSession:
         return time.time() - self.run_start
 
     def on_request_done(self, obs: Observation) -> None:
-        """Local: straight to the exporter. Worker: queued for the next report to the master."""
+        """Local: straight to the exporter and the web UI's table. Worker: queued for the next report."""
         if self.role == "local":
-            if self.exporter is not None:
-                self.exporter.observe(obs)
+            self._observe(obs)
         else:
-            self._pending_obs.append(obs)
+            self._pending_obs.append(obs.to_dict())
+
+    def _observe(self, obs: Observation) -> None:
+        if 0 <= obs.target < len(self.targets):
+            self.token_latency.observe(self.targets[obs.target].name, obs.ttft_s, obs.ttfc_s)
+        if self.exporter is not None:
+            self.exporter.observe(obs)
 
     def _on_health(self, sample: HealthSample) -> None:
         if self.health_file is not None:
@@ -334,16 +345,31 @@ class LoadSession:
         if not self.has_users:
             return
         data[REPORT_KEY] = {"obs": self._pending_obs, "health": self._pending_health,
-                            "spent": self.guard.spent_usd, "dropped": self.arrivals.dropped if self.arrivals else 0}
+                            "spent": self.guard.spent_usd, "dropped": self.arrivals.dropped if self.arrivals else 0,
+                            "arrivals": self._arrival_counts()}
         self._pending_obs = []
         self._pending_health = []
 
+    def _arrival_counts(self) -> dict[str, Any] | None:
+        """This process's open-loop counts so far (cumulative: the master keeps each worker's latest)."""
+        a = self.arrivals
+        if a is None:
+            return None
+        return {"scheduled": {str(k): v for k, v in a.scheduled_by_step.items()},
+                "sent": {str(k): v for k, v in a.taken_by_step.items()}, "unsent": a.dropped}
+
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         ours = data.get(REPORT_KEY)
-        if not ours or self.exporter is None:
+        if ours and ours.get("arrivals") is not None:
+            self.worker_arrivals[client_id] = ours["arrivals"]
+        if not ours:
             return
-        for obs in ours.get("obs", ()):
-            self.exporter.observe(obs)
+        for data in ours.get("obs", ()):
+            obs = Observation.from_dict(data)
+            if obs is not None:  # a worker of another version: skipped rather than mislabelled
+                self._observe(obs)
+        if self.exporter is None:
+            return
         for sample in ours.get("health", ()):
             cpu = sample.get("cpu")
             self.exporter.health(str(sample["worker"]), None if cpu is None else float(cpu), sample.get("lags") or ())
@@ -382,6 +408,20 @@ class LoadSession:
             failures = sum(e.num_failures for (n, m), e in stats.entries.items() if m == "E2E")
         return {"e2e_requests": sum(e2e.values()), "e2e_failures": failures, "requests_by_type": per_name}
 
+    def _realized_rates(self, schedule: Schedule) -> dict[str, Any]:
+        """Per step, the arrivals scheduled (offered) and sent (achieved), as counts and per second of
+        the step; with the arrivals never sent. Summed over the processes that ran users."""
+        parts = list(self.worker_arrivals.values()) if self.role == "master" else [self._arrival_counts() or {}]
+        steps: dict[str, Any] = {}
+        for step in schedule.steps:
+            key = str(step.index)
+            scheduled = sum(int((p.get("scheduled") or {}).get(key, 0)) for p in parts)
+            sent = sum(int((p.get("sent") or {}).get(key, 0)) for p in parts)
+            steps[key] = {"scheduled": scheduled, "sent": sent, "duration_s": step.duration_s,
+                          "offered_per_s": scheduled / step.duration_s if step.duration_s else None,
+                          "achieved_per_s": sent / step.duration_s if step.duration_s else None}
+        return {"steps": steps, "unsent": sum(int(p.get("unsent") or 0) for p in parts)}
+
     def _write_meta(self, *, final: bool = False) -> None:
         opts, config, schedule = self.opts, self.config, self.schedule
         if opts is None or config is None or schedule is None or self.out is None:
@@ -400,6 +440,7 @@ class LoadSession:
             "options": {"shape": opts.shape, "users": opts.users, "spawn_rate": opts.spawn_rate,
                         "run_time_s": opts.run_time_s, "levels": list(opts.levels), "rate": opts.rate,
                         "arrival": opts.arrival, "max_cost_usd": opts.max_cost, "providers": list(opts.providers),
+                        "models": list(opts.models),
                         "transport": opts.transport, "ground_truth": opts.ground_truth},
             "targets": [{"index": t.index, "name": t.name, "endpoint": t.target.endpoint.name,
                          "model": t.target.model.id, "provider": t.target.provider,
@@ -413,6 +454,8 @@ class LoadSession:
             meta["run_end"] = time.time()
             meta["stop_reason"] = self.stop_reason or STOP_INTERRUPTED
             meta["locust"] = self._locust_totals()
+            if schedule.kind == "rate":
+                meta["rates"] = self._realized_rates(schedule)
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / f".{META_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -443,6 +486,9 @@ def install(events: Any) -> None:
         session = LoadSession(environment)
         environment.tokenpulse = session  # type: ignore[attr-defined]
         runner = environment.runner
+        lifeline.watch(lambda: float(environment.stop_timeout or 0.0))
+        if session.controls_shape:
+            install_tab(environment, session.token_latency)
         if session.controls_shape:
             try:
                 session.prepare_controller()

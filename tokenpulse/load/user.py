@@ -7,10 +7,11 @@ driver over one transport (one kept-alive connection); the driver stamps bytes, 
 What a finished request produces, in this order and without yielding to other greenlets in between (so
 a user stopped by Locust never leaves a record without its Locust entry or the reverse):
 1. a JSONL record (`records.py`), written at once;
-2. Locust request events: E2E under the target's name (request_type "E2E"), plus "TTFT" and "TTFC"
-   entries when those were measured, response times in ms; a failure's exception text is its error
-   class only (a bounded vocabulary: Locust groups failures by that text);
-3. a compact observation for the Prometheus exporter on the master.
+2. one Locust request event: E2E under the target's name (request_type "E2E"), response time in ms; a
+   failure's exception text is its error class only, or `cancelled` (a bounded vocabulary: Locust
+   groups failures by that text). TTFT and TTFC go to the web UI's own tab (webui.py), never to
+   Locust's request statistics, where they would count as requests;
+3. the typed wire record (observation.py) for the Prometheus exporter and that tab on the master.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tokenpulse.core.recorder import StreamResult, failure_result
 from tokenpulse.core.request import prepare
 from tokenpulse.load.backoff import error_backoff
 from tokenpulse.load.cost import request_cost, worst_case_cost
-from tokenpulse.load.exporter import observation
+from tokenpulse.load.observation import Observation
 from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
 from tokenpulse.transports.gevent_loop import make_sync_transport
@@ -142,10 +143,4 @@ class TokenpulseUser(User):
         failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else result.outcome.value)
         fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
              exception=failure, context={})
-        if result.ttft_s is not None:
-            fire(request_type="TTFT", name=name, response_time=result.ttft_s * 1000.0, response_length=0,
-                 exception=None, context={})
-        if result.ttfc_s is not None:
-            fire(request_type="TTFC", name=name, response_time=result.ttfc_s * 1000.0, response_length=0,
-                 exception=None, context={})
-        s.on_request_done(observation(self.target.index, result, cost, queue_wait_s))
+        s.on_request_done(Observation.of(self.target.index, result, cost, queue_wait_s))
