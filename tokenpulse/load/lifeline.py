@@ -7,9 +7,15 @@ OOM killer), nothing would stop Locust: it would keep sending billable requests 
 How: `tokenpulse load` opens a pipe, keeps the write end (it never writes) and hands the read end to
 Locust (`pass_fds` and `TOKENPULSE_LIFELINE_FD`). Every Locust process inherits the read end, also the
 workers that `--processes` forks. When the parent dies, the kernel closes the write end, the read
-returns end-of-file, and each Locust process stops as on SIGTERM: users drain (`load.drain_s`), then
+returns end-of-file, and each Locust process stops as on Ctrl-C (SIGINT): users drain (`load.drain_s`), then
 the records, meta.json and Locust's files are complete. Should that stop hang, the process exits
 hard after the drain plus a margin. No polling: a greenlet sleeps in the hub until the pipe says so.
+
+Why SIGINT and not SIGTERM: Locust's SIGTERM handler is a gevent (libev) signal watcher, and a
+tokenpulse Locust process has OS threads (gevent's resolver pool) that do not block the signal, so a
+SIGTERM can be taken by one of them with the default action, which kills the process with no drain
+and no final meta.json. SIGINT is Python's own handler (KeyboardInterrupt in the main greenlet),
+which Locust turns into its clean stop whichever thread the signal reached.
 
 Unlike PR_SET_PDEATHSIG, which is cleared in forked children and tied to the parent *thread*, the pipe
 covers every process of the tree and works wherever pipes do.
@@ -72,9 +78,15 @@ def watch(drain_s: Callable[[], float], env: Mapping[str, str] | None = None) ->
             except OSError:
                 pass
             break
-        log.error("tokenpulse: `tokenpulse load` went away; stopping this Locust process (pid %d)", os.getpid())
+        # Our stdout and stderr were a pipe to the parent, whose reader is gone: a write would now fail
+        # (BrokenPipeError) in the middle of the clean stop. What is left to say goes nowhere; the
+        # records and meta.json are files of their own.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
         gevent.spawn_later(drain_s() + HARD_EXIT_MARGIN_S, os._exit, 1)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
 
     os.set_blocking(fd, False)
     gevent.spawn(run)

@@ -332,7 +332,8 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
         except KeyboardInterrupt:
             interrupted = True
             stream.write("\ninterrupted: stopping Locust (Ctrl-C again to kill it)\n")
-            proc.send_signal(signal.SIGTERM)
+            # SIGINT, not SIGTERM: Locust's SIGTERM watcher can miss the signal (lifeline.py) and die undrained.
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(plan.drain_s + 60)
             except KeyboardInterrupt:
