@@ -24,6 +24,7 @@ from tokenpulse.config import Target
 from tokenpulse.load.observation import Observation
 from tokenpulse.metrics import LoadMetrics
 
+
 class LoadExporter:
     """Owns the master's registry and applies observations, health samples and shape state to it."""
 

@@ -54,7 +54,8 @@ class Lifeline:
 
 def watch(drain_s: Callable[[], float], env: Mapping[str, str] | None = None) -> bool:
     """Child side (a Locust process, under gevent): stop this process when the parent goes away.
-    `drain_s` gives the drain in force when that happens (a worker learns it from the master). False when the process was not started with a lifeline (plain `locust -f`)."""
+    `drain_s` gives the drain in force when that happens (a worker learns it from the master). False
+    when the process was not started with a lifeline (plain `locust -f`)."""
     import gevent
     from gevent.socket import wait_read
 

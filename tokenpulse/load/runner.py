@@ -249,7 +249,7 @@ class Progress:
             except ValueError:
                 continue
             self.requests += 1
-            if r.get("outcome") != "ok":
+            if r.get("outcome") == "error":  # cancelled: neither a success nor the provider's failure
                 self.errors += 1
             end = float(r.get("start_time", 0.0)) + float(r.get("e2e_s") or 0.0)
             self.recent.append((end, r.get("ttft_s") if r.get("outcome") == "ok" else None, r.get("output_tokens") or 0))

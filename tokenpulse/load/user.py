@@ -140,7 +140,8 @@ class TokenpulseUser(User):
         fire = self.environment.events.request.fire
         name = self.target.name
         e2e_ms = (result.e2e_s or 0.0) * 1000.0
-        failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else result.outcome.value)
+        failure = None if result.ok else RequestFailed(
+            result.error_class.value if result.error_class else result.outcome.value)
         fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
              exception=failure, context={})
         s.on_request_done(Observation.of(self.target.index, result, cost, queue_wait_s))
