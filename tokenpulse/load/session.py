@@ -370,6 +370,13 @@ class LoadSession:
                 self._on_health(self.health.sample())
         if self.arrivals is not None:
             self.arrivals.stop()
+        if self.role == "worker":
+            # Report the drain's requests now: after "stop" a Locust worker sleeps for the stop timeout
+            # before it handles the master's "quit" (and its final report), and by then the master has
+            # printed and written its totals without them.
+            send_stats = getattr(self.env.runner, "_send_stats", None)
+            if send_stats is not None:
+                send_stats()
         self._write_final_meta()
 
     def on_quit(self) -> None:
