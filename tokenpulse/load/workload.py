@@ -31,8 +31,8 @@ from typing import Any
 
 from tokenpulse.config import Target, Workload
 from tokenpulse.core.recorder import CHARS_PER_TOKEN_ESTIMATE, StreamResult
-from tokenpulse.load.calibration import PromptCalibration
 from tokenpulse.core.request import ChatRequest
+from tokenpulse.load.calibration import PromptCalibration
 
 CHARS_PER_TOKEN = int(CHARS_PER_TOKEN_ESTIMATE)
 #: Synthetic prompts end with this, so a real model answers at length when ignore_eos is not honoured.
