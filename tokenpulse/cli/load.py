@@ -139,7 +139,7 @@ def run_locust_stoppable(plan: Any, *, quiet: bool) -> tuple[int, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tokenpulse.load.runner import UsageError, log_tail, plan_run
+    from tokenpulse.load.runner import UsageError, check_port_free, log_tail, plan_run
     from tokenpulse.report.build import write_report
     from tokenpulse.report.markdown import console_report
     from tokenpulse.report.run import RunError
@@ -150,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
+        if args.metrics_port and not args.worker:  # before Locust starts and before the run folder exists
+            check_port_free(args.metrics_port, "--metrics-port")
         plan = plan_run(args)
     except UsageError as exc:
         print(f"tokenpulse load: {exc}", file=sys.stderr)

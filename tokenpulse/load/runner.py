@@ -90,8 +90,6 @@ def plan_run(args: Any) -> LoadPlan:
         raise UsageError(str(exc)) from None
     if any(out.glob(RECORDS_GLOB)) or (out / META_FILE).exists():
         raise UsageError(f"{out} already holds a run; choose another --out")
-    if args.metrics_port:
-        check_port_free(args.metrics_port, "--metrics-port")
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--only-summary", "--exit-code-on-error", "0",
            "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
