@@ -15,9 +15,9 @@ The pieces, each with one lifetime and testable without Locust:
   processes that run users.
 This module holds them for one process and connects them to Locust's events (`install`).
 
-Stopping: when a step lowers its users or the run ends, Locust's stop timeout (set to `load.drain_s`)
-lets users finish their request in flight; a user killed after it records that request `cancelled`
-(user.py). `--max-cost`: the process whose budget share runs out stops sending (`draining`), lets its
+Stopping: when a step lowers its users or the run ends (the shape then asks for zero users first,
+and ends the run once none is left), Locust's stop timeout (set to `load.drain_s`) lets users finish
+their request in flight; a user killed after it records that request `cancelled` (user.py). `--max-cost`: the process whose budget share runs out stops sending (`draining`), lets its
 requests in flight finish (up to `load.drain_s`), and the shape then returns None, which is how Locust
 ends a shape test cleanly (CSV, HTML and final stats still written). In a distributed run the worker
 tells the master (`tp_exhausted`), the master tells every worker to drain (`tp_drain`), each worker
@@ -67,6 +67,8 @@ STOP_INTERRUPTED = "interrupted"
 MSG_EXHAUSTED = "tp_exhausted"
 MSG_DRAIN = "tp_drain"
 MSG_DRAINED = "tp_drained"
+#: After the schedule's end, how much longer than the drain the shape waits for users to stop.
+END_MARGIN_S = 10.0
 
 __all__ = ["REPORT_KEY", "STOP_COMPLETED", "STOP_INTERRUPTED", "STOP_MAX_COST", "LoadSession", "LoadTarget",
            "install", "session_for"]
@@ -106,6 +108,7 @@ class LoadSession:
         self.in_flight = 0
         self.users_started = 0
         self._test_started = False
+        self._ending_since: float | None = None
 
     # ------------------------------------------------------------------------ context views
     @property
@@ -335,13 +338,27 @@ class LoadSession:
             return (runner.target_user_count if runner else 0) or schedule.users_at(t), schedule.spawn_rate
         tick = schedule.tick(t)
         if tick is None:
-            self.stop_reason = self.stop_reason or STOP_COMPLETED
-            return None
+            return self._end_tick(schedule)
         if self.exporter is not None:
             step = schedule.step_at(t)
             self.exporter.shape(step=step.index if step else 0, users=runner.user_count if runner else 0,
                                 target_users=tick[0], rate=step.rate if step else None)
         return tick
+
+    def _end_tick(self, schedule: Schedule) -> tuple[int, float] | None:
+        """The schedule is over: first ask for zero users, so that every process lets its users finish
+        their requests (Locust's stop timeout, `load.drain_s`) while the master still listens; end the
+        run once no user is left or the drain (plus a margin) has passed. Ending at once would make a
+        headless master quit within half a second, before its workers' drained requests reach it."""
+        self.stop_reason = self.stop_reason or STOP_COMPLETED
+        now = time.monotonic()
+        if self._ending_since is None:
+            self._ending_since = now
+        runner = self.env.runner
+        users = runner.user_count if runner is not None else 0
+        if (users == 0 and now > self._ending_since) or now - self._ending_since > self.drain_s + END_MARGIN_S:
+            return None
+        return 0, schedule.spawn_rate
 
     # ------------------------------------------------------------------------------ reports
     def _arrival_counts(self) -> dict[str, Any] | None:
