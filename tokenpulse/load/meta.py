@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-from importlib.metadata import PackageNotFoundError, version
 
 from tokenpulse import __version__
 from tokenpulse.load.context import RunContext
