@@ -328,6 +328,16 @@ class LoadSettings(_Strict):
                                      "queues grow under load.")
     warmup_s: Seconds = Field(default=0.0, description="excluded from the figures "
                             "at the start of each step (`--warmup` overrides it).")
+    drain_s: Seconds | None = Field(
+        default=None,
+        description="when a step lowers its users, the run ends or `--max-cost` stops it, requests in flight "
+                    "get this long to finish; those still running are then recorded as `cancelled` with the "
+                    "timings they reached (never dropped). Null: 60 s. Capped by `timeouts.total_s`, as no "
+                    "request lives longer; 0 cancels at once.")
+    seed: int | None = Field(
+        default=None,
+        description="seed of the Poisson arrivals of `--shape rate` (null: a fresh seed per run, recorded in "
+                    "meta.json so the run can be replayed).")
     error_backoff_s: float = Field(
         default=1.0, ge=0, le=60, allow_inf_nan=False,
         description="closed-loop shapes: after a failed request a user pauses this long (or the server's "
@@ -341,6 +351,17 @@ class LoadSettings(_Strict):
                     "in a steady time, a batch would otherwise send, finish and resend its requests in the "
                     "same millisecond for the whole run, a herd that loads the server and the generator in "
                     "bursts. 0 sends at once.")
+
+
+    @property
+    def drain_window_s(self) -> float:
+        """The drain in force: `drain_s` (default 60 s), never longer than a request may last."""
+        return min(DEFAULT_DRAIN_S if self.drain_s is None else self.drain_s, self.timeouts.total_s)
+
+
+#: `load.drain_s` when unset: long enough for a typical answer (hundreds of tokens at tens per second,
+#: after a queue), short enough that a run's end is not held for minutes by a request that hangs.
+DEFAULT_DRAIN_S = 60.0
 
 
 class Config(_Strict):

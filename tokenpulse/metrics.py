@@ -12,14 +12,14 @@ whichever path measured it; Prometheus tells them apart by the scrape job (`job=
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 from tokenpulse import __version__
-from tokenpulse.core.outcomes import ALL_ERROR_CLASSES
-from tokenpulse.core.recorder import StreamResult
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ErrorClass, Outcome
 
 PREFIX = "tokenpulse"
 TARGET_LABELS = ("endpoint", "model", "provider")
@@ -57,6 +57,46 @@ LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 def _name(suffix: str) -> str:
     return f"{PREFIX}_{suffix}"
+
+
+class MeasuredRequest(Protocol):
+    """What `RequestMetrics.observe` reads of a request: a `StreamResult`, or the load test's wire
+    record of one (tokenpulse/load/observation.py), so the master need not rebuild a result."""
+
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def error_class(self) -> ErrorClass | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def ttfb_s(self) -> float | None: ...
+    @property
+    def connect_s(self) -> float | None: ...
+    @property
+    def tls_s(self) -> float | None: ...
+    @property
+    def ttft_s(self) -> float | None: ...
+    @property
+    def ttfc_s(self) -> float | None: ...
+    @property
+    def e2e_s(self) -> float | None: ...
+    @property
+    def tpot_s(self) -> float | None: ...
+    @property
+    def output_tokens_per_s(self) -> float | None: ...
+    @property
+    def token_times_s(self) -> Sequence[float]: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def reasoning_tokens(self) -> int | None: ...
+    @property
+    def tokens_estimated(self) -> bool: ...
+    @property
+    def cost_usd(self) -> float | None: ...
 
 
 class RequestMetrics:
@@ -138,7 +178,7 @@ class RequestMetrics:
                 tls=self.connection_phase.labels(**labels, phase="tls"), requests={})
         return series
 
-    def observe(self, labels: Mapping[str, str], result: StreamResult, *, cost_usd: float | None = None) -> None:
+    def observe(self, labels: Mapping[str, str], result: MeasuredRequest, *, cost_usd: float | None = None) -> None:
         """Record one finished request. `cost_usd` overrides the result's (price-based estimate)."""
         series = self._target(labels)
         error_class = result.error_class.value if result.error_class else NO_ERROR

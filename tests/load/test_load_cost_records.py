@@ -9,7 +9,8 @@ from tokenpulse.config import Price
 from tokenpulse.core.outcomes import ErrorClass, Outcome
 from tokenpulse.core.recorder import StreamResult
 from tokenpulse.load.cost import CostGuard, request_cost, worst_case_cost
-from tokenpulse.load.exporter import observation, result_from_observation
+from tokenpulse.load.exporter import LoadExporter
+from tokenpulse.load.observation import Observation
 from tokenpulse.runfolder.records import JsonlAppender, build_record, iter_jsonl
 
 PRICE = Price(prompt_per_mtok=1.0, completion_per_mtok=2.0)
@@ -143,8 +144,27 @@ def test_appender_writes_whole_lines_and_reader_skips_a_torn_tail(tmp_path: Path
 
 def test_observation_roundtrip_for_the_exporter() -> None:
     res = result(ok=False, error=ErrorClass.SERVER_ERROR, cost=0.2)
-    obs = observation(3, res, 0.2, 0.05)
-    json.dumps(obs)
-    back = result_from_observation(obs)
-    assert back.error_class is ErrorClass.SERVER_ERROR and back.ttft_s == res.ttft_s
-    assert back.output_tokens == 500 and back.cost_usd == 0.2 and obs[0] == 3 and obs[14] == 0.05
+    obs = Observation.of(3, res, 0.2, 0.05)
+    wire = json.loads(json.dumps(obs.to_dict()))  # what crosses Locust's worker report
+    back = Observation.from_dict(wire)
+    assert back == obs
+    assert back.error_class is ErrorClass.SERVER_ERROR and back.ttft_s == res.ttft_s and not back.ok
+    assert back.output_tokens == 500 and back.cost_usd == 0.2 and back.target == 3 and back.queue_wait_s == 0.05
+    # A record this version cannot read is refused, never turned into invented labels.
+    assert Observation.from_dict({**wire, "outcome": "exploded"}) is None
+    assert Observation.from_dict({**wire, "ttft_s": "fast"}) is None
+    assert Observation.from_dict([3, "ok"]) is None
+
+
+def test_exporter_observes_the_wire_record_directly() -> None:
+    from tokenpulse.config import config_from_text
+
+    text = "endpoints: [{name: e, base_url: 'http://127.0.0.1:1/v1', models: [{id: m}]}]\n"
+    targets = list(config_from_text(text, source="t.yaml").targets())
+    exporter = LoadExporter(targets)
+    res = result(ok=False, error=ErrorClass.SERVER_ERROR, cost=0.2)
+    exporter.observe(Observation.of(0, res, 0.2, 0.05))
+    exporter.observe(Observation.of(7, res, 0.2, None))  # a target this master does not have: ignored
+    requests = exporter.metrics.registry.get_sample_value(
+        "tokenpulse_requests_total", {**targets[0].labels, "outcome": "error", "error_class": "server_error"})
+    assert requests == 1.0

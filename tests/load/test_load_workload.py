@@ -212,3 +212,54 @@ def test_dataset_nested_past_the_recursion_limit_is_a_clear_error(tmp_path: Path
 def test_synthetic_prompt_repeats_base_for_long_prompts() -> None:
     text = synthetic_prompt("abc def", 10, None)
     assert len(text) == 40 and text.endswith("at length.")
+
+
+def _served(planned, server_tokens) -> StreamResult:  # type: ignore[no-untyped-def]
+    """The answer of a server whose tokenizer is `server_tokens` (what its usage.prompt_tokens says)."""
+    result = ok_result("")
+    result.prompt_tokens = server_tokens(planned.chat.messages)
+    return result
+
+
+@pytest.mark.parametrize("tokenizer", [
+    # a word tokenizer: this filler averages ~6 characters per word, not 4
+    lambda messages: sum(len(str(m["content"]).split()) for m in messages),
+    # a fine-grained one plus a chat template of 12 tokens
+    lambda messages: 12 + sum(len(str(m["content"])) for m in messages) // 3,
+])
+def test_prompt_lengths_calibrate_to_the_servers_token_counts(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    workload = Workload(input_tokens_mean=512, input_tokens_stddev=0)
+    gen = WorkloadGenerator(workload, run_id="r")
+    users = [gen.for_user(f"u{i}") for i in range(4)]
+    t = target()
+    first = users[0].next_request(t)
+    uncalibrated = tokenizer(first.chat.messages)
+    users[0].on_result(_served(first, tokenizer))
+    assert abs(uncalibrated - 512) > 0.05 * 512  # characters / 4 is off for this server
+    for _ in range(10):  # the warm-up: each user's requests teach the process's calibration
+        for user in users:
+            planned = user.next_request(t)
+            user.on_result(_served(planned, tokenizer))
+    measured = []
+    for user in users:
+        planned = user.next_request(t)
+        measured.append(tokenizer(planned.chat.messages))
+        assert planned.input_tokens_target == 512  # records keep the target beside the server's count
+    assert all(abs(m - 512) <= 0.05 * 512 for m in measured), measured
+    assert gen.calibration.samples[t.model.id] >= 40
+
+
+def test_calibration_ignores_estimated_usage_and_failures() -> None:
+    gen = WorkloadGenerator(Workload(input_tokens_mean=256), run_id="r")
+    user = gen.for_user("u0")
+    planned = user.next_request(target())
+    estimated = ok_result("")
+    estimated.tokens_estimated = True
+    estimated.prompt_tokens = 1
+    user.on_result(estimated)
+    failed = ok_result("")
+    failed.outcome = Outcome.ERROR
+    user.next_request(target())
+    user.on_result(failed)
+    assert gen.calibration.chars_per_token(target().model.id) == CHARS_PER_TOKEN
+    assert planned.chat.messages

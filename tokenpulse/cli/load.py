@@ -1,15 +1,18 @@
 """`tokenpulse load`: a Locust load test of the configured targets, with a report at the end.
 
 Exit codes: 0 when the run produced a report (failed requests are figures, not errors); 1 when Locust
-did not run (see locust.log in the run folder); 2 for bad options or config; 130 when interrupted (the
+did not run (see locust.log in the run folder) or when every request failed (the error classes are
+printed); 2 for bad options or config; 130 when interrupted (the
 report of what ran is still written).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from tokenpulse.cli.argtypes import positive_float, positive_int
@@ -89,9 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=non_negative_seconds, help="excluded at the start of each step "
                    "(default: the config's load.warmup_s); spawning time is always excluded too")
     p.add_argument("--rate", type=positive_float, help="rate shape: arrivals per second")
-    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson",
+    p.add_argument("--arrival", choices=("poisson", "constant"),
                    help="rate shape: Poisson (exponential gaps, default) or constant gaps")
     p.add_argument("--provider", action="append", metavar="P", help="only this provider (repeatable)")
+    p.add_argument("--model", action="append", metavar="M", help="only this model id (repeatable; with "
+                   "--provider, both apply)")
     p.add_argument("--max-cost", type=positive_float, metavar="USD",
                    help="stop before the estimated spend (usage.cost, else usage x configured price) passes this")
     p.add_argument("--out", help="run folder (default runs/<date-time>)")
@@ -134,16 +139,19 @@ def run_locust_stoppable(plan: Any, *, quiet: bool) -> tuple[int, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tokenpulse.load.runner import UsageError, log_tail, plan_run
+    from tokenpulse.load.runner import UsageError, check_port_free, log_tail, plan_run
     from tokenpulse.report.build import write_report
     from tokenpulse.report.markdown import console_report
     from tokenpulse.report.run import RunError
+    from tokenpulse.runfolder.records import tally
 
     if args.master and args.processes:
         print("tokenpulse load: --master and --processes exclude each other (--processes runs its own master)",
               file=sys.stderr)
         return 2
     try:
+        if args.metrics_port and not args.worker:  # before Locust starts and before the run folder exists
+            check_port_free(args.metrics_port, "--metrics-port")
         plan = plan_run(args)
     except UsageError as exc:
         print(f"tokenpulse load: {exc}", file=sys.stderr)
@@ -167,5 +175,50 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(console_report(summary))
+        for line in rate_lines(plan.out, summary):
+            print(line)
         print(f"\nreport: {plan.out / 'report.html'} (also report.md, summary.json)")
+    counts = tally(plan.out)
+    if counts.reasoning_exhausted:
+        print(f"tokenpulse load: warning: {counts.reasoning_exhausted} of {counts.ok} successful requests spent all "
+              "their max_tokens on reasoning and gave no answer (no TTFC); raise max_tokens or lower "
+              "load.workload.reasoning", file=sys.stderr)
+    if counts.cancelled:
+        print(f"tokenpulse load: {counts.cancelled} of {counts.records} requests were still in flight after the "
+              "drain (load.drain_s) and are recorded as cancelled", file=sys.stderr)
+    if counts.all_failed:
+        classes = ", ".join(f"{name} {n}" for name, n in counts.error_classes.most_common())
+        print(f"tokenpulse load: every request failed ({counts.errors}: {classes}); see {plan.out / 'report.md'}",
+              file=sys.stderr)
+        return 1
     return 130 if interrupted else 0
+
+
+def rate_lines(out: Path, summary: dict[str, Any]) -> list[str]:
+    """Open-loop runs: per step, the realized offered and achieved rates and the queue wait (the time a
+    scheduled arrival waited for a free user), each with its sample size."""
+    from tokenpulse.core.format import fmt_seconds
+    from tokenpulse.runfolder.records import META_FILE
+
+    try:
+        meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rates = meta.get("rates") or {}
+    if meta.get("schedule", {}).get("kind") != "rate":
+        return []
+    lines = ["", "open loop (per step: arrivals scheduled / sent per second, queue wait for a free user)"]
+    for step in summary.get("steps", []):
+        index = step.get("index")
+        realized = (rates.get("steps") or {}).get(str(index), {})
+        wait = (step.get("all") or {}).get("queue_wait") or {}
+        lines.append(f"  step {index + 1} rate {step.get('level'):g}/s: offered {_rate(realized.get('offered_per_s'))}"
+                     f", achieved {_rate(realized.get('achieved_per_s'))}; queue wait p50 "
+                     f"{fmt_seconds(wait.get('p50'))} p95 {fmt_seconds(wait.get('p95'))} (n={wait.get('n', 0)})")
+    if rates.get("unsent"):
+        lines.append(f"  {rates['unsent']} scheduled arrivals were never sent (no free user before the end)")
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}/s"

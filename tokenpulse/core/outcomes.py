@@ -31,6 +31,10 @@ class Outcome(StrEnum):
 
     OK = "ok"
     ERROR = "error"
+    #: Still in flight when the load test stopped waiting for it (a step lowered its users, or the run
+    #: ended, and the drain passed): neither the provider's success nor its failure. It keeps the timings
+    #: it reached; its `error_class` is None.
+    CANCELLED = "cancelled"
 
 
 #: Error classes that say something about the caller (quota, key, request) rather than the provider.

@@ -145,7 +145,7 @@ class StreamRecorder:
         "_t_last_token", "_t_done", "_t_end", "_token_ns", "_truth_sent", "_truth_recv", "_truth_ok", "_usage",
         "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
         "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
-        "finished", "first_token_seen",
+        "finished", "first_token_seen", "_cancelled",
     )
 
     def __init__(
@@ -193,6 +193,7 @@ class StreamRecorder:
         #: Drivers switch from the TTFT deadline to the idle timeout once this is true. A plain attribute
         #: (not a property over `_t_first_token`): the sync driver reads it after every read.
         self.first_token_seen = False
+        self._cancelled: str | None = None
 
     # ------------------------------------------------------------------------------ events in
     def on_headers(self, t_ns: int, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
@@ -278,6 +279,14 @@ class StreamRecorder:
             self._fail(t_ns, error_class, message)
         if self._t_end is None:
             self._t_end = t_ns
+
+    def cancel(self, t_ns: int, reason: str) -> None:
+        """The caller gave up on the request at `t_ns` (a load test that stopped waiting for it). The
+        result is `cancelled` with the timings reached so far, unless the request had already ended
+        (its end and class stand)."""
+        if self._t_end is None and not self.finished and self._error_class is None:
+            self._t_end = t_ns
+            self._cancelled = reason
 
     def _internal_error(self, t_ns: int, exc: Exception) -> None:
         """The recorder itself failed on this response (a bug): end the request as a protocol error, so
@@ -464,10 +473,12 @@ class StreamRecorder:
             truth_lags = [(r - s + 50) // 100 / 1e7 for r, s in zip(self._token_ns, self._truth_sent, strict=True)]
 
         ok = self._error_class is None and self.finished
+        cancelled = self._cancelled is not None
         return StreamResult(
-            outcome=Outcome.OK if ok else Outcome.ERROR,
-            error_class=None if ok else (self._error_class or ErrorClass.TRUNCATED),
-            error_message=None if ok else (self._error_message or "request did not finish"),
+            outcome=Outcome.OK if ok else Outcome.CANCELLED if cancelled else Outcome.ERROR,
+            error_class=None if ok or cancelled else (self._error_class or ErrorClass.TRUNCATED),
+            error_message=None if ok else self._cancelled if cancelled else (
+                self._error_message or "request did not finish"),
             http_status=self.status,
             t0_ns=t0,
             ttfb_s=secs(self._t_headers),

@@ -7,9 +7,10 @@ compact summary of each finished request and their health samples to Locust's pe
 prober uses: one request is recorded identically whichever path measured it (metric names are shared;
 the scrape job tells the prober from the load test).
 
-A compact observation is a list of plain numbers (msgpack-friendly): the figures `RequestMetrics.observe`
-reads, nothing else. Label values come from the config (endpoint, model, provider: by target index) and
-from enums (outcome, error class); the worker label is Locust's worker index.
+What a worker sends per request is the typed wire record `observation.Observation` (to_dict /
+from_dict): the figures `RequestMetrics.observe` reads, nothing else. Label values come from the config
+(endpoint, model, provider: by target index) and from enums (outcome, error class); the worker label is
+Locust's worker index.
 """
 
 from __future__ import annotations
@@ -20,35 +21,8 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from tokenpulse.config import Target
-from tokenpulse.core.outcomes import ErrorClass, Outcome
-from tokenpulse.core.recorder import StreamResult
+from tokenpulse.load.observation import Observation
 from tokenpulse.metrics import LoadMetrics
-
-Observation = list[Any]
-
-
-def observation(target_index: int, result: StreamResult, cost_usd: float | None,
-                queue_wait_s: float | None) -> Observation:
-    """The compact form of one request for the worker -> master report."""
-    return [target_index, result.outcome.value, result.error_class.value if result.error_class else None,
-            result.ttfb_s, result.ttft_s, result.ttfc_s, result.e2e_s, result.tpot_s, result.output_tokens_per_s,
-            result.prompt_tokens, result.output_tokens, result.reasoning_tokens, result.tokens_estimated,
-            cost_usd, queue_wait_s]
-
-
-def result_from_observation(obs: Sequence[Any]) -> StreamResult:
-    """Rebuild the fields `RequestMetrics.observe` reads (series are not carried: chunk gaps stay in the
-    JSONL, as LoadMetrics does not observe them)."""
-    (_, outcome, error_class, ttfb, ttft, ttfc, e2e, tpot, speed, prompt, output, reasoning, estimated,
-     cost, _) = obs
-    return StreamResult(
-        outcome=Outcome(outcome), error_class=ErrorClass(error_class) if error_class else None,
-        error_message=None, http_status=None, t0_ns=0, ttfb_s=ttfb, ttft_s=ttft, ttfc_s=ttfc, e2e_s=e2e,
-        tpot_s=tpot, output_tokens_per_s=speed, prompt_tokens=prompt, output_tokens=output,
-        reasoning_tokens=reasoning, cached_tokens=None, cost_usd=cost, tokens_estimated=bool(estimated),
-        chunk_count=0, token_times_s=[], provider=None, generation_id=None, finish_reason=None,
-        retry_after_s=None, bytes_received=0, keepalive_count=0,
-    )
 
 
 class LoadExporter:
@@ -74,15 +48,13 @@ class LoadExporter:
             self._server.server_close()
             self._server = None
 
-    def observe(self, obs: Sequence[Any]) -> None:
-        index = int(obs[0])
+    def observe(self, obs: Observation) -> None:
+        index = obs.target
         if not 0 <= index < len(self.labels):
             return  # a worker with a different config: ignore rather than invent labels
-        result = result_from_observation(obs)
-        self.metrics.requests.observe(self.labels[index], result, cost_usd=obs[13])
-        queue_wait = obs[14]
-        if queue_wait is not None:
-            self.metrics.queue_wait.observe(queue_wait)
+        self.metrics.requests.observe(self.labels[index], obs, cost_usd=obs.cost_usd)
+        if obs.queue_wait_s is not None:
+            self.metrics.queue_wait.observe(obs.queue_wait_s)
 
     def health(self, worker: str, cpu: float | None, lags: Sequence[float]) -> None:
         if cpu is not None:

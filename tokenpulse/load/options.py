@@ -47,14 +47,15 @@ def add_locust_arguments(parser: Any) -> None:
     add("--tp-arrival", default="poisson", choices=("poisson", "constant"), help="rate shape: arrival process")
     add("--tp-max-cost", type=float, default=0.0, help="stop before the estimated spend passes this (USD)")
     add("--tp-providers", default="", help="only these providers (comma-separated)")
+    add("--tp-models", default="", help="only these models (comma-separated)")
     add("--tp-metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Prometheus port on the master (0: off)")
     add("--tp-metrics-host", default="0.0.0.0", help="Prometheus bind address")
     add("--tp-transport", default=LOAD_TRANSPORT, help="sync transport under the driver")
     add("--tp-ground-truth", action="store_true", default=False,
         help="ask the tokenpulse mock for its send times (records get truth_ttft_s / truth_lags_s)")
     add("--tp-run-id", default="", help="run id (part of each unique prompt prefix)")
-    add("--tp-drain-timeout", type=float, default=30.0,
-        help="after --tp-max-cost is reached, seconds to let in-flight requests finish")
+    add("--tp-arrival-seed", type=int, default=-1, help="seed of the Poisson arrivals (-1: the master picks "
+        "load.seed, else a fresh one)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +76,13 @@ class LoadOptions:
     arrival: str
     max_cost: float | None
     providers: tuple[str, ...]
+    models: tuple[str, ...]
     metrics_port: int
     metrics_host: str
     transport: str
     ground_truth: bool
     run_id: str
-    drain_timeout_s: float
+    arrival_seed: int | None
     run_start: float | None
     workers: int
 
@@ -107,12 +109,14 @@ class LoadOptions:
             arrival=get("tp_arrival") or "poisson",
             max_cost=float(get("tp_max_cost")) if get("tp_max_cost") else None,
             providers=providers,
+            models=tuple(m.strip() for m in (get("tp_models") or "").split(",") if m.strip()),
             metrics_port=int(get("tp_metrics_port", DEFAULT_METRICS_PORT) or 0),
             metrics_host=get("tp_metrics_host") or "0.0.0.0",
             transport=get("tp_transport") or LOAD_TRANSPORT,
             ground_truth=bool(get("tp_ground_truth")),
             run_id=get("tp_run_id") or "",
-            drain_timeout_s=float(get("tp_drain_timeout") or 30.0),
+            arrival_seed=None if (get("tp_arrival_seed", -1) is None or get("tp_arrival_seed", -1) < 0)
+            else int(get("tp_arrival_seed")),
             run_start=get("tp_run_start"),
             workers=int(get("tp_workers") or 1),
         )

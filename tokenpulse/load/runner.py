@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tokenpulse.config import ConfigError, load_config
+from tokenpulse.config import DEFAULT_DRAIN_S, ConfigError, load_config
 from tokenpulse.core.format import fmt_number, fmt_seconds
 from tokenpulse.core.keys import read_api_key
 from tokenpulse.core.redact import redact
 from tokenpulse.core.stats import percentile
+from tokenpulse.load.lifeline import Lifeline
 from tokenpulse.load.targets import LoadSetupError, select_targets
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
@@ -56,6 +58,8 @@ class LoadPlan:
     schedule: Schedule | None
     role: str  # local | master | worker
     web_url: str | None
+    #: How long Locust may take to stop once asked (its users' drain, `load.drain_s`).
+    drain_s: float = DEFAULT_DRAIN_S
 
 
 def plan_run(args: Any) -> LoadPlan:
@@ -66,12 +70,13 @@ def plan_run(args: Any) -> LoadPlan:
         return _plan_worker(args, out, run_id)
     if not args.config:
         raise UsageError("--config is required")
+    check_shape_options(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        for target in select_targets(config, tuple(args.provider or ())):
+        for target in select_targets(config, tuple(args.provider or ()), tuple(args.model or ())):
             # Read here too, so a key that is not ASCII stops the run before Locust starts, and so this
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
@@ -90,7 +95,7 @@ def plan_run(args: Any) -> LoadPlan:
            "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
            "--tp-config", str(Path(args.config).resolve()), "--tp-out", str(out.resolve()), "--tp-run-id", run_id,
            "--tp-shape", args.shape, "--tp-users", str(_default_users(args)),
-           "--tp-run-time", f"{args.run_time:g}", "--tp-arrival", args.arrival,
+           "--tp-run-time", f"{args.run_time:g}", "--tp-arrival", args.arrival or "poisson",
            "--tp-metrics-port", str(args.metrics_port), "--tp-transport", args.transport]
     if args.spawn_rate:
         cmd += ["--tp-spawn-rate", f"{args.spawn_rate:g}"]
@@ -106,6 +111,8 @@ def plan_run(args: Any) -> LoadPlan:
         cmd += ["--tp-max-cost", f"{args.max_cost:g}"]
     if args.provider:
         cmd += ["--tp-providers", ",".join(args.provider)]
+    if args.model:
+        cmd += ["--tp-models", ",".join(args.model)]
     if args.ground_truth:
         cmd.append("--tp-ground-truth")
     role = "local"
@@ -122,7 +129,38 @@ def plan_run(args: Any) -> LoadPlan:
     else:
         cmd.append("--headless")
     return LoadPlan(out=out, run_id=run_id, command=cmd, env=_child_env(), schedule=schedule, role=role,
-                    web_url=web_url)
+                    web_url=web_url, drain_s=config.load.drain_window_s)
+
+
+#: Options that only one shape reads, and the shapes that read them; elsewhere they are usage errors
+#: (a `--rate 5` on a closed-loop run would otherwise be silently ignored).
+SHAPE_OPTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("rate", "--rate", ("rate",)),
+    ("arrival", "--arrival", ("rate",)),
+    ("levels", "--levels", ("sweep", "rate")),
+    ("step_time", "--step-time", ("sweep", "rate")),
+)
+
+
+def check_shape_options(args: Any) -> None:
+    """Raise UsageError for an option given with a shape that does not use it."""
+    for attr, flag, shapes in SHAPE_OPTIONS:
+        if getattr(args, attr, None) is not None and args.shape not in shapes:
+            raise UsageError(f"{flag} does not apply to --shape {args.shape} (only to --shape {' or '.join(shapes)})")
+
+
+def check_port_free(port: int, flag: str, host: str = "0.0.0.0") -> None:
+    """Raise UsageError when `port` cannot be bound, before Locust starts or the run folder exists
+    (Prometheus' server binds the same way, SO_REUSEADDR included)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise UsageError(f"{flag} {port}: cannot listen there ({exc.strerror or exc}); choose another port "
+                         f"or {flag} 0") from None
+    finally:
+        sock.close()
 
 
 def _plan_worker(args: Any, out: Path, run_id: str) -> LoadPlan:
@@ -209,7 +247,7 @@ class Progress:
             except ValueError:
                 continue
             self.requests += 1
-            if r.get("outcome") != "ok":
+            if r.get("outcome") == "error":  # cancelled: neither a success nor the provider's failure
                 self.errors += 1
             end = float(r.get("start_time", 0.0)) + float(r.get("e2e_s") or 0.0)
             self.recent.append((end, r.get("ttft_s") if r.get("outcome") == "ok" else None,
@@ -263,9 +301,14 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
     progress = Progress(plan.out)
     tty = stream.isatty()
     interrupted = False
+    lifeline = Lifeline()  # Locust stops itself when this process dies, even by SIGKILL (lifeline.py)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(plan.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=plan.env,
-                                start_new_session=True)
+        try:
+            proc = subprocess.Popen(plan.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=lifeline.child_env(plan.env), start_new_session=True,
+                                    pass_fds=(lifeline.read_fd,))
+        finally:
+            lifeline.started()
         pump = threading.Thread(target=_pump_redacted, args=(proc.stdout, log), name="locust-log", daemon=True)
         pump.start()
         last_print = 0.0
@@ -288,9 +331,10 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
         except KeyboardInterrupt:
             interrupted = True
             stream.write("\ninterrupted: stopping Locust (Ctrl-C again to kill it)\n")
-            proc.send_signal(signal.SIGTERM)
+            # SIGINT, not SIGTERM: Locust's SIGTERM watcher can miss the signal (lifeline.py) and die undrained.
+            proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(60)
+                proc.wait(plan.drain_s + 60)
             except KeyboardInterrupt:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -298,6 +342,7 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         pump.join(10)
+        lifeline.close()
         if tty and not quiet and plan.role != "worker":
             progress.poll()
             stream.write("\r\033[K" + progress.line() + "\n")

@@ -1,48 +1,63 @@
-"""One Locust process's part of a run, and the wiring of Locust's events to it.
+"""One Locust process's part of a run: the lifetimes of its pieces, and the wiring of Locust's events.
 
 Roles (from Locust's runner): `local` (one process: shape, users, records, exporter), `master` (shape,
 exporter, cost coordination, meta.json; no users) and `worker` (users, records, health; reports to the
-master). Each process builds the same schedule, targets and config from the same `--tp-*` options; the
-master adds the run start time, the worker count and the config text before its first spawn message.
+master). Each process builds the same `RunContext` (context.py) from the same `--tp-*` options; the
+master adds the run start time, the worker count, the arrival seed and the config text before its
+first spawn message.
 
-Stopping early (`--max-cost`): the process whose budget share runs out stops sending (`draining`), lets
-its requests in flight finish (up to `--tp-drain-timeout`), and the shape then returns None, which is
-how Locust ends a shape test cleanly (CSV, HTML and final stats still written). In a distributed run the
-worker tells the master (`tp_exhausted`), the master tells every worker to drain (`tp_drain`), each
-worker answers `tp_drained`, and the master's shape ends the run.
+The pieces, each with one lifetime and testable without Locust:
+- `RunContext` (context.py): options, config, schedule, targets, folder; rebuilt at test start.
+- `DrainState` (drain.py): who has drained once the run must stop sending.
+- `WorkerOutbox` / `MasterInbox` (reporting.py): the worker -> master report payload.
+- meta.json (meta.py): built from plain values, written atomically at start and end.
+- the generator (records, health, arrivals, workload, cost guard): created at test start, in the
+  processes that run users.
+This module holds them for one process and connects them to Locust's events (`install`).
 
-Files written by this module: `meta.json` (master or local: schedule, targets, SLOs, stop reason,
-Locust's own request totals) and, per process with users, `records-<tag>.jsonl` / `health-<tag>.jsonl`.
+Stopping: when a step lowers its users or the run ends (the shape then asks for zero users first,
+and ends the run once none is left), Locust's stop timeout (set to `load.drain_s`) lets users finish
+their request in flight; a user killed after it records that request `cancelled` (user.py).
+`--max-cost`: the process whose budget share runs out stops sending (`draining`), lets its
+requests in flight finish (up to `load.drain_s`), and the shape then returns None, which is how Locust
+ends a shape test cleanly (CSV, HTML and final stats still written). In a distributed run the worker
+tells the master (`tp_exhausted`), the master tells every worker to drain (`tp_drain`), each worker
+answers `tp_drained`, and the master's shape ends the run.
+
+Files written by this process: `meta.json` (master or local) and, per process with users,
+`records-<tag>.jsonl` / `health-<tag>.jsonl`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust import __version__ as locust_version
 from locust.env import Environment
-from locust.runners import MasterRunner, Runner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from tokenpulse import __version__
-from tokenpulse.config import Config, ConfigError, Target, config_from_text
-from tokenpulse.core.keys import KeyRing
+from tokenpulse.config import Config
 from tokenpulse.gctune import freeze_setup_heap
+from tokenpulse.load import lifeline
 from tokenpulse.load.arrivals import ArrivalQueue
+from tokenpulse.load.context import LoadTarget, RunContext, build_context
 from tokenpulse.load.cost import CostGuard
-from tokenpulse.load.exporter import LoadExporter, Observation
+from tokenpulse.load.drain import MASTER_MARGIN_S, DrainState
+from tokenpulse.load.exporter import LoadExporter
 from tokenpulse.load.health import HealthMonitor, HealthSample
+from tokenpulse.load.meta import build_meta, locust_totals, realized_rates, write_meta
+from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
-from tokenpulse.load.targets import LoadSetupError, display_names, select_targets
+from tokenpulse.load.reporting import REPORT_KEY, MasterInbox, WorkerOutbox
+from tokenpulse.load.targets import LoadSetupError
+from tokenpulse.load.webui import TokenLatencyTable, install_tab
 from tokenpulse.load.workload import WorkloadGenerator
-from tokenpulse.runfolder.records import META_FILE, JsonlAppender, process_tag
+from tokenpulse.runfolder.records import JsonlAppender, process_tag
 from tokenpulse.runfolder.schedule import Schedule
 
 log = logging.getLogger("tokenpulse.load")
@@ -53,40 +68,37 @@ STOP_INTERRUPTED = "interrupted"
 MSG_EXHAUSTED = "tp_exhausted"
 MSG_DRAIN = "tp_drain"
 MSG_DRAINED = "tp_drained"
-#: Report key of our data inside Locust's worker report.
-REPORT_KEY = "tokenpulse"
+#: After the schedule's end, how much longer than the drain the shape waits for users to stop.
+END_MARGIN_S = 10.0
+
+__all__ = ["REPORT_KEY", "STOP_COMPLETED", "STOP_INTERRUPTED", "STOP_MAX_COST", "LoadSession", "LoadTarget",
+           "install", "session_for"]
 
 
-@dataclass(frozen=True, slots=True)
-class LoadTarget:
-    """A target of the load test: the config target, its index (metric labels, reports) and its name in
-    Locust's statistics."""
-
-    index: int
-    target: Target
-    name: str
-    api_key: str | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.target.endpoint.name}/{self.target.model.id}/{self.target.provider}"
+def _role(environment: Environment) -> str:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return "master"
+    return "worker" if isinstance(runner, WorkerRunner) else "local"
 
 
 class LoadSession:
-    """Everything one Locust process needs for the run; created by the `init` event."""
+    """One Locust process's run: created by the `init` event."""
 
     def __init__(self, environment: Environment) -> None:
         self.env = environment
-        runner = environment.runner
-        self.role = ("master" if isinstance(runner, MasterRunner) else
-                     "worker" if isinstance(runner, WorkerRunner) else "local")
-        self.opts: LoadOptions | None = None
-        self.config: Config | None = None
-        self.schedule: Schedule | None = None
-        self.targets: list[LoadTarget] = []
+        self.role = _role(environment)
+        self.ctx: RunContext | None = None
         self.run_start: float = 0.0
         self.run_start_mono_ns: int = 0
-        self.out: Path | None = None
+        self.drain = DrainState()
+        self.stopped = Event()
+        self.token_latency = TokenLatencyTable()
+        self.outbox = WorkerOutbox()
+        self.inbox = MasterInbox(self._observe, self._export_health)
+        self.exporter: LoadExporter | None = None
+        self.stop_reason: str | None = None
+        # the generator (processes that run users), from test start to quit
         self.tag = ""
         self.workload: WorkloadGenerator | None = None
         self.records: JsonlAppender | None = None
@@ -94,20 +106,40 @@ class LoadSession:
         self.health: HealthMonitor | None = None
         self.arrivals: ArrivalQueue | None = None
         self.guard = CostGuard(None)
-        self.exporter: LoadExporter | None = None
         self.in_flight = 0
         self.users_started = 0
-        self.draining = False
-        self.drained = Event()
-        self.stopped = Event()
-        self.stop_reason: str | None = None
-        self.drain_deadline: float | None = None
-        self.drained_workers: set[str] = set()
-        self._pending_obs: list[Observation] = []
-        self._pending_health: list[dict[str, Any]] = []
         self._test_started = False
+        self._ending_since: float | None = None
 
-    # ------------------------------------------------------------------------------ setup
+    # ------------------------------------------------------------------------ context views
+    @property
+    def opts(self) -> LoadOptions | None:
+        return self.ctx.opts if self.ctx else None
+
+    @property
+    def config(self) -> Config | None:
+        return self.ctx.config if self.ctx else None
+
+    @property
+    def schedule(self) -> Schedule | None:
+        return self.ctx.schedule if self.ctx else None
+
+    @property
+    def targets(self) -> tuple[LoadTarget, ...]:
+        return self.ctx.targets if self.ctx else ()
+
+    @property
+    def out(self) -> Path | None:
+        return self.ctx.out if self.ctx else None
+
+    @property
+    def drain_s(self) -> float:
+        return self.ctx.drain_s if self.ctx else 0.0
+
+    @property
+    def draining(self) -> bool:
+        return self.drain.draining
+
     @property
     def has_users(self) -> bool:
         return self.role in ("local", "worker")
@@ -116,10 +148,30 @@ class LoadSession:
     def controls_shape(self) -> bool:
         return self.role in ("local", "master")
 
-    def prepare_controller(self) -> None:
-        """Master/local, at init: validate options and config, start the exporter. Raises LoadSetupError."""
+    @property
+    def worker_label(self) -> str:
+        if self.role == "local":
+            return "local"
+        return str(getattr(self.env.runner, "worker_index", 0))
+
+    def _configure(self) -> RunContext:
+        self.ctx = build_context(LoadOptions.from_parsed(self.env.parsed_options), has_users=self.has_users)
+        return self.ctx
+
+    # ------------------------------------------------------------------------------ setup
+    def _parsed_options(self) -> Any:
+        """Locust's parsed options (with our --tp-* ones); absent only when Locust is driven without its
+        command line, which a tokenpulse run never is."""
         parsed = self.env.parsed_options
-        if parsed is None or not getattr(parsed, "tp_config", ""):
+        if parsed is None:
+            raise LoadSetupError("Locust ran without parsed options (start it through `tokenpulse load`)")
+        return parsed
+
+    def prepare_controller(self) -> None:
+        """Master/local, at init: validate options and config, pick the arrival seed, set Locust's
+        drain, start the exporter. Raises LoadSetupError."""
+        parsed = self._parsed_options()
+        if not getattr(parsed, "tp_config", ""):
             raise LoadSetupError("--tp-config is required (run through `tokenpulse load --config FILE`)")
         path = Path(parsed.tp_config)
         try:
@@ -131,55 +183,40 @@ class LoadSession:
             parsed.tp_run_id = time.strftime("%Y%m%d-%H%M%S")
         if not getattr(parsed, "tp_out", ""):
             parsed.tp_out = str(Path("runs") / parsed.tp_run_id)
-        self._configure(LoadOptions.from_parsed(parsed))
-        assert self.opts is not None
-        if self.opts.metrics_port:
-            self.exporter = LoadExporter([t.target for t in self.targets])
-            port = self.exporter.serve(self.opts.metrics_port, self.opts.metrics_host)
+        ctx = self._configure()
+        if ctx.opts.arrival_seed is None:
+            # Arrivals differ from run to run unless pinned (load.seed); the seed in meta.json replays them.
+            seed = ctx.config.load.seed
+            parsed.tp_arrival_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+            ctx = self._configure()
+        if not self.env.stop_timeout:
+            # Locust's own drain: a user asked to stop (step down, end of run) ends its request first,
+            # for up to this long, then is killed and records it `cancelled` (user.py). Workers get it
+            # from the master with each spawn message.
+            self.env.stop_timeout = ctx.drain_s
+        if ctx.opts.metrics_port:
+            self.exporter = LoadExporter([t.target for t in ctx.targets])
+            port = self.exporter.serve(ctx.opts.metrics_port, ctx.opts.metrics_host)
             log.info("tokenpulse: Prometheus metrics on port %d", port)
-
-    def _configure(self, opts: LoadOptions) -> None:
-        """Config, targets and schedule from the options (every role)."""
-        self.opts = opts
-        try:  # the same bounded reading as every config (tokenpulse.yamlfile)
-            self.config = config_from_text(opts.config_text, source=opts.config_path or "<config>")
-        except ConfigError as exc:  # it carries the file: field: problem text
-            raise LoadSetupError(str(exc)) from None
-        try:
-            self.schedule = opts.schedule(self.config.load.warmup_s)
-        except ValueError as exc:
-            raise LoadSetupError(str(exc)) from None
-        targets = select_targets(self.config, opts.providers)
-        names = display_names(targets)
-        keys = KeyRing(t.endpoint.api_key_env for t in targets)
-        if self.has_users:
-            for env_name in keys.missing:
-                log.error("tokenpulse: environment variable %s is not set on this load generator; requests to "
-                          "%s go without a key", env_name,
-                          ", ".join(sorted({t.endpoint.name for t in targets if t.endpoint.api_key_env == env_name})))
-        self.targets = [LoadTarget(i, t, names[i], keys.for_endpoint(t.endpoint)) for i, t in enumerate(targets)]
-        self.out = Path(opts.out)
 
     # --------------------------------------------------------------------------- test start
     def on_test_start(self) -> None:
-        parsed = self.env.parsed_options
-        if parsed is None:  # Locust parses the command line before any test starts; an embedding may not
-            raise LoadSetupError("no --tp-* options (run through `tokenpulse load --config FILE`)")
+        parsed = self._parsed_options()
         if self.controls_shape:
             parsed.tp_run_start = time.time()
             parsed.tp_workers = self._worker_count()
-            self._configure(LoadOptions.from_parsed(parsed))
+            ctx = self._configure()
             self.run_start = parsed.tp_run_start
-            self._write_meta()
+            write_meta(ctx.out, build_meta(ctx, role=self.role, run_start=self.run_start))
         else:
-            self._configure(LoadOptions.from_parsed(parsed))
-            self.run_start = (self.opts.run_start if self.opts and self.opts.run_start else time.time())
+            ctx = self._configure()
+            self.run_start = ctx.opts.run_start or time.time()
         # The same instant on the monotonic clock (arrivals are scheduled on it).
         self.run_start_mono_ns = time.monotonic_ns() - int((time.time() - self.run_start) * 1e9)
         self._test_started = True
         if self.has_users:
             freeze_setup_heap()
-            self._start_generator()
+            self._start_generator(ctx)
 
     def _worker_count(self) -> int:
         runner = self.env.runner
@@ -187,15 +224,13 @@ class LoadSession:
             return max(1, len(runner.clients.ready) + len(runner.clients.running) + len(runner.clients.spawning))
         return 1
 
-    def _start_generator(self) -> None:
-        opts, config = self.opts, self.config
-        assert opts is not None and config is not None and self.out is not None
-        runner = self.env.runner
-        index = getattr(runner, "worker_index", None) if self.role == "worker" else None
+    def _start_generator(self, ctx: RunContext) -> None:
+        opts, config, schedule = ctx.opts, ctx.config, ctx.schedule
+        index = getattr(self.env.runner, "worker_index", None) if self.role == "worker" else None
         self.tag = process_tag(index)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.records = JsonlAppender(self.out / f"records-{self.tag}.jsonl")
-        self.health_file = JsonlAppender(self.out / f"health-{self.tag}.jsonl")
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        self.records = JsonlAppender(ctx.out / f"records-{self.tag}.jsonl")
+        self.health_file = JsonlAppender(ctx.out / f"health-{self.tag}.jsonl")
         base_dir = Path(getattr(self.env.parsed_options, "tp_config_dir", "") or ".")
         self.workload = WorkloadGenerator(config.load.workload, run_id=opts.run_id, dataset_base_dir=base_dir)
         share = 1.0 / max(1, opts.workers)
@@ -205,31 +240,16 @@ class LoadSession:
                                     users=lambda: self.env.runner.user_count if self.env.runner else 0,
                                     arrivals_pending=lambda: self.arrivals.dropped if self.arrivals else None)
         self.health.start()
-        schedule = self.schedule
-        assert schedule is not None
         if schedule.kind == "rate":
             def rate_at(t: float) -> float | None:
                 step = schedule.step_at(t)
-                return None if step is None or self.draining else step.rate
+                return None if step is None or self.drain.draining else step.rate
 
-            seed = config.load.workload.seed * 1009 + (index or 0)
+            seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
-                                         start_mono_ns=self.run_start_mono_ns)
+                                         start_mono_ns=self.run_start_mono_ns,
+                                         step_of=lambda t: schedule.locate(t)[0])
             self.arrivals.start()
-
-    def _runner(self) -> Runner:
-        """Locust's runner, for what only runs with one: a master's or worker's messages (the role is the
-        runner's class) and the shape's tick (the runner calls it). Only run_single_user has none."""
-        runner = self.env.runner
-        if runner is None:
-            raise RuntimeError("tokenpulse: this needs a Locust runner and the environment has none")
-        return runner
-
-    @property
-    def worker_label(self) -> str:
-        if self.role == "local":
-            return "local"
-        return str(getattr(self.env.runner, "worker_index", 0))
 
     # ----------------------------------------------------------------------------- users
     def next_user(self) -> tuple[str, LoadTarget]:
@@ -240,67 +260,77 @@ class LoadSession:
         self.users_started += 1
         index = int(self.worker_label) if self.role == "worker" else 0
         prefix = "u" if self.role == "local" else f"w{index}u"
-        return f"{prefix}{n}", self.targets[(n + index) % len(self.targets)]
+        targets = self.targets
+        return f"{prefix}{n}", targets[(n + index) % len(targets)]
 
     def t_now(self) -> float:
         return time.time() - self.run_start
 
     def on_request_done(self, obs: Observation) -> None:
-        """Local: straight to the exporter. Worker: queued for the next report to the master."""
+        """Local: straight to the exporter and the web UI's table. Worker: into the next report."""
         if self.role == "local":
-            if self.exporter is not None:
-                self.exporter.observe(obs)
+            self._observe(obs)
         else:
-            self._pending_obs.append(obs)
+            self.outbox.request(obs)
+
+    def _observe(self, obs: Observation) -> None:
+        targets = self.targets
+        if 0 <= obs.target < len(targets):
+            self.token_latency.observe(targets[obs.target].name, obs.ttft_s, obs.ttfc_s)
+        if self.exporter is not None:
+            self.exporter.observe(obs)
 
     def _on_health(self, sample: HealthSample) -> None:
         if self.health_file is not None:
             self.health_file.write(sample.to_record())
         if self.role == "local":
-            if self.exporter is not None:
-                self.exporter.health(sample.worker, sample.cpu, sample.lags)
+            self._export_health(sample.worker, sample.cpu, sample.lags)
         else:
-            self._pending_health.append({"worker": sample.worker, "cpu": sample.cpu, "lags": sample.lags})
+            self.outbox.health(sample.worker, sample.cpu, sample.lags)
+
+    def _export_health(self, worker: str, cpu: float | None, lags: list[float]) -> None:
+        if self.exporter is not None:
+            self.exporter.health(worker, cpu, lags)
 
     # ------------------------------------------------------------------------------ draining
     def begin_drain(self, reason: str, *, tell_master: bool = True) -> None:
-        """Stop sending; once nothing is in flight (or the drain timeout passes) mark this process drained."""
-        if self.draining:
+        """Stop sending; once nothing is in flight (or the drain passes) mark this process drained."""
+        if not self.drain.begin(reason, time.monotonic(), self.drain_s):
             return
-        self.draining = True
-        self.stop_reason = self.stop_reason or reason
-        assert self.opts is not None
-        self.drain_deadline = time.monotonic() + self.opts.drain_timeout_s
+        self.stop_reason = self.stop_reason or self.drain.reason
         log.warning("tokenpulse: stopping: %s (spent %.6f USD of this process's %s USD); draining %d in flight",
                     reason, self.guard.spent_usd, self.guard.cap_usd, self.in_flight)
         if self.role == "worker" and tell_master:
-            self._runner().send_message(MSG_EXHAUSTED, {"reason": reason, "worker": self.worker_label})
+            self._send(MSG_EXHAUSTED, {"reason": reason, "worker": self.worker_label})
         gevent.spawn(self._wait_drained)
 
+    def _send(self, msg_type: str, data: dict[str, Any]) -> None:
+        runner = self.env.runner
+        if runner is not None:
+            runner.send_message(msg_type, data)
+
     def _wait_drained(self) -> None:
-        while self.in_flight > 0 and self.drain_deadline is not None and time.monotonic() < self.drain_deadline:
+        while self.in_flight > 0 and not self.drain.expired(time.monotonic()):
             gevent.sleep(0.05)
-        self.drained.set()
+        self.drain.drained = True
         if self.role == "worker":
-            self._runner().send_message(MSG_DRAINED, {"worker": self.worker_label, "spent": self.guard.spent_usd})
+            self._send(MSG_DRAINED, {"worker": self.worker_label, "spent": self.guard.spent_usd})
 
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
-        if self.draining:
+        reason = (msg.data or {}).get("reason", STOP_MAX_COST)
+        if not self.drain.begin(reason, time.monotonic(), self.drain_s + MASTER_MARGIN_S):
             return
-        self.draining = True
-        self.stop_reason = (msg.data or {}).get("reason", STOP_MAX_COST)
-        assert self.opts is not None
-        self.drain_deadline = time.monotonic() + self.opts.drain_timeout_s + 5.0
+        self.stop_reason = self.drain.reason
         log.warning("tokenpulse: worker %s reached its cost share; draining all workers",
                     (msg.data or {}).get("worker"))
-        self._runner().send_message(MSG_DRAIN, {"reason": self.stop_reason})
+        self._send(MSG_DRAIN, {"reason": self.stop_reason})
 
     def on_msg_drain(self, environment: Environment, msg: Any, **_: Any) -> None:
         self.begin_drain((msg.data or {}).get("reason", STOP_MAX_COST), tell_master=False)
 
     def on_msg_drained(self, environment: Environment, msg: Any, **_: Any) -> None:
-        self.drained_workers.add(str((msg.data or {}).get("worker")))
+        self.drain.worker_drained(str((msg.data or {}).get("worker")))
 
     # ------------------------------------------------------------------------------ shape
     def shape_tick(self) -> tuple[int, float] | None:
@@ -309,40 +339,53 @@ class LoadSession:
         if schedule is None or not self._test_started:
             return None if schedule is None else (schedule.users_at(0), schedule.spawn_rate)
         t = self.t_now()
-        if self.draining:
-            done = (self.drained.is_set() if self.role == "local" else
-                    len(self.drained_workers) >= max(1, self.opts.workers if self.opts else 1))
-            if done or (self.drain_deadline is not None and time.monotonic() > self.drain_deadline):
+        runner = self.env.runner
+        if self.drain.draining:
+            workers = self.opts.workers if self.opts else 1
+            if self.drain.done(local=self.role == "local", workers=workers, now=time.monotonic()):
                 return None
-            return self._runner().target_user_count or schedule.users_at(t), schedule.spawn_rate
+            return (runner.target_user_count if runner else 0) or schedule.users_at(t), schedule.spawn_rate
         tick = schedule.tick(t)
         if tick is None:
-            self.stop_reason = self.stop_reason or STOP_COMPLETED
-            return None
+            return self._end_tick(schedule)
         if self.exporter is not None:
             step = schedule.step_at(t)
-            self.exporter.shape(step=step.index if step else 0, users=self._runner().user_count,
+            self.exporter.shape(step=step.index if step else 0, users=runner.user_count if runner else 0,
                                 target_users=tick[0], rate=step.rate if step else None)
         return tick
 
+    def _end_tick(self, schedule: Schedule) -> tuple[int, float] | None:
+        """The schedule is over: first ask for zero users, so that every process lets its users finish
+        their requests (Locust's stop timeout, `load.drain_s`) while the master still listens; end the
+        run once no user is left or the drain (plus a margin) has passed. Ending at once would make a
+        headless master quit within half a second, before its workers' drained requests reach it."""
+        self.stop_reason = self.stop_reason or STOP_COMPLETED
+        now = time.monotonic()
+        if self._ending_since is None:
+            self._ending_since = now
+        runner = self.env.runner
+        users = runner.user_count if runner is not None else 0
+        if (users == 0 and now > self._ending_since) or now - self._ending_since > self.drain_s + END_MARGIN_S:
+            return None
+        return 0, schedule.spawn_rate
+
     # ------------------------------------------------------------------------------ reports
+    def _arrival_counts(self) -> dict[str, Any] | None:
+        """This process's open-loop counts so far (cumulative: the master keeps each worker's latest)."""
+        a = self.arrivals
+        if a is None:
+            return None
+        return {"scheduled": {str(k): v for k, v in a.scheduled_by_step.items()},
+                "sent": {str(k): v for k, v in a.taken_by_step.items()}, "unsent": a.dropped}
+
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        if not self.has_users:
-            return
-        data[REPORT_KEY] = {"obs": self._pending_obs, "health": self._pending_health,
-                            "spent": self.guard.spent_usd, "dropped": self.arrivals.dropped if self.arrivals else 0}
-        self._pending_obs = []
-        self._pending_health = []
+        if self.has_users:
+            self.outbox.flush_into(data, spent_usd=self.guard.spent_usd,
+                                   unsent=self.arrivals.dropped if self.arrivals else 0,
+                                   arrivals=self._arrival_counts())
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
-        ours = data.get(REPORT_KEY)
-        if not ours or self.exporter is None:
-            return
-        for obs in ours.get("obs", ()):
-            self.exporter.observe(obs)
-        for sample in ours.get("health", ()):
-            cpu = sample.get("cpu")
-            self.exporter.health(str(sample["worker"]), None if cpu is None else float(cpu), sample.get("lags") or ())
+        self.inbox.receive(client_id, data)
 
     # ------------------------------------------------------------------------------ stop
     def on_test_stop(self) -> None:
@@ -353,64 +396,37 @@ class LoadSession:
                 self._on_health(self.health.sample())
         if self.arrivals is not None:
             self.arrivals.stop()
-        if self.controls_shape and self._test_started:
-            self._write_meta(final=True)
+        if self.role == "worker":
+            # Report the drain's requests now: after "stop" a Locust worker sleeps for the stop timeout
+            # before it handles the master's "quit" (and its final report), and by then the master has
+            # printed and written its totals without them.
+            send_stats = getattr(self.env.runner, "_send_stats", None)
+            if send_stats is not None:
+                send_stats()
+        self._write_final_meta()
 
     def on_quit(self) -> None:
         """Final meta (Locust's totals are complete only now, after the workers' last reports)."""
-        if self.controls_shape and self._test_started:
-            self._write_meta(final=True)
+        self._write_final_meta()
         for f in (self.records, self.health_file):
             if f is not None:
                 f.close()
         if self.exporter is not None:
             self.exporter.close()
 
-    def _locust_totals(self) -> dict[str, Any]:
-        stats = self.env.runner.stats if self.env.runner else None
-        per_name: dict[str, dict[str, int]] = {}
-        if stats is not None:
-            for (name, method), entry in stats.entries.items():
-                per_name.setdefault(method, {})[name] = entry.num_requests
-        e2e = per_name.get("E2E", {})
-        failures = 0
-        if stats is not None:
-            failures = sum(e.num_failures for (n, m), e in stats.entries.items() if m == "E2E")
-        return {"e2e_requests": sum(e2e.values()), "e2e_failures": failures, "requests_by_type": per_name}
-
-    def _write_meta(self, *, final: bool = False) -> None:
-        opts, config, schedule = self.opts, self.config, self.schedule
-        if opts is None or config is None or schedule is None or self.out is None:
+    def _write_final_meta(self) -> None:
+        ctx = self.ctx
+        if not (self.controls_shape and self._test_started and ctx is not None):
             return
-        meta: dict[str, Any] = {
-            "run_id": opts.run_id,
-            "tokenpulse_version": __version__,
-            "locust_version": locust_version,
-            "role": self.role,
-            "config_path": opts.config_path,
-            "run_start": self.run_start,
-            "schedule": schedule.to_dict(),
-            "workers": opts.workers,
-            "options": {"shape": opts.shape, "users": opts.users, "spawn_rate": opts.spawn_rate,
-                        "run_time_s": opts.run_time_s, "levels": list(opts.levels), "rate": opts.rate,
-                        "arrival": opts.arrival, "max_cost_usd": opts.max_cost, "providers": list(opts.providers),
-                        "transport": opts.transport, "ground_truth": opts.ground_truth},
-            "targets": [{"index": t.index, "name": t.name, "endpoint": t.target.endpoint.name,
-                         "model": t.target.model.id, "provider": t.target.provider,
-                         "price": t.target.model.price.model_dump() if t.target.model.price else None}
-                        for t in self.targets],
-            "slo": config.slo.model_dump(),
-            "workload": config.load.workload.model_dump(mode="json"),
-            "timeouts": config.load.timeouts.model_dump(),
-        }
-        if final:
-            meta["run_end"] = time.time()
-            meta["stop_reason"] = self.stop_reason or STOP_INTERRUPTED
-            meta["locust"] = self._locust_totals()
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / f".{META_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out / META_FILE)
+        meta = build_meta(ctx, role=self.role, run_start=self.run_start)
+        meta["run_end"] = time.time()
+        meta["stop_reason"] = self.stop_reason or STOP_INTERRUPTED
+        runner = self.env.runner
+        meta["locust"] = locust_totals(runner.stats.entries if runner is not None else None)
+        if ctx.schedule.kind == "rate":
+            parts = list(self.inbox.arrivals.values()) if self.role == "master" else [self._arrival_counts() or {}]
+            meta["rates"] = realized_rates(ctx.schedule, parts)
+        write_meta(ctx.out, meta)
 
 
 # ------------------------------------------------------------------------------------ wiring
@@ -436,18 +452,24 @@ def install(events: Any) -> None:
     def _on_init(environment: Environment, **_: Any) -> None:
         session = LoadSession(environment)
         environment.tokenpulse = session  # type: ignore[attr-defined]
+        _SESSIONS.append(session)
+        runner = environment.runner
+        lifeline.watch(lambda: float(environment.stop_timeout or 0.0))
         if session.controls_shape:
             try:
                 session.prepare_controller()
             except LoadSetupError as exc:
                 log.error("tokenpulse: %s", exc)
                 raise SystemExit(2) from None
+            install_tab(environment, session.token_latency)
+        if runner is None:
+            return
         if session.role == "master":
-            session._runner().register_message(MSG_EXHAUSTED, session.on_msg_exhausted)
-            session._runner().register_message(MSG_DRAINED, session.on_msg_drained)
+            runner.register_message(MSG_EXHAUSTED, session.on_msg_exhausted)
+            runner.register_message(MSG_DRAINED, session.on_msg_drained)
             environment.events.worker_report.add_listener(session.on_worker_report)
         if session.role == "worker":
-            session._runner().register_message(MSG_DRAIN, session.on_msg_drain)
+            runner.register_message(MSG_DRAIN, session.on_msg_drain)
             environment.events.report_to_master.add_listener(session.on_report_to_master)
 
     @events.test_start.add_listener
@@ -457,7 +479,7 @@ def install(events: Any) -> None:
             session.on_test_start()
         except LoadSetupError as exc:
             log.error("tokenpulse: %s", exc)
-            if environment.runner is not None:  # run_single_user (Locust's debug mode) has none to quit
+            if environment.runner is not None:
                 gevent.spawn(environment.runner.quit)
 
     @events.test_stop.add_listener
@@ -474,10 +496,6 @@ def install(events: Any) -> None:
     def _on_quit(exit_code: int, **_: Any) -> None:
         for session in _SESSIONS:
             session.on_quit()
-
-    @events.init.add_listener
-    def _track(environment: Environment, **_: Any) -> None:
-        _SESSIONS.append(environment.tokenpulse)  # type: ignore[attr-defined]
 
 
 #: The `quit` event carries no environment; the sessions of this process (one in practice).

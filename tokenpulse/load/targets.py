@@ -10,8 +10,9 @@ class LoadSetupError(Exception):
     """Options or config that cannot run; the message is for the user."""
 
 
-def select_targets(config: Config, providers: tuple[str, ...] = ()) -> list[Target]:
-    """One target per (endpoint, model, provider) of the config, optionally only some providers.
+def select_targets(config: Config, providers: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> list[Target]:
+    """One target per (endpoint, model, provider) of the config, optionally only some providers and
+    some models (`--provider`, `--model`: both filters apply).
 
     Raises LoadSetupError for models with `discover: true` (the load test needs an explicit list) and for
     a provider filter that matches nothing."""
@@ -30,8 +31,15 @@ def select_targets(config: Config, providers: tuple[str, ...] = ()) -> list[Targ
             known = ", ".join(sorted({t.provider for t in targets}))
             raise LoadSetupError(f"--provider {', '.join(unknown)}: not in the config (known: {known})")
         targets = [t for t in targets if t.provider in providers]
+    if models:
+        unknown = [m for m in models if m not in {t.model.id for t in config.targets()}]
+        if unknown:
+            known = ", ".join(sorted({t.model.id for t in config.targets()}))
+            raise LoadSetupError(f"--model {', '.join(unknown)}: not in the config (known: {known})")
+        targets = [t for t in targets if t.model.id in models]
     if not targets:
-        raise LoadSetupError("the config has no target to load-test")
+        raise LoadSetupError("no target to load-test" + (" with these --provider and --model" if providers or models
+                                                         else " in the config"))
     return targets
 
 

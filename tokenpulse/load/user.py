@@ -7,10 +7,11 @@ driver over one transport (one kept-alive connection); the driver stamps bytes, 
 What a finished request produces, in this order and without yielding to other greenlets in between (so
 a user stopped by Locust never leaves a record without its Locust entry or the reverse):
 1. a JSONL record (`records.py`), written at once;
-2. Locust request events: E2E under the target's name (request_type "E2E"), plus "TTFT" and "TTFC"
-   entries when those were measured, response times in ms; a failure's exception text is its error
-   class only (a bounded vocabulary: Locust groups failures by that text);
-3. a compact observation for the Prometheus exporter on the master.
+2. one Locust request event: E2E under the target's name (request_type "E2E"), response time in ms; a
+   failure's exception text is its error class only, or `cancelled` (a bounded vocabulary: Locust
+   groups failures by that text). TTFT and TTFC go to the web UI's own tab (webui.py), never to
+   Locust's request statistics, where they would count as requests;
+3. the typed wire record (observation.py) for the Prometheus exporter and that tab on the master.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from tokenpulse.core.recorder import StreamResult, failure_result
 from tokenpulse.core.request import prepare
 from tokenpulse.load.backoff import error_backoff
 from tokenpulse.load.cost import request_cost, worst_case_cost
-from tokenpulse.load.exporter import observation
+from tokenpulse.load.observation import Observation
 from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
 from tokenpulse.transports.gevent_loop import make_sync_transport
-from tokenpulse.transports.gevent_loop.driver import SyncStreamDriver
+from tokenpulse.transports.gevent_loop.driver import RequestCancelled, SyncStreamDriver
 
 _NS = 1e-9
 
@@ -86,9 +87,14 @@ class TokenpulseUser(User):
         start_time = time.time()
         s.in_flight += 1
         result: StreamResult | None = None
+        cancelled: RequestCancelled | None = None
         sent_ns = time.monotonic_ns()
         try:
             result = self.driver.run(prepared, self.timeouts, keep_text=planned.keep_text)
+        except RequestCancelled as exc:
+            # Locust killed this user after the drain (a step lowered the users, or the run ended): the
+            # request still gets its record, `cancelled` with the timings it reached; then the user goes.
+            cancelled, result = exc, exc.result
         except Exception as exc:  # noqa: BLE001 - the driver classifies transport failures; this is a bug
             # ...which must still give the request its record, its Locust entry and the error backoff:
             # an exception here would skip all three, and the user would loop as fast as it can.
@@ -98,14 +104,16 @@ class TokenpulseUser(User):
         finally:
             s.in_flight -= 1
             if result is None:
-                # Killed mid-request (Locust stopping this user when a step lowers the user count): the
-                # provider may bill what it generated until then, which nobody will know, so the guard
-                # counts the reservation, as for any request of unknown cost, and stops holding it.
+                # Killed outside the driver's reach (nothing measured): the provider may bill what it
+                # generated, which nobody will know, so the guard counts the reservation, as for any
+                # request of unknown cost, and stops holding it.
                 s.guard.settle(reservation, None)
         cost = request_cost(result, price)
         s.guard.settle(reservation, cost)
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
                      start_time, scheduled_ns, queue_wait_s, cost)
+        if cancelled is not None:
+            raise cancelled
         self.stream.on_result(result)
         if not result.ok and scheduled_ns is None:
             assert s.config is not None, "on_start checked it, and a session never unsets its config"
@@ -116,14 +124,15 @@ class TokenpulseUser(User):
         s = self.session
         assert s.schedule is not None and s.records is not None
         t_s = start_time - s.run_start
-        # Open loop: the offered load belongs to the step that scheduled it, not the one that sent it.
-        at = t_s if scheduled_ns is None else (scheduled_ns - s.run_start_mono_ns) * _NS
-        step, level, phase = s.schedule.locate(at)
+        # A request belongs to the step in which it was sent (docs/metrics.md); under an arrival rate the
+        # record also keeps when it was scheduled, so offered load can be counted by schedule.
+        step, level, phase = s.schedule.locate(t_s)
         target = self.target.target
         record = build_record(
             result, start_time=round(start_time, 6), t_s=round(t_s, 6), user_id=self.user_id, worker=s.worker_label,
-            step=step, level=level, phase=phase, users=s.schedule.users_at(at),
+            step=step, level=level, phase=phase, users=s.schedule.users_at(t_s),
             endpoint=target.endpoint.name, model=target.model.id, target_provider=target.provider,
+            scheduled_t_s=None if scheduled_ns is None else round((scheduled_ns - s.run_start_mono_ns) * _NS, 6),
             queue_wait_s=None if queue_wait_s is None else round(queue_wait_s, 6), turn=turn,
             input_tokens_target=input_target, output_tokens_target=output_target,
             estimated_cost_usd=cost,
@@ -132,13 +141,8 @@ class TokenpulseUser(User):
         fire = self.environment.events.request.fire
         name = self.target.name
         e2e_ms = (result.e2e_s or 0.0) * 1000.0
-        failure = None if result.ok else RequestFailed(result.error_class.value if result.error_class else "error")
+        failure = None if result.ok else RequestFailed(
+            result.error_class.value if result.error_class else result.outcome.value)
         fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
              exception=failure, context={})
-        if result.ttft_s is not None:
-            fire(request_type="TTFT", name=name, response_time=result.ttft_s * 1000.0, response_length=0,
-                 exception=None, context={})
-        if result.ttfc_s is not None:
-            fire(request_type="TTFC", name=name, response_time=result.ttfc_s * 1000.0, response_length=0,
-                 exception=None, context={})
-        s.on_request_done(observation(self.target.index, result, cost, queue_wait_s))
+        s.on_request_done(Observation.of(self.target.index, result, cost, queue_wait_s))

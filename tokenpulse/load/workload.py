@@ -32,6 +32,7 @@ from typing import Any
 from tokenpulse.config import Target, Workload
 from tokenpulse.core.recorder import CHARS_PER_TOKEN_ESTIMATE, StreamResult
 from tokenpulse.core.request import ChatRequest
+from tokenpulse.load.calibration import PromptCalibration
 
 CHARS_PER_TOKEN = int(CHARS_PER_TOKEN_ESTIMATE)
 #: Synthetic prompts end with this, so a real model answers at length when ignore_eos is not honoured.
@@ -96,13 +97,15 @@ def base_text(seed: int, tokens: int = _BASE_TOKENS) -> str:
     return " ".join(words)[:target]
 
 
-def synthetic_prompt(base: str, tokens: int, prefix: str | None) -> str:
-    """A prompt of ~`tokens` tokens (4 chars each): [prefix] + slice of the base text + instruction.
+def synthetic_prompt(base: str, tokens: int, prefix: str | None,
+                     chars_per_token: float = CHARS_PER_TOKEN) -> str:
+    """A prompt of ~`tokens` tokens (`chars_per_token` characters each, calibration.py): [prefix] +
+    slice of the base text + instruction.
 
     The prefix and the instruction count towards the length; below their own size the prompt is just
     them (a floor of roughly 10 tokens)."""
     head = f"[{prefix}] " if prefix else ""
-    want = tokens * CHARS_PER_TOKEN - len(head) - len(INSTRUCTION)
+    want = round(tokens * chars_per_token) - len(head) - len(INSTRUCTION)
     body = ""
     if want > 0:
         repeats = want // len(base) + 1
@@ -214,6 +217,8 @@ class WorkloadGenerator:
                 path = dataset_base_dir / path
             dataset = load_dataset(path)
         self.dataset = list(dataset) if dataset is not None else None
+        #: Synthetic prompts are sized in the server's tokens once it has told us some (calibration.py).
+        self.calibration = PromptCalibration()
 
     def for_user(self, user_key: str) -> UserWorkload:
         return UserWorkload(self, user_key)
@@ -236,6 +241,8 @@ class UserWorkload:
         self.rng = random.Random(f"{generator.workload.seed}:{user_key}")
         self.sent = 0
         self.conv: _Conversation | None = None
+        #: (model, characters) of the last request when its prompt can calibrate (a synthetic first turn).
+        self._calibrating: tuple[str, int] | None = None
 
     def _prefix(self) -> str | None:
         if not self.gen.workload.unique_prefix:
@@ -260,7 +267,11 @@ class UserWorkload:
         else:
             in_tokens = sample_length(self.rng, w.input_tokens_mean, w.input_tokens_stddev)
             prefix = self._prefix() if conv.turn == 1 else None
-            user_content = synthetic_prompt(self.gen.base, in_tokens, prefix)
+            model = target.model.id
+            user_content = synthetic_prompt(self.gen.base, in_tokens, prefix,
+                                            self.gen.calibration.chars_per_token(model))
+            # Only a lone first turn says how the server counts our characters (later turns carry history).
+            self._calibrating = (model, len(user_content)) if conv.turn == 1 and not conv.messages else None
         conv.messages.append({"role": "user", "content": user_content})
         self.sent += 1
         chat = ChatRequest(
@@ -278,7 +289,11 @@ class UserWorkload:
                               output_tokens_target=out_tokens, keep_text=conv.turns > 1)
 
     def on_result(self, result: StreamResult) -> None:
-        """Continue the conversation with the model's own answer, or end it when the turn failed."""
+        """Learn the prompt's length in tokens; continue the conversation with the model's own answer,
+        or end it when the turn failed."""
+        calibrating, self._calibrating = self._calibrating, None
+        if calibrating is not None and result.ok and not result.tokens_estimated:
+            self.gen.calibration.observe(calibrating[0], calibrating[1], result.prompt_tokens)
         conv = self.conv
         if conv is None or conv.turns <= 1:
             return

@@ -228,7 +228,10 @@ class Generation:
             start += 1
         await self._sleep_until(deadline, keepalive=True)
         pump = TokenPump(plan, start, deadline, enc, self.resp, pool, self.pacer, slowdown)
-        fault = await pump.run()
+        try:
+            fault = await pump.run()
+        finally:  # also when the client went away: what it was sent until then is what it could count
+            self.state.record_tokens_sent(self.provider.slug, sum(c.tokens for c in plan.chunks[:pump.position]))
         if fault is not None and await self._strike(enc, fault):
             return
         await self._emit(enc.finish(plan.finish_reason))
@@ -306,5 +309,6 @@ class Generation:
         if plan.fault == "malformed_chunk":
             body = body[: len(body) // 2]  # a truncated JSON body, as a broken proxy would send
         self.resp.send(200, body, [("X-Generation-Id", self.gen_id)])
+        self.state.record_tokens_sent(self.provider.slug, plan.completion_tokens)
         self._record_served(usage)
 

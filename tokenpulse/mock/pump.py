@@ -56,6 +56,11 @@ class TokenPump:
         self._tool_started = False
         self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
+    @property
+    def position(self) -> int:
+        """How many of the plan's chunks have been sent (silent reasoning before the start included)."""
+        return self._i
+
     async def run(self) -> str | None:
         self.step()
         return await self.done

@@ -74,6 +74,9 @@ class ProviderCounters:
     served: int = 0  # streams/responses that finished normally
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Completion tokens put on the wire (or generated silently), finished or not: the server-side
+    #: count a load test's records must add up to (like llama.cpp's `tokens_predicted_total`).
+    tokens_sent: int = 0
     cost_usd: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -142,6 +145,9 @@ class FarmState:
         c.cost_usd += cost
         self.spent_usd += cost
 
+    def record_tokens_sent(self, slug: str, tokens: int) -> None:
+        self.counters[slug].tokens_sent += tokens
+
     def snapshot(self, now: float) -> dict[str, Any]:
         """The /_mock/stats document."""
         providers: dict[str, Any] = {}
@@ -157,6 +163,7 @@ class FarmState:
                 "queued": sum(p.queued for _, p in pools),
                 "prompt_tokens": c.prompt_tokens,
                 "completion_tokens": c.completion_tokens,
+                "tokens_sent": c.tokens_sent,
                 "cost_usd": round(c.cost_usd, 9),
                 "errors": {k: c.errors.get(k, 0) for k in (*FAULT_KINDS, "outage")},
                 "outage": outage,  # HTTP status of an outage in force (runtime or scheduled), or None

@@ -15,7 +15,10 @@ Fields: `StreamResult.to_dict()` (the names of `tokenpulse measure --json`, with
 `start_time` (Unix seconds), `t_s` (seconds since the run start), `user_id`, `worker`, `step`, `level`,
 `phase` (warmup or measure), `users` (target concurrency), `endpoint`, `model`, `target_provider` (the
 configured provider; `provider` is what the server said), `queue_wait_s` (open-loop arrival rate only),
-`turn`, `input_tokens_target`, `output_tokens_target` and `estimated_cost_usd`. No request text, header
+`scheduled_t_s` (open loop: when the arrival was scheduled, seconds since the run start), `turn`,
+`input_tokens_target`, `output_tokens_target` and `estimated_cost_usd`. `outcome` is `ok`, `error` or
+`cancelled` (still in flight when the drain after a step change or the run's end passed; the timings
+it reached are kept). `step` is the step in which the request was *sent*. No request text, header
 or key is ever written; error messages were already redacted by the recorder.
 
 Reading back (`iter_jsonl`, `clean_record`): a report must never fail on what a file holds, whoever wrote
@@ -30,7 +33,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +126,8 @@ _MAX_FLOAT = sys.float_info.max
 #: 9999-12-31T23:59:59Z: the last Unix time a date can be printed for.
 _MAX_UNIX_TIME = 253_402_300_799
 #: Record fields that reports compute with, by the kind of value they must hold.
-_NUMBER_FIELDS = ("t_s", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s", "queue_wait_s",
-                  "retry_after_s", "truth_ttft_s", "level", "users")
+_NUMBER_FIELDS = ("t_s", "scheduled_t_s", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
+                  "queue_wait_s", "retry_after_s", "truth_ttft_s", "level", "users")
 _INT_FIELDS = ("step", "user_id", "turn", "http_status", "chunk_count", "bytes_received", "keepalive_count")
 _STRING_FIELDS = ("outcome", "error_class", "error_message", "phase", "endpoint", "model", "target_provider",
                   "provider", "worker", "generation_id", "finish_reason")
@@ -190,3 +195,54 @@ def process_tag(worker_index: int | None, pid: int | None = None) -> str:
     host = os.uname().nodename.split(".")[0] or "host"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in host)
     return f"w{worker_index}-{safe}-{pid or os.getpid()}"
+
+
+def reasoning_exhausted(record: dict[str, Any]) -> bool:
+    """An `ok` stream that spent its whole `max_tokens` on reasoning and gave no answer: it measured no
+    TTFC, and its speed is the reasoning's. Such requests are counted and warned about, never mixed in
+    silently (raise max_tokens or lower the reasoning effort)."""
+    if record.get("outcome") != "ok" or record.get("ttfc_s") is not None:
+        return False
+    reasoning, output, budget = (record.get("reasoning_tokens"), record.get("output_tokens"),
+                                 record.get("output_tokens_target"))
+    if not reasoning or not output:
+        return False
+    return reasoning >= output and (budget is None or output >= budget or record.get("finish_reason") == "length")
+
+
+@dataclass(slots=True)
+class RunTally:
+    """Counts over every record of a run folder (all steps and phases): what `tokenpulse load` checks
+    before it calls a run usable."""
+
+    records: int = 0
+    ok: int = 0
+    cancelled: int = 0
+    error_classes: Counter[str] = field(default_factory=Counter)
+    reasoning_exhausted: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(self.error_classes.values())
+
+    @property
+    def all_failed(self) -> bool:
+        """Requests were sent and not one succeeded (cancelled ones aside, which say nothing)."""
+        return self.errors > 0 and self.ok == 0
+
+
+def tally(run_dir: str | Path) -> RunTally:
+    out = RunTally()
+    for path in sorted(Path(run_dir).glob(RECORDS_GLOB)):
+        for record in iter_jsonl(path):
+            out.records += 1
+            outcome = record.get("outcome")
+            if outcome == "ok":
+                out.ok += 1
+                if reasoning_exhausted(record):
+                    out.reasoning_exhausted += 1
+            elif outcome == "cancelled":
+                out.cancelled += 1
+            else:
+                out.error_classes[str(record.get("error_class"))] += 1
+    return out

@@ -62,6 +62,16 @@ class SyncTransport(Protocol):
     def close(self) -> None: ...
 
 
+class RequestCancelled(gevent.GreenletExit):
+    """The request's greenlet was killed mid-request (Locust stopping a user after its drain): raised
+    in place of the `GreenletExit`, so the greenlet still ends as killed, carrying the `cancelled`
+    result with the timings the request reached, for the caller to record before it goes."""
+
+    def __init__(self, result: StreamResult) -> None:
+        super().__init__("cancelled")
+        self.result = result
+
+
 class _Expired(BaseException):
     """Raised into the request's greenlet by its `_Watchdog`; BaseException so transports cannot
     swallow it. Carries the error class of the deadline that expired (TTFT, idle or total)."""
@@ -125,6 +135,9 @@ class SyncStreamDriver:
             if not complete:  # stopped on the recorder's word: the end of what it will read
                 recorder.on_eof(clock())
                 complete = True  # the transport keeps the connection if the body's framing allows
+        except gevent.GreenletExit:
+            recorder.cancel(clock(), "cancelled: the load test stopped waiting for the response")
+            raise RequestCancelled(recorder.result()) from None
         except _Expired as expired:
             error_class = expired.error_class
             recorder.on_failure(clock(), error_class, DeadlineClock.describe(error_class, timeouts))
