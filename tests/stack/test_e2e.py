@@ -34,6 +34,7 @@ from stack_helpers import (
 )
 
 from tokenpulse.mock import MockServerProcess
+from tokenpulse.ops.rules import DEFAULT_RUNBOOK_BASE_URL
 from tokenpulse.ops.stack import (
     Service,
     Stack,
@@ -181,7 +182,7 @@ def test_provider_down_reaches_the_webhook(provider_down: dict[str, Any], e2e: E
     assert labels["endpoint"] == "mock" and labels["job"] == "tokenpulse-prober"
     annotations = provider_down["annotations"]
     assert annotations["summary"] == f"{OUTAGE_PROVIDER} is down for {labels['model']} on mock"
-    assert annotations["runbook_url"] == "docs/runbooks.md#tokenpulseproviderdown"
+    assert annotations["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}#tokenpulseproviderdown"
     paths = {n.path for n in e2e.sink.notifications for a in n.alerts()
              if a["labels"].get("alertname") == "TokenpulseProviderDown" and a["labels"].get("provider") == OUTAGE_PROVIDER}
     assert paths == {"/alerts/page"}

@@ -66,11 +66,21 @@ def runbook(base: str, name: str) -> str:
 
 
 def alert(
-    name: str, expr: str, for_: str | None, severity: str, summary: str, description: str, base: str, **labels: str
+    name: str,
+    expr: str,
+    for_: str | None,
+    severity: str,
+    summary: str,
+    description: str,
+    base: str,
+    keep_firing_for: str | None = None,
+    **labels: str,
 ) -> Rule:
     out: Rule = {"alert": name, "expr": expr}
     if for_:
         out["for"] = for_
+    if keep_firing_for:
+        out["keep_firing_for"] = keep_firing_for
     out["labels"] = {"severity": severity, **labels}
     out["annotations"] = {
         "summary": summary,
@@ -101,6 +111,18 @@ def provider_down_for(config: Config) -> str:
     return duration(max(120.0, 60.0 + gap))
 
 
+def recovery_time(config: Config) -> str:
+    """How long the endpoint- and model-level alerts keep firing after their condition ends: the first
+    target that answers again ends it, while the others stay confirmed down until `successes_before_up`
+    successes each. Were the wide alert to resolve then, its inhibition would lift and the providers
+    still down would page after the endpoint answers again."""
+    targets = list(config.targets())
+    longest = max(
+        (t.interval_s + t.jitter_s for t in targets), default=config.probe.interval_s + config.probe.jitter_s
+    )
+    return duration(max(120.0, (config.probe.confirm.successes_before_up + 2) * longest))
+
+
 def down_rules(config: Config, base: str) -> list[Rule]:
     failing = f"tokenpulse_consecutive_failures{{{PROBER}}}"
     up = f"tokenpulse_target_up{{{PROBER}}}"
@@ -119,6 +141,7 @@ def down_rules(config: Config, base: str) -> list[Rule]:
               one is confirmed down: the endpoint itself (or the network to it) is down, not one provider. The
               model- and provider-level down alerts and the burn-rate alerts of this endpoint are inhibited.""",
             base,
+            keep_firing_for=recovery_time(config),
         ),
         alert(
             "TokenpulseModelDown",
@@ -129,6 +152,7 @@ def down_rules(config: Config, base: str) -> list[Rule]:
             """Every provider of {{ $labels.model }} on {{ $labels.endpoint }} failed its latest probes
               provider-side and at least one is confirmed down. Its provider-level down alerts are inhibited.""",
             base,
+            keep_firing_for=recovery_time(config),
         ),
         alert(
             "TokenpulseProviderDown",
