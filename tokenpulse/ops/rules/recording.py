@@ -16,6 +16,10 @@ BY = "sum by (job, endpoint, model, provider)"
 #: tokenpulse/core/outcomes.py CALLER_SIDE_CLASSES: excluded from availability, as OpenRouter's uptime does.
 CALLER_SIDE = 'error_class!~"rate_limited|client_error"'
 SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
+#: Windows of at least this many hours average the recorded per-target 5m rates (sampled each minute)
+#: instead of reading every raw error-class series: 360 points of one aggregated series for 6h, not
+#: 1,440 samples of each of 13 (docs/benchmarks.md). Shorter windows read the raw counters exactly.
+FROM_RECORDED = ("2h", "6h")
 LONG_WINDOWS = ("1d", "3d")
 TTFT_WINDOWS = ("5m", "30m", "1h", "6h")
 Rule = dict[str, Any]
@@ -34,14 +38,18 @@ def availability_short(slo: SLO) -> list[Rule]:
         rules.append(
             rule(
                 f"job_target:tokenpulse_requests_eligible:rate{w}",
-                f"{BY} (rate(tokenpulse_requests_total{{{CALLER_SIDE}}}[{w}]))",
+                f"avg_over_time(job_target:tokenpulse_requests_eligible:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f"{BY} (rate(tokenpulse_requests_total{{{CALLER_SIDE}}}[{w}]))",
             )
         )
     for w in SHORT_WINDOWS:
         rules.append(
             rule(
                 f"job_target:tokenpulse_requests_failed:rate{w}",
-                f'{BY} (rate(tokenpulse_requests_total{{outcome="error", {CALLER_SIDE}}}[{w}]))',
+                f"avg_over_time(job_target:tokenpulse_requests_failed:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f'{BY} (rate(tokenpulse_requests_total{{outcome="error", {CALLER_SIDE}}}[{w}]))',
             )
         )
     for w in SHORT_WINDOWS:
@@ -141,11 +149,21 @@ def ttft(slo: SLO) -> list[Rule]:
         rules.append(
             rule(
                 f"job_target:tokenpulse_ttft_slo_events:rate{w}",
-                f"{BY} (rate(tokenpulse_ttft_seconds_count[{w}]) or "
+                f"avg_over_time(job_target:tokenpulse_ttft_slo_events:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f"{BY} (rate(tokenpulse_ttft_seconds_count[{w}]) or "
                 f'rate(tokenpulse_requests_total{{error_class="timeout_ttft"}}[{w}]))',
             )
         )
     for w in TTFT_WINDOWS:
+        if w in FROM_RECORDED:
+            rules.append(
+                rule(
+                    f"job_target:tokenpulse_ttft_slo_good:rate{w}",
+                    f"avg_over_time(job_target:tokenpulse_ttft_slo_good:rate5m[{w}:1m])",
+                )
+            )
+            continue
         # Each cell counts its own threshold's bucket; the cells are disjoint, so `or` unions them.
         good = " or ".join(
             f"rate(tokenpulse_ttft_seconds_bucket{cell.selector(f'le={chr(34)}{go_float(cell.value)}{chr(34)}')}[{w}])"
