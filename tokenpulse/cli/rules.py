@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
+    if args.check and not stale:
+        print(f"up to date: {', '.join(str(args.out / rel) for rel in files)}")
     if stale:
         print(
             f"out of date (run `tokenpulse rules --config {args.config} --out {args.out}`): {', '.join(stale)}",
