@@ -143,16 +143,59 @@ class ConfirmThresholds(_Strict):
                                      "target is `up` again.")
 
 
+class SLOOverride(_Strict):
+    """Objectives of one model or one provider that differ from the defaults; unset fields inherit."""
+
+    ttft_s: PositiveSeconds | None = Field(default=None, description="TTFT threshold of this model / provider "
+                                           "(must be a bucket bound of `tokenpulse_ttft_seconds`).")
+    ttft_share: float | None = Field(default=None, gt=0, lt=1, description="share of probes that must reach "
+                                     "the first token within `ttft_s`.")
+    availability: float | None = Field(default=None, gt=0, lt=1, description="availability objective.")
+
+
+class Objectives(BaseModel):
+    """The objectives in force for one target (defaults, then the model's override, then the provider's)."""
+
+    model_config = ConfigDict(frozen=True)
+    ttft_s: float
+    ttft_share: float
+    availability: float
+
+
 class SLO(_Strict):
-    """Targets for goodput, status and burn-rate alerts. The Prometheus rules and dashboards carry the
-    defaults as constants (docs/observability.md, "Changing the SLOs")."""
+    """Objectives for goodput, status and alerts. `tokenpulse rules` writes the Prometheus recording and
+    alert rules from them (docs/observability.md, "Changing the SLOs"). Overrides apply field by field;
+    a provider's override wins over its model's."""
 
     ttft_s: PositiveSeconds = Field(default=2.0, description="TTFT objective: the prober's `up` vs `degraded` "
-                                    "(median of the last 3 probes) and load-test goodput.")
+                                    "(median of the last 3 probes), load-test goodput and the TTFT burn-rate "
+                                    "alerts (a bucket bound of `tokenpulse_ttft_seconds`).")
     tpot_s: PositiveSeconds = Field(default=0.05, description="TPOT objective, for load-test goodput.")
     availability: float = Field(default=0.99, gt=0, lt=1, description="availability objective (share of "
-                                "eligible requests that succeed), recorded in load-test metadata; the "
-                                "burn-rate alerts use 0.99.")
+                                "eligible requests that succeed): the availability burn-rate alerts.")
+    ttft_share: float = Field(default=0.95, gt=0, lt=1, description="share of probes that must reach the "
+                              "first token within `ttft_s` (the TTFT SLO's objective).")
+    models: dict[str, SLOOverride] = Field(default_factory=dict, description="per-model overrides, by model "
+                                           "id (a reasoning model's TTFT is not a chat model's).")
+    providers: dict[Annotated[str, Field(pattern=PROVIDER_PATTERN)], SLOOverride] = Field(
+        default_factory=dict, description="per-provider overrides, by provider label (win over `models`).")
+    min_probes: int = Field(default=20, ge=1, le=100_000, description="a burn-rate alert needs at least this "
+                            "many eligible probes in its long window: at a 300 s interval two failed probes "
+                            "in an hour are not a significant burn.")
+    third_party_burns: Literal["ticket", "page"] = Field(
+        default="ticket", description="severity of per-provider burn-rate alerts on `kind: openrouter` "
+        "endpoints (providers you do not run); `openai` endpoints' burns always page.")
+    credits_days_left: float = Field(default=3.0, gt=0, le=365, allow_inf_nan=False, description="ticket when "
+                                     "the OpenRouter credit left lasts fewer days than this at the spend "
+                                     "rate of the last 6 hours.")
+
+    def objectives(self, model: str, provider: str) -> Objectives:
+        """The objectives of one target: defaults, overridden by the model's, then by the provider's."""
+        values = {"ttft_s": self.ttft_s, "ttft_share": self.ttft_share, "availability": self.availability}
+        for override in (self.models.get(model), self.providers.get(provider)):
+            if override is not None:
+                values.update({k: v for k, v in override.model_dump().items() if v is not None})
+        return Objectives(**values)
 
 
 class ModelTarget(_Strict):

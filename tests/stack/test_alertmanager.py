@@ -43,6 +43,9 @@ def test_amtool_check_config(amtool: str) -> None:
     (["severity=page", "alertname=TokenpulseProberAbsent"], "tokenpulse-page"),
     (["severity=ticket", "alertname=TokenpulseOpenRouterCreditsLow"], "tokenpulse-ticket"),
     (["alertname=SomethingElse"], "tokenpulse-ticket"),
+    (["severity=none", "alertname=TokenpulseWatchdog"], "tokenpulse-watchdog"),
+    (["severity=none", "alertname=TokenpulseRecentOutage"], "tokenpulse-null"),
+    (["severity=page", "alertname=TokenpulseEndpointBlind"], "tokenpulse-page"),
 ])
 def test_routing_by_severity(amtool: str, labels: list[str], receiver: str) -> None:
     result = amtool_run(amtool, "config", "routes", "test", f"--config.file={CONFIG}", *labels)
@@ -55,13 +58,17 @@ def test_every_alert_severity_has_a_route() -> None:
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     routed = {m.split("=")[1].strip().strip('"') for r in config["route"]["routes"] for m in r["matchers"]}
     assert {rule["labels"]["severity"] for rule in alert_rules()} <= routed
-    assert config["route"]["group_by"] == ["alertname", "endpoint", "model", "provider"]
+    # one outage, one page: the providers of one endpoint that fail together are one notification
+    assert config["route"]["group_by"] == ["alertname", "endpoint"]
+    null = next(r for r in config["receivers"] if r["name"] == "tokenpulse-null")
+    assert set(null) == {"name"}, "severity none is never notified"
 
 
 def test_generated_config_points_every_webhook_at_the_sink(tmp_path: Path, amtool: str) -> None:
     config = alertmanager_config(ROOT, "http://127.0.0.1:1234", group_wait="1s", group_interval="2s")
-    urls = [hook["url"] for r in config["receivers"] for hook in r["webhook_configs"]]
-    assert urls == ["http://127.0.0.1:1234/alerts/page", "http://127.0.0.1:1234/alerts/ticket"]
+    urls = [hook["url"] for r in config["receivers"] for hook in r.get("webhook_configs", [])]
+    assert urls == ["http://127.0.0.1:1234/alerts/page", "http://127.0.0.1:1234/alerts/ticket",
+                    "http://127.0.0.1:1234/alerts/watchdog"]
     assert config["route"]["group_wait"] == "1s"
     assert all(r.get("group_wait", "1s") == "1s" for r in config["route"]["routes"])
     path = write_yaml(tmp_path / "am.yml", config)
@@ -154,8 +161,8 @@ def test_provider_down_inhibits_that_providers_burn_rate_alerts_only(alertmanage
     assert ("TokenpulseAvailabilityFastBurn", "glitchgrid", "m") not in delivered
     assert ("TokenpulseTTFTSlowBurn", "glitchgrid", "m") not in delivered
     for note in sink.notifications:
-        keys = {key(a) for a in note.alerts()}
-        assert len(keys) == 1, "one group per alertname and target"
+        groups = {(a["labels"]["alertname"], a["labels"].get("endpoint")) for a in note.alerts()}
+        assert len(groups) == 1, "one group per alertname and endpoint"
 
 
 def test_ticket_alerts_go_to_the_ticket_receiver(alertmanager: tuple[str, WebhookSink]) -> None:
@@ -167,3 +174,39 @@ def test_ticket_alerts_go_to_the_ticket_receiver(alertmanager: tuple[str, Webhoo
     paths = {n.path for n in sink.notifications for a in n.alerts()
              if a["labels"]["alertname"] == "TokenpulseOpenRouterCreditsLow"}
     assert paths == {"/alerts/ticket"}
+
+
+def test_an_endpoint_outage_is_one_page(alertmanager: tuple[str, WebhookSink]) -> None:
+    """Five providers of two models down at once, with their burns and the endpoint- and model-level
+    alerts: the only notification is the endpoint's; a recent outage inhibits burns and is never sent."""
+    base, sink = alertmanager
+    endpoint = {"job": "tokenpulse-prober", "endpoint": "storm"}
+    post_alerts(base, [{**endpoint, "alertname": "TokenpulseEndpointDown", "severity": "page"},
+                       {**endpoint, "endpoint": "after", "model": "m", "provider": "p1",
+                        "alertname": "TokenpulseRecentOutage", "severity": "none"}])
+    wait_until(lambda: sum(a["labels"]["alertname"] in ("TokenpulseEndpointDown", "TokenpulseRecentOutage")
+                           for a in current_alerts(base)) >= 2)
+    storm = [{**endpoint, "alertname": "TokenpulseModelDown", "severity": "page", "model": m} for m in ("m", "n")]
+    for i in range(1, 6):
+        target = {**endpoint, "model": "m" if i <= 3 else "n", "provider": f"p{i}"}
+        storm += [{**target, "alertname": "TokenpulseProviderDown", "severity": "page"},
+                  {**target, "alertname": "TokenpulseAvailabilityFastBurn", "severity": "page", "slo": "availability"}]
+    # after recovery: the burn the outage caused, covered by TokenpulseRecentOutage
+    storm.append({**endpoint, "endpoint": "after", "model": "m", "provider": "p1",
+                  "alertname": "TokenpulseAvailabilityFastBurn", "severity": "page", "slo": "availability"})
+    post_alerts(base, storm)
+
+    def inhibited() -> dict[str, bool]:
+        return {f"{a['labels']['endpoint']}/{a['labels']['alertname']}/{a['labels'].get('model')}/"
+                f"{a['labels'].get('provider')}": bool(a["status"]["inhibitedBy"])
+                for a in current_alerts(base) if a["labels"].get("endpoint") in ("storm", "after")}
+
+    wait_until(lambda: sum(inhibited().values()) == 13)
+    states = inhibited()
+    assert sorted(k for k, v in states.items() if not v) == ["after/TokenpulseRecentOutage/m/p1",
+                                                             "storm/TokenpulseEndpointDown/None/None"], states
+    sink.wait_for(lambda n, a: a["labels"]["alertname"] == "TokenpulseEndpointDown", 20)
+    time.sleep(3)  # several group intervals: anything not inhibited would have been sent
+    sent = [(n.path, a["labels"]["alertname"]) for n in sink.notifications for a in n.alerts()
+            if a["labels"].get("endpoint") in ("storm", "after")]
+    assert sent == [("/alerts/page", "TokenpulseEndpointDown")], sent

@@ -11,11 +11,17 @@ import pytest
 import yaml
 from stack_helpers import ROOT, RULE_TESTS_DIR, RULES_DIR, alert_rules, recording_rules, rule_groups
 
-from tokenpulse.config import SLO
+from tokenpulse.config import load_config
 from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
 from tokenpulse.metrics import LATENCY_BUCKETS, LoadMetrics, ProberMetrics
+from tokenpulse.ops.rules import DEFAULT_RUNBOOK_BASE_URL
 
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+#: The stack's config: the committed rules are `tokenpulse rules` output for it.
+STACK_CONFIG = ROOT / "examples" / "mock.yaml"
+#: Metrics the rules watch that issue 13 §1 adds to the prober (tokenpulse/metrics.py, another branch).
+#: Once they are exported, the test below fails until this set is emptied.
+PENDING_METRICS: set[str] = set()  # metrics the rules use before the prober exports them (none now)
 
 
 def run(argv: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -70,15 +76,16 @@ def github_anchors(markdown: str) -> set[str]:
 
 def test_every_alert_has_severity_summary_description_and_a_runbook() -> None:
     anchors = github_anchors(RUNBOOKS.read_text(encoding="utf-8"))
-    names = [rule["alert"] for rule in alert_rules()]
-    assert len(names) == len(set(names)), "alert names must be unique"
+    # one name may have a rule per severity class (own vs third-party endpoints), never two of one class
+    keys = [(rule["alert"], rule["labels"]["severity"]) for rule in alert_rules()]
+    assert len(keys) == len(set(keys)), "alert names must be unique per severity"
     for rule in alert_rules():
         name = rule["alert"]
-        assert rule["labels"]["severity"] in ("page", "ticket"), name
+        assert rule["labels"]["severity"] in ("page", "ticket", "none"), name
         annotations = rule["annotations"]
         assert annotations["summary"].strip() and annotations["description"].strip(), name
         url = annotations["runbook_url"]
-        assert url == f"docs/runbooks.md#{name.lower()}", name
+        assert url == f"{DEFAULT_RUNBOOK_BASE_URL}#{name.lower()}", name
         assert name.lower() in anchors, f"docs/runbooks.md has no section for {name}"
 
 
@@ -97,39 +104,50 @@ def test_every_alert_has_a_firing_and_a_not_firing_unit_test() -> None:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     names = {rule["alert"] for rule in alert_rules()}
     assert names - firing == set(), "alerts without a firing test"
-    assert names - quiet == set(), "alerts without a not-firing test"
+    # the watchdog fires always, by design
+    assert names - quiet == {"TokenpulseWatchdog"}, "alerts without a not-firing test"
     assert (firing | quiet) - names == set(), "tests of alerts that do not exist"
 
 
 def test_required_alerts_exist() -> None:
     names = {rule["alert"] for rule in alert_rules()}
-    assert {"TokenpulseProviderDown", "TokenpulseAvailabilityFastBurn", "TokenpulseAvailabilitySlowBurn",
-            "TokenpulseTTFTFastBurn", "TokenpulseTTFTSlowBurn", "TokenpulseProberAbsent", "TokenpulseProberStale",
-            "TokenpulseOpenRouterCreditsLow"} <= names
+    assert {"TokenpulseProviderDown", "TokenpulseModelDown", "TokenpulseEndpointDown", "TokenpulseRecentOutage",
+            "TokenpulseAvailabilityFastBurn", "TokenpulseAvailabilitySlowBurn", "TokenpulseAvailabilityDailyBurn",
+            "TokenpulseAvailabilitySteadyBurn", "TokenpulseTTFTFastBurn", "TokenpulseTTFTSlowBurn",
+            "TokenpulseEndpointBlind", "TokenpulseEndpointRateLimited", "TokenpulseProberAbsent",
+            "TokenpulseProberStale", "TokenpulseProberErrors", "TokenpulseOpenRouterCreditsLow",
+            "TokenpulseOpenRouterCreditsRunningOut", "TokenpulseOpenRouterCreditsUnknown", "TokenpulseWatchdog",
+            "TokenpulseRuleEvaluationFailures", "TokenpulseAlertmanagerNotificationsFailing"} <= names
 
 
 def test_burn_rate_alerts_use_the_workbook_windows_and_factors() -> None:
+    """Each tier reads the burn rates of its long and short windows, at its factor, and needs the minimum
+    number of probes of the stack config in its long window."""
+    min_probes = load_config(STACK_CONFIG).slo.min_probes
     rules = {rule["alert"]: rule for rule in alert_rules()}
-    for sli, budget in (("requests_error", 1 - SLO().availability), ("ttft_slo_error", None)):
-        prefix = "Availability" if sli == "requests_error" else "TTFT"
-        for speed, factor, windows in (("Fast", "14.4", ("1h", "5m")), ("Slow", "6", ("6h", "30m"))):
-            expr = " ".join(rules[f"Tokenpulse{prefix}{speed}Burn"]["expr"].split())
-            for window in windows:
-                assert f"job_target:tokenpulse_{sli}:ratio_rate{window}{{job=\"tokenpulse-prober\"}}" in expr
-            assert expr.count(f"> {factor}") == 2, expr
-            if budget is not None:
-                assert expr.count(f"(1 - {SLO().availability})") == 2, "availability objective differs from SLO()"
+    tiers = {"Fast": ("14.4", "1h", "5m"), "Slow": ("6", "6h", "30m"), "Daily": ("3", "1d", "2h"),
+             "Steady": ("1", "3d", "6h")}
+    for sli, recorded, events, names in (("Availability", "availability", "requests_eligible", tiers),
+                                         ("TTFT", "ttft_slo", "ttft_slo_events", ("Fast", "Slow"))):
+        for speed in names:
+            factor, long, short = tiers[speed]
+            expr = " ".join(rules[f"Tokenpulse{sli}{speed}Burn"]["expr"].split())
+            for window in (long, short):
+                burn = f'job_target:tokenpulse_{recorded}:burnrate{window}{{job="tokenpulse-prober"}}'
+                assert f"{burn} > {factor}" in expr
+            assert f"job_target:tokenpulse_{events}:rate{long}" in expr and f">= {min_probes}" in expr, expr
 
 
-def test_slo_figures_match_the_config_defaults_and_the_metric_buckets() -> None:
-    """The rules hard-code the SLO threshold as a bucket bound: it must be the config's default and a
-    bucket of the TTFT histogram (else the 'good' count would be interpolated, not exact)."""
-    threshold = SLO().ttft_s
-    assert threshold in LATENCY_BUCKETS
+def test_slo_figures_come_from_the_stack_config_and_are_bucket_bounds() -> None:
+    """Every TTFT threshold of the stack config is a bucket bound (the good count is exact) and appears
+    in the rules; every availability objective is a budget of the burn rates."""
+    slo = load_config(STACK_CONFIG).slo
+    thresholds = {slo.ttft_s} | {o.ttft_s for o in (*slo.models.values(), *slo.providers.values()) if o.ttft_s}
+    assert thresholds <= set(LATENCY_BUCKETS)
     text = (RULES_DIR / "recording.yml").read_text(encoding="utf-8")
-    bounds = set(re.findall(r'tokenpulse_ttft_seconds_bucket\{le="([^"]+)"\}', text))
-    assert bounds == {repr(float(threshold))}
-    assert f"(1 - {SLO().availability})" in text
+    bounds = set(re.findall(r'tokenpulse_ttft_seconds_bucket\{le="([^"]+)"', text))
+    assert bounds == {repr(float(t)) for t in thresholds}
+    assert f"(1 - {slo.availability})" in text
 
 
 def test_caller_side_classes_match_the_outcomes_module() -> None:
@@ -152,6 +170,8 @@ def exported_series_names() -> set[str]:
 
 def test_rules_only_use_metrics_tokenpulse_exports() -> None:
     exported = exported_series_names()
+    assert not PENDING_METRICS & exported, "now exported: drop them from PENDING_METRICS"
+    exported |= PENDING_METRICS
     recorded = {rule["record"] for rule in recording_rules()}
     for _, group in rule_groups():
         for rule in group["rules"]:

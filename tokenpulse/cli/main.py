@@ -13,7 +13,7 @@ from tokenpulse.core.redact import install as install_redaction
 from tokenpulse.core.redact import redacted_stdio
 
 #: Command modules under tokenpulse.cli, in the order `--help` lists them. Each has `register(subparsers)`.
-COMMAND_MODULES = ("demo", "measure", "mock", "probe", "load", "report", "stack")
+COMMAND_MODULES = ("demo", "measure", "mock", "probe", "load", "report", "stack", "rules")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from tokenpulse.config import ConfigError, load_config
+from tokenpulse.ops.rules import generate
 from tokenpulse.ops.stack.configs import alertmanager_config, grafana_files, prometheus_config, write_yaml
 from tokenpulse.ops.stack.errors import StackError
 from tokenpulse.ops.stack.ports import busy_ports, free_port, url_host
@@ -51,6 +53,24 @@ class StackOptions:
     evaluation_interval: str | None = None
 
 
+def stack_rules(config: Path, out: Path) -> list[Path]:
+    """The rules for the config this stack probes (its objectives, `$TOKENPULSE_RUNBOOK_BASE_URL` in the
+    runbook links), generated into the run directory: `tokenpulse rules`' output, not a copy of the
+    committed files, so `stack up --config examples/openrouter.yaml` alerts on that config's SLOs."""
+    try:
+        files = generate(load_config(config), source=str(config))
+    except ConfigError as exc:
+        raise StackError(str(exc)) from None
+    paths = []
+    for rel, text in files.items():
+        if rel.startswith("rules/"):
+            path = out / rel.removeprefix("rules/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
 def bring_up(stack: Stack, opts: StackOptions, *, echo: TextIO | None = None) -> tuple[WebhookSink, list[str]]:
     """Start every service of the native stack into `stack`; returns the sink (the caller stops it) and
     warnings about services left out."""
@@ -76,7 +96,8 @@ def bring_up(stack: Stack, opts: StackOptions, *, echo: TextIO | None = None) ->
     try:
         am_config = write_yaml(run / "alertmanager.yml", alertmanager_config(opts.root, sink.url))
         stack.start(Service("alertmanager", alertmanager_argv(alertmanager_bin, am_config, run / "alertmanager-data",
-                                                              f"{host}:{ports['alertmanager']}"),
+                                                              f"{host}:{ports['alertmanager']}",
+                                                              f"http://{hurl}:{ports['alertmanager']}/"),
                             ready_url=f"http://{hurl}:{ports['alertmanager']}/-/ready",
                             url=f"http://{hurl}:{ports['alertmanager']}/"))
         env = {}
@@ -93,9 +114,10 @@ def bring_up(stack: Stack, opts: StackOptions, *, echo: TextIO | None = None) ->
         prom_config = write_yaml(run / "prometheus.yml", prometheus_config(
             opts.root, prober=f"{hurl}:{ports['prober']}", alertmanager=f"{hurl}:{ports['alertmanager']}",
             prometheus=f"{hurl}:{ports['prometheus']}", scrape_interval=opts.scrape_interval,
-            evaluation_interval=opts.evaluation_interval))
+            evaluation_interval=opts.evaluation_interval, rule_files=stack_rules(opts.config, run / "rules")))
         stack.start(Service("prometheus", prometheus_argv(prometheus_bin, prom_config, run / "prometheus-data",
-                                                          f"{host}:{ports['prometheus']}"),
+                                                          f"{host}:{ports['prometheus']}",
+                                                          f"http://{hurl}:{ports['prometheus']}/"),
                             ready_url=f"http://{hurl}:{ports['prometheus']}/-/ready",
                             url=f"http://{hurl}:{ports['prometheus']}/", note="alerts: /alerts"))
         if opts.grafana:

@@ -34,15 +34,17 @@ def find_binary(names: Sequence[str]) -> str | None:
     return None
 
 
-def prometheus_argv(binary: str, config: Path, data: Path, listen: str) -> list[str]:
+def prometheus_argv(binary: str, config: Path, data: Path, listen: str, external_url: str | None = None) -> list[str]:
+    """`external_url` is where people reach this Prometheus: the "source" link of every alert it sends."""
     return [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", f"--web.listen-address={listen}",
-            "--web.enable-lifecycle"]
+            "--web.enable-lifecycle", *([f"--web.external-url={external_url}"] if external_url else [])]
 
 
-def alertmanager_argv(binary: str, config: Path, data: Path, listen: str) -> list[str]:
+def alertmanager_argv(binary: str, config: Path, data: Path, listen: str, external_url: str | None = None) -> list[str]:
+    """`external_url` is where people reach this Alertmanager: the links in its notifications."""
     # --cluster.listen-address= disables gossip: one local instance needs no peers (and no port 9094).
     return [binary, f"--config.file={config}", f"--storage.path={data}", f"--web.listen-address={listen}",
-            "--cluster.listen-address="]
+            "--cluster.listen-address=", *([f"--web.external-url={external_url}"] if external_url else [])]
 
 
 def python_module(*args: str) -> list[str]:

@@ -1,0 +1,230 @@
+"""The recording rules: SLIs per target (`job_target` level: job, endpoint, model, provider), burn rates
+against each target's own objective, latency percentiles and throughput.
+
+Cost (docs/benchmarks.md): windows up to 1h read the raw counters; 2h to 3d average the recorded 5m
+rates sampled every minute (a subquery: 1,440 points of one aggregated series per target for a day,
+instead of 5,760 raw samples of each error-class series); 30d averages the recorded 1d rates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenpulse.config import SLO
+from tokenpulse.ops.rules.promql import cells, go_float, number
+
+BY = "sum by (job, endpoint, model, provider)"
+#: tokenpulse/core/outcomes.py CALLER_SIDE_CLASSES: excluded from availability, as OpenRouter's uptime does.
+CALLER_SIDE = 'error_class!~"rate_limited|client_error"'
+SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
+#: Windows of at least this many hours average the recorded per-target 5m rates (sampled each minute)
+#: instead of reading every raw error-class series: 360 points of one aggregated series for 6h, not
+#: 1,440 samples of each of 13 (docs/benchmarks.md). Shorter windows read the raw counters exactly.
+FROM_RECORDED = ("2h", "6h")
+LONG_WINDOWS = ("1d", "3d")
+TTFT_WINDOWS = ("5m", "30m", "1h", "6h")
+Rule = dict[str, Any]
+
+
+def rule(record: str, expr: str, **extra: Any) -> Rule:
+    return {"record": record, "expr": expr, **extra}
+
+
+def availability_short(slo: SLO) -> list[Rule]:
+    rules = [
+        rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} (rate(tokenpulse_requests_total[{w}]))")
+        for w in ("5m", "1h")
+    ]
+    for w in SHORT_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_requests_eligible:rate{w}",
+                f"avg_over_time(job_target:tokenpulse_requests_eligible:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f"{BY} (rate(tokenpulse_requests_total{{{CALLER_SIDE}}}[{w}]))",
+            )
+        )
+    for w in SHORT_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_requests_failed:rate{w}",
+                f"avg_over_time(job_target:tokenpulse_requests_failed:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f'{BY} (rate(tokenpulse_requests_total{{outcome="error", {CALLER_SIDE}}}[{w}]))',
+            )
+        )
+    for w in SHORT_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_requests_error:ratio_rate{w}",
+                f"job_target:tokenpulse_requests_failed:rate{w} / job_target:tokenpulse_requests_eligible:rate{w}",
+            )
+        )
+    for w in ("5m", "1h"):
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_availability:ratio_rate{w}",
+                f"1 - job_target:tokenpulse_requests_error:ratio_rate{w}",
+            )
+        )
+    for w in SHORT_WINDOWS:
+        rules += burn_rules("availability", "requests_error", w, slo)
+    for w in ("5m", "1h"):
+        rules.append(
+            rule(
+                f"job_target_class:tokenpulse_requests_error:rate{w}",
+                "sum by (job, endpoint, model, provider, error_class) "
+                f'(rate(tokenpulse_requests_total{{outcome="error"}}[{w}]))',
+            )
+        )
+        rules.append(
+            rule(
+                f"job_target_class:tokenpulse_requests_error:ratio_rate{w}",
+                f"job_target_class:tokenpulse_requests_error:rate{w} / ignoring (error_class) group_left "
+                f"job_target:tokenpulse_requests:rate{w}",
+            )
+        )
+    return rules
+
+
+def burn_rules(sli: str, ratio: str, window: str, slo: SLO) -> list[Rule]:
+    """Burn rate = error ratio / error budget, against each cell's objective: one expression whose
+    disjoint parts `or` together (one rule, so no two rules record the same series name)."""
+    field = "availability" if sli == "availability" else "ttft_share"
+    parts = [
+        f"job_target:tokenpulse_{ratio}:ratio_rate{window}{cell.selector()} / (1 - {number(cell.value)})"
+        for cell in cells(slo, field)
+    ]
+    return [rule(f"job_target:tokenpulse_{sli}:burnrate{window}", "\nor\n".join(parts))]
+
+
+def availability_long(slo: SLO) -> list[Rule]:
+    rules = []
+    for kind in ("eligible", "failed"):
+        for w in LONG_WINDOWS:
+            rules.append(
+                rule(
+                    f"job_target:tokenpulse_requests_{kind}:rate{w}",
+                    # 3d at 5-minute steps: 864 points (promtool's unit tests cap a query's samples)
+                    f"avg_over_time(job_target:tokenpulse_requests_{kind}:rate5m[{w}:{'5m' if w == '3d' else '1m'}])",
+                )
+            )
+    for w in LONG_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_requests_error:ratio_rate{w}",
+                f"job_target:tokenpulse_requests_failed:rate{w} / job_target:tokenpulse_requests_eligible:rate{w}",
+            )
+        )
+    rules.append(
+        rule("job_target:tokenpulse_availability:ratio_rate1d", "1 - job_target:tokenpulse_requests_error:ratio_rate1d")
+    )
+    for w in LONG_WINDOWS:
+        rules += burn_rules("availability", "requests_error", w, slo)
+    rules.append(
+        rule(
+            "job_target:tokenpulse_requests_error:ratio_rate30d",
+            "avg_over_time(job_target:tokenpulse_requests_failed:rate1d[30d]) / "
+            "avg_over_time(job_target:tokenpulse_requests_eligible:rate1d[30d])",
+        )
+    )
+    rules.append(
+        rule(
+            "job_target:tokenpulse_availability:ratio_rate30d", "1 - job_target:tokenpulse_requests_error:ratio_rate30d"
+        )
+    )
+    rules.append(
+        rule(
+            "job_target:tokenpulse_availability:error_budget_remaining_ratio30d",
+            "\nor\n".join(
+                f"1 - job_target:tokenpulse_requests_error:ratio_rate30d{cell.selector()} / (1 - {number(cell.value)})"
+                for cell in cells(slo, "availability")
+            ),
+        )
+    )
+    return rules
+
+
+def ttft(slo: SLO) -> list[Rule]:
+    rules = []
+    for w in TTFT_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_ttft_slo_events:rate{w}",
+                f"avg_over_time(job_target:tokenpulse_ttft_slo_events:rate5m[{w}:1m])"
+                if w in FROM_RECORDED
+                else f"{BY} (rate(tokenpulse_ttft_seconds_count[{w}]) or "
+                f'rate(tokenpulse_requests_total{{error_class="timeout_ttft"}}[{w}]))',
+            )
+        )
+    for w in TTFT_WINDOWS:
+        if w in FROM_RECORDED:
+            rules.append(
+                rule(
+                    f"job_target:tokenpulse_ttft_slo_good:rate{w}",
+                    f"avg_over_time(job_target:tokenpulse_ttft_slo_good:rate5m[{w}:1m])",
+                )
+            )
+            continue
+        # Each cell counts its own threshold's bucket; the cells are disjoint, so `or` unions them.
+        good = " or ".join(
+            f"rate(tokenpulse_ttft_seconds_bucket{cell.selector(f'le={chr(34)}{go_float(cell.value)}{chr(34)}')}[{w}])"
+            for cell in cells(slo, "ttft_s")
+        )
+        rules.append(rule(f"job_target:tokenpulse_ttft_slo_good:rate{w}", f"{BY} ({good})"))
+    for w in TTFT_WINDOWS:
+        rules.append(
+            rule(
+                f"job_target:tokenpulse_ttft_slo_error:ratio_rate{w}",
+                f"1 - job_target:tokenpulse_ttft_slo_good:rate{w} / job_target:tokenpulse_ttft_slo_events:rate{w}",
+            )
+        )
+    for w in TTFT_WINDOWS:
+        rules += burn_rules("ttft_slo", "ttft_slo_error", w, slo)
+    return rules
+
+
+def latency(w: str) -> list[Rule]:
+    """Bucket rates per target and `le`, and their percentiles, over one window. One group per window:
+    each histogram has ~30 series per target, so at 1,000 targets a group reads ~120,000 series; the
+    1h group runs every minute (an hour's percentiles move slowly), the 5m one at the global interval."""
+    rules = []
+    families = ("ttft_seconds", "ttfc_seconds", "tpot_seconds", "output_tokens_per_second")
+    for family in families:
+        rules.append(
+            rule(
+                f"job_target_le:tokenpulse_{family}_bucket:rate{w}",
+                f"sum by (job, endpoint, model, provider, le) (rate(tokenpulse_{family}_bucket[{w}]))",
+            )
+        )
+    for family in families:
+        # Decode speed: lower is worse, so the 5th percentile is the slow tail, not the 95th.
+        quantiles = ("0.5", "0.05") if family == "output_tokens_per_second" else ("0.5", "0.95", "0.99")
+        for q in quantiles:
+            rules.append(
+                rule(
+                    f"job_target:tokenpulse_{family}:quantile_rate{w}",
+                    f"histogram_quantile({q}, job_target_le:tokenpulse_{family}_bucket:rate{w})",
+                    labels={"quantile": q},
+                )
+            )
+    return rules
+
+
+def throughput() -> list[Rule]:
+    return [
+        rule("job_target:tokenpulse_output_tokens:rate5m", f"{BY} (rate(tokenpulse_output_tokens_total[5m]))"),
+        rule("job_target:tokenpulse_output_tokens:rate1h", f"{BY} (rate(tokenpulse_output_tokens_total[1h]))"),
+        rule("job_target:tokenpulse_prompt_tokens:rate1h", f"{BY} (rate(tokenpulse_prompt_tokens_total[1h]))"),
+        rule("job_target:tokenpulse_cost_usd:rate1h", f"{BY} (rate(tokenpulse_cost_usd_total[1h]))"),
+    ]
+
+
+def recording_groups(slo: SLO) -> list[dict[str, Any]]:
+    return [
+        {"name": "tokenpulse-availability", "rules": availability_short(slo)},
+        {"name": "tokenpulse-availability-long", "interval": "5m", "rules": availability_long(slo)},
+        {"name": "tokenpulse-ttft-slo", "rules": ttft(slo)},
+        {"name": "tokenpulse-latency", "rules": latency("5m")},
+        {"name": "tokenpulse-latency-1h", "interval": "1m", "rules": latency("1h")},
+        {"name": "tokenpulse-throughput", "rules": throughput()},
+    ]
