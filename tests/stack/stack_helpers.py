@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tokenpulse.ops.stack import find_binary
+from tokenpulse.ops.stack import (
+    Service,
+    Stack,
+    alertmanager_argv,
+    alertmanager_config,
+    find_binary,
+    write_yaml,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "prometheus" / "rules"
@@ -126,3 +133,12 @@ def shortened_rules(dst: Path, *, interval: str = "1s", scale: int = 60, src: Pa
 def duration_s(text: str) -> int:
     """Seconds of a Prometheus duration with one unit (30s, 2m, 1h, 1d)."""
     return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
+def start_test_alertmanager(stack: Stack, binary: str, run: Path, sink_url: str, port: int) -> None:
+    """The committed alertmanager.yml pointed at a test's webhook sink, with 1 s grouping (so a test sees
+    a notification within seconds) and a 1 h repeat (so a repeat is never mistaken for a new page)."""
+    config = write_yaml(run / "alertmanager.yml", alertmanager_config(
+        ROOT, sink_url, group_wait="1s", group_interval="1s", repeat_interval="1h"))
+    stack.start(Service("alertmanager", alertmanager_argv(binary, config, run / "am-data", f"127.0.0.1:{port}"),
+                        ready_url=f"http://127.0.0.1:{port}/-/ready", url=""))

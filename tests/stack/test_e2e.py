@@ -29,6 +29,7 @@ from stack_helpers import (
     prom_query,
     recording_rules,
     shortened_rules,
+    start_test_alertmanager,
     substitute,
     variable_queries,
 )
@@ -39,8 +40,6 @@ from tokenpulse.ops.stack import (
     Service,
     Stack,
     WebhookSink,
-    alertmanager_argv,
-    alertmanager_config,
     free_port,
     prometheus_argv,
     prometheus_config,
@@ -84,11 +83,7 @@ def e2e(prometheus_bin: str, alertmanager_bin: str, tmp_path_factory: pytest.Tem
     mock = MockServerProcess(port=0)
     ports = {name: free_port() for name in ("alertmanager", "prober", "locust", "prometheus")}
     try:
-        am = write_yaml(run / "alertmanager.yml", alertmanager_config(
-            ROOT, sink.url, group_wait="1s", group_interval="1s", repeat_interval="1h"))
-        stack.start(Service("alertmanager", alertmanager_argv(alertmanager_bin, am, run / "am-data",
-                                                              f"127.0.0.1:{ports['alertmanager']}"),
-                            ready_url=f"http://127.0.0.1:{ports['alertmanager']}/-/ready", url=""))
+        start_test_alertmanager(stack, alertmanager_bin, run, sink.url, ports["alertmanager"])
         mock.start()
         config = prober_config(run / "prober.yaml")
         env = {"TOKENPULSE_MOCK_URL": mock.base_url}
