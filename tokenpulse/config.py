@@ -394,6 +394,22 @@ class LoadSettings(_Strict):
                     "in a steady time, a batch would otherwise send, finish and resend its requests in the "
                     "same millisecond for the whole run, a herd that loads the server and the generator in "
                     "bursts. 0 sends at once.")
+    server_metrics: Literal["auto"] | list[str] = Field(
+        default_factory=list, max_length=32,
+        description="the servers' own Prometheus /metrics, scraped once a second during the run into "
+                    "server-metrics.jsonl and summarized per step beside the client's figures (vLLM, llama.cpp, "
+                    "SGLang and TGI names are understood; docs/self-hosted.md): a list of URLs, or `auto` for "
+                    "each endpoint's server root + /metrics (`http://gpu-box:8000/v1` -> "
+                    "`http://gpu-box:8000/metrics`). A server without /metrics is a warning, never a failed run.")
+
+    @field_validator("server_metrics")
+    @classmethod
+    def _metrics_urls(cls, value: Any) -> Any:
+        for url in value if isinstance(value, list) else ():
+            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+                raise ValueError(f"must be `auto` or a list of http(s) URLs such as http://gpu-box:8000/metrics, "
+                                 f"got {url!r}")
+        return value
 
 
     @property

@@ -143,7 +143,8 @@ def test_report_files_are_self_contained(tmp_path: Path) -> None:
         fh.writelines(json.dumps(r) + "\n" for r in run.records)
     summary = write_report(tmp_path)
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<svg") == 4  # TTFT CDF, TTFT / TPOT / throughput against load
+    # TTFT CDF, TTFT / TPOT / throughput against load, per-user speed against throughput, TTFT against rate
+    assert html.count("<svg") == 6
     assert "knee" in html and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
     md = (tmp_path / "report.md").read_text()
     assert "| fast |" in md and "Saturation knee" in md

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +33,7 @@ from tokenpulse.core.keys import read_api_key
 from tokenpulse.core.redact import redact
 from tokenpulse.core.stats import percentile
 from tokenpulse.load.lifeline import Lifeline
+from tokenpulse.load.servermetrics import ServerMetricsScraper, resolve_urls
 from tokenpulse.load.targets import LoadSetupError, select_targets
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
@@ -60,6 +61,8 @@ class LoadPlan:
     web_url: str | None
     #: How long Locust may take to stop once asked (its users' drain, `load.drain_s`).
     drain_s: float = DEFAULT_DRAIN_S
+    #: The servers' /metrics URLs scraped during the run (`load.server_metrics`, servermetrics.py).
+    server_metrics: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def plan_run(args: Any) -> LoadPlan:
@@ -76,7 +79,8 @@ def plan_run(args: Any) -> LoadPlan:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
-        for target in select_targets(config, tuple(args.provider or ()), tuple(args.model or ())):
+        selected = select_targets(config, tuple(args.provider or ()), tuple(args.model or ()))
+        for target in selected:
             # Read here too, so a key that is not ASCII stops the run before Locust starts, and so this
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
@@ -129,7 +133,9 @@ def plan_run(args: Any) -> LoadPlan:
     else:
         cmd.append("--headless")
     return LoadPlan(out=out, run_id=run_id, command=cmd, env=_child_env(), schedule=schedule, role=role,
-                    web_url=web_url, drain_s=config.load.drain_window_s)
+                    web_url=web_url, drain_s=config.load.drain_window_s,
+                    server_metrics=resolve_urls(config.load.server_metrics,
+                                                [(t.endpoint.name, t.endpoint.base_url) for t in selected]))
 
 
 #: Options that only one shape reads, and the shapes that read them; elsewhere they are usage errors
@@ -302,6 +308,8 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
     tty = stream.isatty()
     interrupted = False
     lifeline = Lifeline()  # Locust stops itself when this process dies, even by SIGKILL (lifeline.py)
+    scraper = ServerMetricsScraper(plan.server_metrics, plan.out, stream=stream)
+    scraper.start()  # the baseline scrape, before any request
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(plan.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -343,6 +351,7 @@ def run_locust(plan: LoadPlan, *, quiet: bool = False, stream: IO[str] = sys.std
                 proc.wait()
         pump.join(10)
         lifeline.close()
+        scraper.stop()  # the final scrape, after every request
         if tty and not quiet and plan.role != "worker":
             progress.poll()
             stream.write("\r\033[K" + progress.line() + "\n")

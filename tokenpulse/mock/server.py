@@ -7,6 +7,7 @@ Endpoints (both prefixes behave like their originals: /api/v1 is OpenRouter, /v1
 - GET  /api/v1/key
 - GET  /_mock/stats; POST /_mock/outage {"provider", "active", "status"};
   POST /_mock/listing {"provider", "listed"} (hide a provider from the endpoints listings); GET /healthz
+- GET  /metrics: the farm's own queue, slot and token figures in vLLM's names (metrics_page.py)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from tokenpulse.mock.chat import key_is_invalid, send_error, serve_chat
 from tokenpulse.mock.farm import MockFarm
 from tokenpulse.mock.http import Request, Responder
+from tokenpulse.mock.metrics_page import CONTENT_TYPE, render_metrics
 from tokenpulse.mock.pacer import Pacer
 from tokenpulse.mock.state import FarmState
 from tokenpulse.mock.wire import endpoints_body, models_body
@@ -53,6 +55,8 @@ class MockApp:
             self._outage(req, resp)
         elif path == "/_mock/listing":
             self._listing(req, resp)
+        elif path == "/metrics":
+            resp.send(200, render_metrics(self.state), content_type=CONTENT_TYPE)
         elif path == "/healthz":
             resp.send(200, b'{"status":"ok"}')
         else:

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tokenpulse.report.html import render_html, ttft_samples
+from tokenpulse.report.html import render_html, ttft_samples, ttft_timeline
 from tokenpulse.report.markdown import markdown_report
 from tokenpulse.report.run import RunError, load_run, paused_gc
+from tokenpulse.report.servermetrics import server_series
 from tokenpulse.report.summary import summarize
 
 SUMMARY_FILE = "summary.json"
@@ -31,7 +32,8 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
         folder = Path(run_dir)
         _write(folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         _write(folder / MARKDOWN_FILE, markdown_report(summary))
-        _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary)))
+        _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary), ttft_timeline(run, summary),
+                                               server_series(run)))
     return summary
 
 

@@ -1,18 +1,26 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, no external resource).
 
-Plots: the TTFT distribution (CDF) of each target; for runs with several steps, TTFT p50/p95, TPOT p50
-and aggregate output throughput against the load level. A knee is drawn only on the plots of the target
-it belongs to: with one target, on its plots; with several, each target gets its own throughput plot
-with its own knee, the all-targets throughput plot carries the knee of all targets together, and the
-plots that overlay every target carry none.
+Plots (svg.py; each target keeps one colour on every plot, a p95 is dashed in its p50's colour): the
+TTFT distribution of each target (an empirical CDF, drawn as a step function); for runs with several
+steps, TTFT p50/p95, TPOT p50 and aggregate output throughput against the load level, per-user output
+speed against aggregate output throughput (one curve per target, levels labelled, Pareto-optimal
+points filled: pareto.py) and TTFT p50/p95 against the rate each step achieved; with the servers' own
+metrics (load.server_metrics), the client's TTFT over the run beside the servers' running and waiting
+requests, KV-cache usage and generated tokens/s, on one time axis with the steps' boundaries.
+
+A knee is drawn only on the plots of the target it belongs to: with one target, on its plots; with
+several, each target gets its own throughput plot with its own knee, the all-targets throughput plot
+carries the knee of all targets together, and the plots that overlay every target carry none.
 """
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
-from tokenpulse.core.stats import cdf_points
+from tokenpulse.core.stats import cdf_points, percentile
 from tokenpulse.report.markdown import (
     OPEN_LOOP_HEADERS,
     STEP_HEADERS,
@@ -24,20 +32,28 @@ from tokenpulse.report.markdown import (
     target_rows,
 )
 from tokenpulse.report.run import RunData
+from tokenpulse.report.servermetrics import SERVER_HEADERS, server_rows, source_text
 from tokenpulse.report.summary import ALL, target_key
-from tokenpulse.report.svg import Series, line_chart
+from tokenpulse.report.svg import PALETTE, Series, line_chart, target_colors
 from tokenpulse.runfolder.schedule import MEASURE
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;margin:8px 0;font-size:12.5px}th,td{padding:3px 8px;border-bottom:1px solid #eee;
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222;
+padding:0 12px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px}
+table{border-collapse:collapse;margin:8px 0;font-size:12.5px;display:block;overflow-x:auto;max-width:100%}
+th,td{padding:3px 8px;border-bottom:1px solid #eee;
 text-align:right;white-space:nowrap}th:first-child,td:first-child{text-align:left}th{background:#f6f6f6}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:6px 0}
-.meta{color:#555}.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.chart{background:#fff;font-size:11px}svg .title{font-weight:600;font-size:13px}svg .plot{fill:#fcfcfc;stroke:#ccc}
+.meta{color:#555}.charts{display:flex;flex-wrap:wrap;gap:16px}
+.chart-box{flex:1 1 900px;max-width:900px}
+svg.chart{display:block;width:100%;height:auto;background:#fff;font-size:13px}
+svg .title{font-weight:600;font-size:15px}svg .plot{fill:#fcfcfc;stroke:#ccc}svg .legend{font-size:14px}
 svg .grid{stroke:#eee}svg .label{fill:#444}svg .marker{stroke:#d62728;stroke-dasharray:4 3;stroke-width:1.5}
-svg .marker-label{fill:#d62728;font-weight:600}
+svg .marker-label{fill:#d62728;font-weight:600}svg .vline{stroke:#bbb;stroke-dasharray:2 3}
+svg .pt-label{font-size:12px;font-weight:600}svg .optimal{stroke:#fff;stroke-width:1.5}
+@media (max-width:640px){svg.chart{font-size:22px}svg .title{font-size:23px}svg .legend{font-size:22px}
+svg .pt-label{font-size:21px}svg .y-label{display:none}body{margin:12px auto}}
 """
 
 
@@ -61,7 +77,7 @@ def ttft_samples(run: RunData, summary: dict[str, Any]) -> dict[str, list[float]
     return out
 
 
-def _sweep_charts(summary: dict[str, Any]) -> list[str]:
+def _sweep_charts(summary: dict[str, Any], colors: dict[str, str]) -> list[str]:
     steps = [s for s in summary["steps"] if s["measured"]]
     knee_info = summary.get("knee") or {}
     names = [t["name"] for t in summary["targets"]]
@@ -77,29 +93,165 @@ def _sweep_charts(summary: dict[str, Any]) -> list[str]:
         out = []
         for name in names:
             pts = [(s["level"], metric(s["targets"][name])) for s in steps]
-            out.append(Series(f"{name} {label}".strip(), [(x, y) for x, y in pts if y is not None], dashed))
+            out.append(Series(f"{name} {label}".strip(), [(x, y) for x, y in pts if y is not None], dashed,
+                              color=colors[name]))
         return out
 
+    def p50_p95(metric: str) -> list[Series]:
+        """p50 solid and p95 dashed, in the target's colour, side by side in the legend."""
+        p50 = series(lambda f: f[metric]["p50"], "p50")
+        p95 = series(lambda f: f[metric]["p95"], "p95", dashed=True)
+        return [s for pair in zip(p50, p95, strict=True) for s in pair]
+
     common = knee_of(names[0]) if single else {**knee_of(None), "marker_x": None, "marker_label": ""}
-    ttft = series(lambda f: f["ttft"]["p50"], "p50") + series(lambda f: f["ttft"]["p95"], "p95", dashed=True)
-    charts = [line_chart(ttft, title="TTFT against load", y_label="TTFT", y_unit="s", **common),
+    charts = [line_chart(p50_p95("ttft"), title="TTFT against load", y_label="TTFT", y_unit="s", **common),
               line_chart(series(lambda f: f["tpot"]["p50"], "p50"), title="TPOT against load", y_label="TPOT",
                          y_unit="s", **common)]
     if single:
         charts.append(line_chart(series(lambda f: f["throughput"]["output_tokens_per_s"], ""),
                                  title="Output throughput against load", y_label="output tokens/s", **common))
-        return charts
-    for name in names:
-        pts = [(s["level"], s["targets"][name]["throughput"]["output_tokens_per_s"]) for s in steps]
-        charts.append(line_chart([Series(name, [(x, y) for x, y in pts if y is not None])],
-                                 title=f"Output throughput: {name}", y_label="output tokens/s", **knee_of(name)))
-    total = [Series(ALL, [(s["level"], s[ALL]["throughput"]["output_tokens_per_s"] or 0.0) for s in steps])]
-    charts.append(line_chart(total, title="Output throughput, all targets", y_label="output tokens/s",
-                             **knee_of(None)))
+    else:
+        for name in names:
+            pts = [(s["level"], s["targets"][name]["throughput"]["output_tokens_per_s"]) for s in steps]
+            charts.append(line_chart([Series(name, [(x, y) for x, y in pts if y is not None], color=colors[name])],
+                                     title=f"Output throughput: {name}", y_label="output tokens/s",
+                                     **knee_of(name)))
+        total = [Series(ALL, [(s["level"], s[ALL]["throughput"]["output_tokens_per_s"] or 0.0) for s in steps],
+                        color="#444")]
+        charts.append(line_chart(total, title="Output throughput, all targets", y_label="output tokens/s",
+                                 **knee_of(None)))
+    return charts + [_pareto_chart(summary, colors), _rate_chart(summary, colors, steps)]
+
+
+def _pareto_chart(summary: dict[str, Any], colors: dict[str, str]) -> str:
+    """Per-user output speed against aggregate output throughput, one curve per target in level order,
+    each point labelled with its level; Pareto-optimal points filled, dominated ones hollow."""
+    pareto = (summary.get("pareto") or {}).get("targets") or {}
+    curves = []
+    for name, points in pareto.items():
+        curves.append(Series(name, [(p["output_tokens_per_s"], p["per_user_output_tps_p50"]) for p in points],
+                             color=colors.get(name), labels=[f"{p['level']:g}" for p in points],
+                             highlight=[p["optimal"] for p in points]))
+    return line_chart(curves, title="Per-user speed against total throughput (filled: Pareto-optimal)",
+                      x_label="aggregate output tokens/s", y_label="output tokens/s per request (p50)")
+
+
+def achieved_rate(f: dict[str, Any]) -> float | None:
+    """The rate a step achieved: arrivals sent per second (open loop), else requests completed per second."""
+    rate = f.get("rate")
+    if rate and rate.get("achieved_per_s") is not None:
+        return float(rate["achieved_per_s"])
+    value = f["throughput"]["requests_per_s"]
+    return None if value is None else float(value)
+
+
+def _rate_chart(summary: dict[str, Any], colors: dict[str, str], steps: list[dict[str, Any]]) -> str:
+    """TTFT p50 (solid) and p95 (dashed, same colour) against the rate each step achieved."""
+    curves = []
+    for t in summary["targets"]:
+        name = t["name"]
+        for q, dashed in (("p50", False), ("p95", True)):
+            pts = [(achieved_rate(s["targets"][name]), s["targets"][name]["ttft"][q]) for s in steps]
+            curves.append(Series(f"{name} {q}", [(x, y) for x, y in pts if x is not None and y is not None],
+                                 dashed, color=colors[name], labels=None if dashed else
+                                 [f"{s['level']:g}" for s, (x, y) in zip(steps, pts, strict=True)
+                                  if x is not None and y is not None]))
+    return line_chart(curves, title="TTFT against achieved rate (labels: level)", x_label="achieved requests/s",
+                      y_label="TTFT", y_unit="s", markers=True)
+
+
+TIMELINE_BINS = 60
+TIMELINE_P95_MIN = 5
+
+
+def ttft_timeline(run: RunData, summary: dict[str, Any]) -> dict[str, list[tuple[float, float, float | None]]]:
+    """Per target: (bin middle in seconds since the start, TTFT p50, p95) of the successful requests sent
+    in each bin (~TIMELINE_BINS bins over the run, at least one second; p95 only for a bin of at least
+    TIMELINE_P95_MIN requests), for the plot beside the server's metrics."""
+    duration = max(summary["run"]["duration_s"], 1.0)
+    raw = duration / TIMELINE_BINS
+    mag = 10 ** math.floor(math.log10(raw))
+    width = max(1.0, next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+    names = {(t["endpoint"], t["model"], t["provider"]): t["name"] for t in summary["targets"]}
+    bins: dict[str, dict[int, list[float]]] = {n: {} for n in names.values()}
+    start = run.run_start
+    for r in run.records:
+        if r.get("outcome") == "ok" and r.get("ttft_s") is not None:
+            name = names.get(target_key(r))
+            if name is not None:
+                bins[name].setdefault(int((float(r["start_time"]) - start) // width), []).append(float(r["ttft_s"]))
+    out: dict[str, list[tuple[float, float, float | None]]] = {}
+    for name, by_bin in bins.items():
+        rows: list[tuple[float, float, float | None]] = []
+        for b in sorted(by_bin):
+            values = sorted(by_bin[b])
+            p50 = percentile(values, 50)
+            if p50 is not None:
+                rows.append(((b + 0.5) * width, p50,
+                             percentile(values, 95) if len(values) >= TIMELINE_P95_MIN else None))
+        out[name] = rows
+    return out
+
+
+def _server_charts(summary: dict[str, Any], colors: dict[str, str],
+                   timeline: dict[str, list[tuple[float, float, float | None]]],
+                   series: dict[str, list[tuple[float, dict[str, float]]]]) -> list[str]:
+    """The client's TTFT and the server's own figures on one time axis (seconds since the start), with
+    the steps' boundaries dotted."""
+    x_range = (0.0, max(summary["run"]["duration_s"], 1.0))
+    bounds = [float(s["window"][0]) for s in summary["steps"] if s["measured"]] if len(summary["steps"]) > 1 else []
+    axis: dict[str, Any] = {"x_label": "seconds since the run start", "x_range": x_range, "vlines": bounds}
+    client = []
+    for name, rows in timeline.items():
+        client.append(Series(f"{name} p50", [(t, p50) for t, p50, _ in rows], color=colors.get(name)))
+        client.append(Series(f"{name} p95", [(t, p95) for t, _, p95 in rows if p95 is not None], dashed=True,
+                             color=colors.get(name)))
+    charts = [line_chart(client, title="Client: TTFT over the run (by send time)",
+                         y_label="TTFT", y_unit="s", **axis)]
+    queue, kv, tokens = [], [], []
+    for i, (url, samples) in enumerate(series.items()):
+        color = PALETTE[(len(colors) + i) % len(PALETTE)] if len(series) > 1 else "#333"
+        short = f" {urlsplit(url).netloc}" if len(series) > 1 else ""
+        queue.append(Series(f"running{short}", [(t, v["running"]) for t, v in samples if "running" in v],
+                            color=color, step=True))
+        queue.append(Series(f"waiting{short}", [(t, v["waiting"]) for t, v in samples if "waiting" in v],
+                            dashed=True, color=color, step=True))
+        kv.append(Series(f"KV cache{short}", [(t, v["kv_cache_usage"]) for t, v in samples if "kv_cache_usage" in v],
+                         color=color, step=True))
+        counted = [(t, v["generated_tokens"]) for t, v in samples if "generated_tokens" in v]
+        tokens.append(Series(f"generated{short}", [((t0 + t1) / 2, max(0.0, v1 - v0) / (t1 - t0))
+                                              for (t0, v0), (t1, v1) in zip(counted, counted[1:], strict=False)
+                                              if t1 > t0], color=color))
+    charts.append(line_chart(queue, title="Server: requests running (solid) and waiting (dashed)",
+                             y_label="requests", **axis))
+    if any(s.points for s in kv):
+        charts.append(line_chart(kv, title="Server: KV-cache usage", y_label="usage", y_unit="%", y_max=1.0, **axis))
+    if any(s.points for s in tokens):
+        charts.append(line_chart(tokens, title="Server: generated tokens/s (between scrapes)",
+                                 y_label="tokens/s", **axis))
     return charts
 
 
-def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = None) -> str:
+def _server_section(summary: dict[str, Any]) -> list[str]:
+    block = summary.get("server_metrics")
+    if not block:
+        return []
+    out = ["<h2>The server's own metrics</h2>",
+           "<p class='meta'>Scraped once a second on the records' clock; gauges: mean and max of the samples in "
+           "each step's measured window (samples = n); counters: rate over the window.</p>"]
+    for src in block["sources"]:
+        out.append(f"<p>{escape(source_text(src))}</p>")
+        if src["ok"]:
+            out.append(_table(SERVER_HEADERS, server_rows(summary, src)))
+    return out
+
+
+def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = None,
+                timeline: dict[str, list[tuple[float, float, float | None]]] | None = None,
+                server: dict[str, list[tuple[float, dict[str, float]]]] | None = None) -> str:
+    """The page; `ttfts` (ttft_samples) feed the CDF, `timeline` (ttft_timeline) and `server`
+    (servermetrics.server_series) the plots on the run's time axis."""
+    colors = target_colors([t["name"] for t in summary["targets"]])
     run = summary["run"]
     title = f"tokenpulse load test {run.get('id') or ''}".strip()
     body = [f"<h1>{escape(title)}</h1>",
@@ -121,13 +273,22 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
                  "arrivals that waited past the TTFT objective as not good.</p>"]
     charts = []
     if ttfts:
-        cdf = [Series(name, cdf_points(values)) for name, values in ttfts.items() if values]
+        cdf = [Series(name, cdf_points(values), color=colors.get(name), step=True)
+               for name, values in ttfts.items() if values]
         charts.append(line_chart(cdf, title="TTFT distribution (CDF)", x_label="TTFT (log scale)", x_unit="s",
-                                 y_label="share of requests", y_unit="%", log_x=True, y_max=1.0, width=760))
+                                 y_label="share of requests", y_unit="%", log_x=True, y_max=1.0))
     if len(summary["steps"]) > 1:
-        charts += _sweep_charts(summary)
+        charts += _sweep_charts(summary, colors)
     if charts:
-        body += ["<h2>Plots</h2>", "<div class='charts'>" + "".join(charts) + "</div>"]
+        body += ["<h2>Plots</h2>", _charts(charts)]
+    if server:
+        body += _server_section(summary)
+        body += ["<h3>Client latency and the server's state on one time axis</h3>",
+                 "<p class='meta'>Seconds since the run start; a dotted line marks where a step's measured "
+                 "window starts.</p>",
+                 _charts(_server_charts(summary, colors, timeline or {}, server))]
+    elif summary.get("server_metrics"):
+        body += _server_section(summary)
     if len(summary["steps"]) > 1:
         body += ["<h2>Per step (all targets)</h2>", _table(STEP_HEADERS, step_rows(summary))]
         knee = summary.get("knee")
@@ -145,6 +306,12 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
              _table(("worker", "CPU mean", "CPU max"), rows)]
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _charts(charts: list[str]) -> str:
+    """Each chart in its own box; on a narrow screen the chart scales to the width and its text grows in
+    the SVG's units (the CSS media query) so that it stays readable."""
+    return "<div class='charts'>" + "".join(f"<div class='chart-box'>{c}</div>" for c in charts) + "</div>"
 
 
 def _ms(value: float | None) -> str:

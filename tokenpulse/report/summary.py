@@ -7,6 +7,10 @@ Layout (`SUMMARY_VERSION` 1):
     steps      per step: index, level, users, rate, measured window, `all` figures and per-target figures
                (each with `cancelled`; under an arrival rate also `rate`: offered and achieved per second)
     knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
+    pareto     runs of several steps: per target, each level's aggregate output tokens/s and median
+               per-request output tokens/s, Pareto-optimal or not (pareto.py)
+    server_metrics  the servers' own /metrics (load.server_metrics): per URL, per step and over the
+               run, with the generated-token cross-check (servermetrics.py); null when none was scraped
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
     warnings   plain sentences (generator limits, missing records, stops, estimates)
 Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
@@ -28,7 +32,9 @@ from typing import Any
 from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.pareto import pareto_summary
 from tokenpulse.report.run import RunData
+from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
@@ -155,7 +161,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
-    summary["warnings"] = _warnings(run, summary)
+    summary["pareto"] = pareto_summary(steps_out, [t["name"] for t in targets])
+    summary["server_metrics"] = server_metrics_summary(run, steps_out)
+    summary["warnings"] = _warnings(run, summary) + server_warnings(summary["server_metrics"])
     return summary
 
 
