@@ -402,11 +402,14 @@ class LoadSettings(_Strict):
                     "each endpoint's server root + /metrics (`http://gpu-box:8000/v1` -> "
                     "`http://gpu-box:8000/metrics`). A server without /metrics is a warning, never a failed run.")
 
-    @field_validator("server_metrics")
+    @field_validator("server_metrics", mode="before")
     @classmethod
     def _metrics_urls(cls, value: Any) -> Any:
-        for url in value if isinstance(value, list) else ():
-            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+        """One message for every wrong shape (not one per member of the union)."""
+        if value == "auto":
+            return value
+        for url in value if isinstance(value, list) else [value]:
+            if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
                 raise ValueError(f"must be `auto` or a list of http(s) URLs such as http://gpu-box:8000/metrics, "
                                  f"got {url!r}")
         return value

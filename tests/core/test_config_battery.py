@@ -72,6 +72,8 @@ CASES: list[tuple[str, Callable[[], bytes], str | None, str, bool]] = [
      "endpoints.0.headers.X-Title", "NUL character in a string", False),
     ("header-name", lambda: GOOD.replace("    models:", '    headers: {"X Title": "a"}\n    models:').encode(),
      "endpoints.0.headers", "header name 'X Title' is not an HTTP token", False),
+    ("server-metrics-url", lambda: _good_with("load:\n  server_metrics: [gpu-box:8000/metrics]\n").encode(),
+     "load.server_metrics", "must be `auto` or a list of http(s) URLs", False),
     ("key-in-clear-text", lambda: GOOD.replace("http://127.0.0.1:9/api/v1", "http://gpu-box.example:8000/v1")
      .replace("    models:", "    kind: openai\n    api_key_env: TP_BATTERY_KEY\n    models:").encode(),
      "endpoints.0.base_url", "plain http to gpu-box.example, which is not a loopback address, would send "

@@ -4,10 +4,12 @@ Why vLLM's names: `load.server_metrics: auto` against the mock then exercises th
 (runfolder/servermetrics.py) and the same token cross-check as a real vLLM server, offline.
 
 One page for the whole farm (the mock is one server process), one series per (model, provider) pool
-for the gauges and per provider for the counters, labelled `model_name` (as vLLM) and `provider`; a
+for the request gauges and per provider for the counters, labelled `model_name` (as vLLM) and `provider`; a
 reader that sums over label sets (as tokenpulse's vocabulary does) gets the farm's totals:
 - `vllm:num_requests_running`: decode slots in use; `vllm:num_requests_waiting`: requests queued for one
-- `vllm:kv_cache_usage_perc`: slots in use / capacity (0..1), the mock's stand-in for KV-cache pressure
+- `vllm:kv_cache_usage_perc`: one series for the farm, all slots in use / all slots (0..1), the mock's
+  stand-in for KV-cache pressure (per pool, the idle pools of other providers would dilute the mean a
+  reader takes over label sets, as it must for a vLLM with several engines)
 - `vllm:generation_tokens_total`: completion tokens put on the wire (counted when each response ends,
   cut-off streams included: what a client could have counted); `vllm:prompt_tokens_total`: prompt
   tokens of the responses that finished
@@ -43,8 +45,9 @@ def render_metrics(state: FarmState) -> bytes:
            [(pool_labels(m, s), p.active) for (m, s), p in pools])
     family("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
            [(pool_labels(m, s), p.queued) for (m, s), p in pools])
+    capacity = sum(p.capacity for _, p in pools)
     family("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.",
-           [(pool_labels(m, s), p.active / p.capacity if p.capacity else 0.0) for (m, s), p in pools])
+           [('model_name="mock-farm"', sum(p.active for _, p in pools) / capacity if capacity else 0.0)])
     counters = sorted(state.counters.items())
     family("vllm:generation_tokens", "counter", "Number of generation tokens processed.",
            [(f'provider="{_label(slug)}"', c.tokens_sent) for slug, c in counters])

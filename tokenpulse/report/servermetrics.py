@@ -9,7 +9,8 @@ sample is skipped, never fatal). Per /metrics URL:
   first to the last successful scrape, against the output tokens of the records that started and ended
   between them (of the endpoints the URL serves, all records for a URL given by hand); a difference
   above TOKEN_MISMATCH_RATIO of the client's count is a warning (other clients of the same server,
-  tokens the client did not count, or a server counting prompt or draft tokens as generated);
+  records whose counts are estimates because the server sent no usage, e.g. requests cut off at the
+  drain, which the warning counts, or a server counting prompt or draft tokens as generated);
 - warnings: scrapes that failed (absent or unparseable /metrics), bodies cut at the cap.
 The time series (`server_series`) feed report.html's plots on the run's time axis (seconds since start).
 """
@@ -120,19 +121,24 @@ def token_check(run: RunData, samples: list[Sample], endpoints: list[str]) -> di
         return None
     first, last = counted[0][0], counted[-1][0]
     wanted = set(endpoints)
-    client = inside = outside = 0
+    client = inside = outside = estimated = estimated_tokens = 0
     for r in run.records:
         if wanted and r.get("endpoint") not in wanted:
             continue
         if float(r["start_time"]) >= first and record_end(r) <= last:
-            client += r.get("output_tokens") or 0
+            tokens = r.get("output_tokens") or 0
+            client += tokens
             inside += 1
+            if r.get("tokens_estimated"):
+                estimated += 1
+                estimated_tokens += tokens
         else:
             outside += 1
     server = counter_increase(v["generated_tokens"] for _, v in counted)
     ratio = (server - client) / client if client else None
     return {"server_tokens": server, "client_tokens": client, "difference_ratio": ratio,
             "records": inside, "records_outside": outside, "span_s": last - first,
+            "estimated_records": estimated, "estimated_tokens": estimated_tokens,
             "endpoints": sorted(wanted) or None,
             "mismatch": bool(ratio is None and server > 0 or ratio is not None and abs(ratio) > TOKEN_MISMATCH_RATIO)}
 
@@ -181,10 +187,13 @@ def server_warnings(block: dict[str, Any] | None) -> list[str]:
         if check and check["mismatch"]:
             ratio = check["difference_ratio"]
             diff = "the client counted none" if ratio is None else f"{ratio:+.1%}"
+            estimated = (f", {check['estimated_records']} of them with estimated counts ({check['estimated_tokens']} "
+                         "tokens: no usage from the server, e.g. cut off at the drain)" if check["estimated_records"]
+                         else "")
             out.append(f"server metrics {url}: the server generated {check['server_tokens']:.0f} tokens while the "
-                       f"run's records hold {check['client_tokens']} output tokens ({check['records']} requests; "
-                       f"{diff}, above {TOKEN_MISMATCH_RATIO:.0%}): other clients of the server, or tokens one side "
-                       "did not count")
+                       f"run's records hold {check['client_tokens']} output tokens ({check['records']} requests"
+                       f"{estimated}; {diff}, above {TOKEN_MISMATCH_RATIO:.0%}): other clients of the server, "
+                       "estimated counts, or tokens one side did not count")
     return out
 
 

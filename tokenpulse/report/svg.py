@@ -84,6 +84,24 @@ LEGEND_COLUMNS = 3
 LEGEND_ROW = 24
 
 
+def _label_spot(x: float, y: float, text: str, placed: list[tuple[float, float, float, float]]
+                ) -> tuple[float, float, str]:
+    """Where a point's label goes: above right of it, else below right, above left, below left, the
+    first spot whose box overlaps no label already placed (points close together, as saturated levels
+    are, would otherwise print their labels on top of each other); the box is remembered."""
+    w, h = 8.0 * len(text) + 2, 13.0
+    spots = ((x + 7, y - 7, ""), (x + 7, y + 17, ""), (x - 7, y - 7, ' text-anchor="end"'),
+             (x - 7, y + 17, ' text-anchor="end"'))
+    for tx, ty, anchor in spots:
+        left = tx - w if anchor else tx
+        box = (left, ty - h, left + w, ty)
+        if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+            placed.append(box)
+            return tx, ty, anchor
+    tx, ty, anchor = spots[0]
+    return tx, ty, anchor
+
+
 def _keep(x: float, y: float, log_x: bool) -> bool:
     return math.isfinite(x) and math.isfinite(y) and (not log_x or x > 0)
 
@@ -125,6 +143,8 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
     if hi_y <= lo_y:
         hi_y = lo_y + 1
     y_ticks = nice_ticks(lo_y, hi_y * 1.05 if y_max is None else hi_y)
+    if y_max is None and len(y_ticks) > 1 and y_ticks[-1] < hi_y:  # the axis ends on a tick above the data
+        y_ticks.append(round(y_ticks[-1] + (y_ticks[1] - y_ticks[0]), 12))
     lo_y, hi_y = min(y_ticks[0], lo_y), max(y_ticks[-1], hi_y)
     if log_x:
         l_lo, l_hi = math.log10(x_lo), math.log10(x_hi)
@@ -163,6 +183,7 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
         x = sx(marker_x)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" class="marker"/>'
                      f'<text x="{x + 4:.1f}" y="{top + 13}" class="marker-label">{escape(marker_label)}</text>')
+    placed: list[tuple[float, float, float, float]] = []  # point-label boxes drawn so far
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         kept = [(j, sx(x), sy(y)) for j, (x, y) in enumerate(s.points)
@@ -193,7 +214,8 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
             elif markers:
                 parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
             if s.labels is not None and s.labels[j]:
-                parts.append(f'<text x="{x + 7:.1f}" y="{y - 7:.1f}" class="pt-label" fill="{color}">'
+                tx, ty, anchor = _label_spot(x, y, s.labels[j], placed)
+                parts.append(f'<text x="{tx:.1f}" y="{ty:.1f}" class="pt-label" fill="{color}"{anchor}>'
                              f'{escape(s.labels[j])}</text>')
     parts.append("</svg>")
     return "".join(parts)
