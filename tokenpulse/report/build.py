@@ -32,8 +32,9 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
         folder = Path(run_dir)
         _write(folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         _write(folder / MARKDOWN_FILE, markdown_report(summary))
-        _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary), ttft_timeline(run, summary),
-                                               server_series(run)))
+        server = server_series(run)
+        timeline = ttft_timeline(run, summary) if server else None  # only plotted beside the server's figures
+        _write(folder / HTML_FILE, render_html(summary, ttft_samples(run, summary), timeline, server))
     return summary
 
 
