@@ -140,7 +140,7 @@ def parse_generation(body: bytes | str) -> GenerationStats | None:
         if value is INVALID:
             invalid.append(key)
             return None
-        return value  # type: ignore[no-any-return]
+        return value
 
     total = cost_usd(data.get("total_cost"))
     if total is INVALID:

@@ -136,3 +136,16 @@ class CostGuard:
         pending = self.in_flight.get(reservation.key)
         if pending is not None:
             pending.discard(reservation)
+
+
+def correct_spend(guard: CostGuard, counted_usd: float, actual_usd: float | None) -> None:
+    """A cost learnt after the request was settled (OpenRouter's `/generation` `total_cost` of a
+    request that failed mid-stream without `usage.cost`, but was billed): it replaces what the guard
+    counted for it (its estimate, or its reservation when the cost was unknown), so `--max-cost`
+    holds for billed failures too. Not a finite non-negative number: nothing changes."""
+    actual = finite_cost(actual_usd)
+    if actual is None:
+        return
+    guard.spent_usd = max(0.0, guard.spent_usd + actual - counted_usd)
+    if guard.cap_usd is not None and guard.spent_usd + guard.reserved_usd > guard.cap_usd:
+        guard.exhausted = True
