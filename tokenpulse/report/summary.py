@@ -7,6 +7,7 @@ Layout (`SUMMARY_VERSION` 1):
     steps      per step: index, level, users, rate, measured window, `all` figures and per-target figures
                (each with `cancelled`; under an arrival rate also `rate`: offered and achieved per second)
     knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
+    provider_matrix  per model with two or more providers: the comparison of report/matrix.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
     warnings   plain sentences (generator limits, missing records, stops, estimates)
 Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
@@ -28,6 +29,7 @@ from typing import Any
 from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
@@ -155,6 +157,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
+    summary["provider_matrix"] = provider_matrix(run, summary)  # report/matrix.py
     summary["warnings"] = _warnings(run, summary)
     return summary
 
