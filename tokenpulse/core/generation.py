@@ -244,6 +244,30 @@ class RetryPolicy:
         return delay
 
 
+@dataclass(slots=True)
+class TokenBucket:
+    """`rate` admissions per second with a burst of max(1, rate): which lookups fit the rate (`now`
+    in seconds on any monotonic clock: the caller reads it)."""
+
+    rate: float
+    tokens: float = 0.0
+    last: float | None = None
+
+    def admit(self, now: float) -> bool:
+        if self.rate <= 0:
+            return False
+        burst = max(1.0, self.rate)
+        if self.last is None:
+            self.tokens = burst
+        else:
+            self.tokens = min(burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 def retryable(status: int | None) -> bool:
     """Worth asking again: not yet there (404), rate limited (429), a server error, or no answer (None)."""
     return status is None or status in (404, 408, 429) or 500 <= status <= 599

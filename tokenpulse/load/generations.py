@@ -35,6 +35,7 @@ from tokenpulse.core.generation import (
     MAX_BODY_BYTES,
     SKIPPED,
     RetryPolicy,
+    TokenBucket,
     generation_url,
     outcome_of,
     retryable,
@@ -69,29 +70,6 @@ class Lookup:
     ended: float  # time.monotonic() when the stream ended
     counted_usd: float | None = None
     attempts: int = 0
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """`rate` admissions per second with a burst of max(1, rate): which lookups fit the rate."""
-
-    rate: float
-    tokens: float = 0.0
-    last: float | None = None
-
-    def admit(self, now: float) -> bool:
-        if self.rate <= 0:
-            return False
-        burst = max(1.0, self.rate)
-        if self.last is None:
-            self.tokens = burst
-        else:
-            self.tokens = min(burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 @dataclass
