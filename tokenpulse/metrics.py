@@ -320,7 +320,7 @@ class ProberMetrics:
         self.or_generation_time = Histogram(_name("openrouter_generation_time_seconds"), "OpenRouter's own "
                                             "generation time of each probe (/generation `generation_time`).",
                                             labels, buckets=E2E_BUCKETS, registry=r)
-        self.or_native_token_ratio = Histogram(_name("openrouter_native_token_ratio"), "Native completion tokens "
+        self.or_native_token_ratio = Histogram(_name("openrouter_native_token_factor"), "Native completion tokens "
                                                "(the provider's tokenizer) per normalized one, per probe "
                                                "(/generation); 1 when they agree.", labels,
                                                buckets=NATIVE_RATIO_BUCKETS, registry=r)

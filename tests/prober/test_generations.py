@@ -44,8 +44,8 @@ def test_prober_records_what_openrouter_measured(quick_server: MockServerThread)
     assert sample(prober, "tokenpulse_openrouter_generation_latency_seconds_count", **fast) == found
     assert sample(prober, "tokenpulse_openrouter_generation_time_seconds_count", **fast) == found
     # the mock's native and normalized counts agree: every ratio falls in the 1.0 bucket
-    assert sample(prober, "tokenpulse_openrouter_native_token_ratio_bucket", **fast, le="1.0") == found
-    assert sample(prober, "tokenpulse_openrouter_native_token_ratio_bucket", **fast, le="0.98") == 0
+    assert sample(prober, "tokenpulse_openrouter_native_token_factor_bucket", **fast, le="1.0") == found
+    assert sample(prober, "tokenpulse_openrouter_native_token_factor_bucket", **fast, le="0.98") == 0
     # TTFT on loopback vs OpenRouter's latency: the sums differ by the network only (well under 50 ms each)
     ttft_sum = sample(prober, "tokenpulse_ttft_seconds_sum", **fast)
     ttft_n = sample(prober, "tokenpulse_ttft_seconds_count", **fast)
