@@ -23,6 +23,11 @@ estimated tokens is put in its place. A cost that is not a finite non-negative n
 totals either way: NaN would make every later comparison with the cap false, and the cap would no
 longer hold.
 
+Billed failures: a request that failed mid-stream has no `usage.cost`, yet OpenRouter may bill what it
+generated. Its cost is settled as unknown (its reservation counts) or as its price estimate; when the
+`/generation` lookup of it returns a `total_cost` (load/generations.py, seconds later), `correct_spend`
+puts that in place of what was counted, and a cap that the correction passes stops the run.
+
 Distributed runs: each worker gets an equal share of the cap (the master splits it by the number of
 workers at the start); when one worker's share is exhausted, the master drains and stops every worker.
 """
