@@ -5,7 +5,8 @@ it published when the run began; the matrix report puts the run's own figures be
 listing read later (at report time, days after) would describe another half hour. One file per
 (endpoint, model) of the `kind: openrouter` targets: `listing-<endpoint>-<model>.json` holding
 `{"endpoint", "model", "fetched_at", "http_status", "endpoints": [...]}` with only the fields the
-report reads (bounded: a listing is small, and nothing else of it is kept).
+report reads (bounded: a listing is small, and nothing else of it is kept), every string redacted (a
+server may echo the key anywhere).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tokenpulse.core.redact import clip
 from tokenpulse.load.context import LoadTarget
 from tokenpulse.load.fetch import bounded_get
 from tokenpulse.runfolder.generations import listing_file
@@ -39,7 +41,20 @@ def _entries(body: bytes) -> list[dict[str, Any]] | None:
     endpoints = data.get("endpoints") if isinstance(data, dict) else None
     if not isinstance(endpoints, list):
         return None
-    return [{k: e[k] for k in KEPT if k in e} for e in endpoints[:256] if isinstance(e, dict)]
+    return [{k: _redacted(e[k]) for k in KEPT if k in e} for e in endpoints[:256] if isinstance(e, dict)]
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    """`value` with every string redacted (a server may echo a key in any field), nesting bounded."""
+    if isinstance(value, str):
+        return clip(value, 200)
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        return {clip(str(k), 64): _redacted(v, depth + 1) for k, v in list(value.items())[:32]}
+    if isinstance(value, list):
+        return [_redacted(v, depth + 1) for v in value[:32]]
+    return value
 
 
 def save_listings(out: Path, targets: Iterable[LoadTarget]) -> list[Path]:
