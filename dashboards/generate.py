@@ -379,6 +379,15 @@ def provider_detail() -> db.Dashboard:
         ts("Decode speed per request (median, slowest 5 %)", "",
            [query(f'job_target:tokenpulse_output_tokens_per_second:quantile_rate5m{{{sel}}}',
                   "{{provider}} q{{quantile}}")], "suffix: tok/s", span=12, minimum=0),
+        ts("Our TTFT vs what OpenRouter measured (p50)", "Our TTFT and OpenRouter's own time to first token "
+           "of the same probes (GET /generation `latency`); the gap is the network and router overhead from "
+           "where the prober runs. Also OpenRouter's generation time.",
+           [query(f"histogram_quantile(0.5, sum by (provider, le) (rate(tokenpulse_{name}_bucket{{{sel}}}[5m])))",
+                  f"{{{{provider}}}} {legend}", ref)
+            for ref, name, legend in (("A", "ttft_seconds", "our TTFT"),
+                                      ("B", "openrouter_generation_latency_seconds", "OpenRouter latency"),
+                                      ("C", "openrouter_generation_time_seconds", "OpenRouter generation time"))],
+           "s", span=12, minimum=0),
     )
     lay.row("Tokens, errors and cost")
     lay.add(

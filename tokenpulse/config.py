@@ -292,6 +292,23 @@ class Endpoint(_Strict):
         return self
 
 
+class GenerationLookups(_Strict):
+    """Looking up what OpenRouter measured (`GET /generation?id=`) after each request of a `kind:
+    openrouter` endpoint: off the request's path, bounded, retried while it answers 404
+    (docs/getting-started-openrouter.md, "What OpenRouter measured")."""
+
+    max_rate_per_s: float = Field(default=5.0, ge=0, le=1000, allow_inf_nan=False, description="lookups per "
+                                  "second at most, over the whole run (a load test's processes share it); "
+                                  "requests above this rate are not looked up and counted as `skipped` in "
+                                  "the report, so a fast run does not double its traffic to OpenRouter. 0 "
+                                  "turns lookups off.")
+    in_flight: int = Field(default=4, ge=1, le=64, description="lookups running at once per process.")
+    queue: int = Field(default=1000, ge=1, le=100_000, description="requests waiting for a lookup per "
+                       "process; past it, one is `dropped` (counted in the report, never silently).")
+    deadline_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False, description="give up on a "
+                              "generation this long after its stream ended (still 404: `not_found`).")
+
+
 class ProbeSettings(_Strict):
     """The prober's schedule and defaults (docs/prober.md)."""
 
@@ -328,6 +345,9 @@ class ProbeSettings(_Strict):
                                   "the prober's SQLite history store (`history.sqlite3`, bounded: "
                                   "docs/prober.md), so the status page's history and incidents survive a "
                                   "restart; created if missing. null: history in memory only.")
+    generations: GenerationLookups = Field(default_factory=GenerationLookups, description="after each probe "
+                                           "of a `kind: openrouter` endpoint, look up what OpenRouter "
+                                           "measured (histograms of its latency and generation time).")
 
 
 class Workload(_Strict):
@@ -401,6 +421,9 @@ class LoadSettings(_Strict):
                     "SGLang and TGI names are understood; docs/self-hosted.md): a list of URLs, or `auto` for "
                     "each endpoint's server root + /metrics (`http://gpu-box:8000/v1` -> "
                     "`http://gpu-box:8000/metrics`). A server without /metrics is a warning, never a failed run.")
+    generations: GenerationLookups = Field(default_factory=GenerationLookups, description="after each request "
+                                           "to a `kind: openrouter` endpoint, look up what OpenRouter "
+                                           "measured (`generations-*.jsonl` in the run folder).")
 
     @field_validator("server_metrics", mode="before")
     @classmethod
@@ -413,7 +436,6 @@ class LoadSettings(_Strict):
                 raise ValueError(f"must be `auto` or a list of http(s) URLs such as http://gpu-box:8000/metrics, "
                                  f"got {url!r}")
         return value
-
 
     @property
     def drain_window_s(self) -> float:

@@ -52,6 +52,10 @@ TOKENS_PER_S_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
 #: Connection set-up on loopback (0.1 ms) up to a slow TLS handshake across the world (seconds).
 #: `phase` label values of the connection histogram (blackbox_exporter's `phase`).
 CONNECTION_PHASES = ("connect", "tls")
+#: Native / normalized token counts: tokenizers differ by a few percent to a factor of two.
+NATIVE_RATIO_BUCKETS = (0.5, 0.75, 0.9, 0.95, 0.98, 1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0)
+#: Results of a /generation lookup (`status` label of tokenpulse_openrouter_generation_lookups_total).
+GENERATION_LOOKUP_STATUSES = ("found", "not_found", "failed", "dropped")
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -308,6 +312,22 @@ class ProberMetrics:
         self.or_quantization = Gauge(_name("openrouter_quantization_info"), "1 for the quantization the "
                                      "endpoints listing gives a provider (an unlisted value is `other`).",
                                      (*labels, "quantization"), registry=r)
+        # What OpenRouter measured for each probe (GET /generation, prober/generations.py)
+        self.or_generation_latency = Histogram(_name("openrouter_generation_latency_seconds"), "OpenRouter's "
+                                               "own time to first token of each probe (/generation `latency`); "
+                                               "our TTFT minus it is the network and router overhead.", labels,
+                                               buckets=LATENCY_BUCKETS, registry=r)
+        self.or_generation_time = Histogram(_name("openrouter_generation_time_seconds"), "OpenRouter's own "
+                                            "generation time of each probe (/generation `generation_time`).",
+                                            labels, buckets=E2E_BUCKETS, registry=r)
+        self.or_native_token_ratio = Histogram(_name("openrouter_native_token_factor"), "Native completion tokens "
+                                               "(the provider's tokenizer) per normalized one, per probe "
+                                               "(/generation); 1 when they agree.", labels,
+                                               buckets=NATIVE_RATIO_BUCKETS, registry=r)
+        self.or_generation_lookups = Counter(_name("openrouter_generation_lookups"), "/generation lookups after "
+                                             "probes, by result (found, not_found: still 404 at the deadline, "
+                                             "failed, dropped: too many pending).", (*labels, "status"),
+                                             registry=r)
         self.scheduler_lag = Histogram(_name("scheduler_lag_seconds"), "How late a probe started against its "
                                        "scheduled time.", buckets=LAG_BUCKETS, registry=r)
         self.in_flight = Gauge(_name("probes_in_flight"), "Probes running now.", registry=r)

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(the differences are printed)")
     p.add_argument("--json", action="store_true",
                    help="print the summary (or the comparison) as JSON, numbers in base units (s, tokens/s)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print report.md (with the provider matrix of a run with several providers of one "
+                        "model) instead of the console tables: fit for a pull-request comment")
     p.add_argument("--no-write", action="store_true", help="do not rewrite the report files of RUN_DIR")
     p.set_defaults(func=run)
 
@@ -91,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     except RunError as exc:
         return usage(str(exc))
     if baseline is None:
+        if args.markdown and not args.json:
+            from tokenpulse.report.markdown import markdown_report
+
+            print(markdown_report(summary), end="")
+            return 0
         print(json.dumps(summary, indent=2) if args.json else console_report(summary))
         return 0
     differences = compatibility(summary, baseline)

@@ -179,3 +179,16 @@ def cdf_points(values: Iterable[float], max_points: int = 400) -> list[tuple[flo
     if points[-1][1] < 1.0:
         points.append((data[-1], 1.0))
     return points
+
+
+def proportion_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion (a goodput or an availability share): sensible at 0 and n
+    successes and for small n, where the normal interval gives bounds outside [0, 1]. (None, None) for n=0."""
+    if n <= 0:
+        return None, None
+    z = z_value(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -23,6 +23,11 @@ estimated tokens is put in its place. A cost that is not a finite non-negative n
 totals either way: NaN would make every later comparison with the cap false, and the cap would no
 longer hold.
 
+Billed failures: a request that failed mid-stream has no `usage.cost`, yet OpenRouter may bill what it
+generated. Its cost is settled as unknown (its reservation counts) or as its price estimate; when the
+`/generation` lookup of it returns a `total_cost` (load/generations.py, seconds later), `correct_spend`
+puts that in place of what was counted, and a cap that the correction passes stops the run.
+
 Distributed runs: each worker gets an equal share of the cap (the master splits it by the number of
 workers at the start); when one worker's share is exhausted, the master drains and stops every worker.
 """
@@ -136,3 +141,16 @@ class CostGuard:
         pending = self.in_flight.get(reservation.key)
         if pending is not None:
             pending.discard(reservation)
+
+
+def correct_spend(guard: CostGuard, counted_usd: float, actual_usd: float | None) -> None:
+    """A cost learnt after the request was settled (OpenRouter's `/generation` `total_cost` of a
+    request that failed mid-stream without `usage.cost`, but was billed): it replaces what the guard
+    counted for it (its estimate, or its reservation when the cost was unknown), so `--max-cost`
+    holds for billed failures too. Not a finite non-negative number: nothing changes."""
+    actual = finite_cost(actual_usd)
+    if actual is None:
+        return
+    guard.spent_usd = max(0.0, guard.spent_usd + actual - counted_usd)
+    if guard.cap_usd is not None and guard.spent_usd + guard.reserved_usd > guard.cap_usd:
+        guard.exhausted = True

@@ -24,8 +24,8 @@ ends a shape test cleanly (CSV, HTML and final stats still written). In a distri
 tells the master (`tp_exhausted`), the master tells every worker to drain (`tp_drain`), each worker
 answers `tp_drained`, and the master's shape ends the run.
 
-Files written by this process: `meta.json` (master or local) and, per process with users,
-`records-<tag>.jsonl` / `health-<tag>.jsonl`.
+Files written by this process: `meta.json` and `listing-*.json` (master or local) and, per process
+with users, `records-<tag>.jsonl` / `health-<tag>.jsonl` / `generations-<tag>.jsonl`.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ from tokenpulse.gctune import freeze_setup_heap
 from tokenpulse.load import lifeline
 from tokenpulse.load.arrivals import ArrivalQueue
 from tokenpulse.load.context import LoadTarget, RunContext, build_context
-from tokenpulse.load.cost import CostGuard
+from tokenpulse.load.cost import CostGuard, correct_spend
 from tokenpulse.load.drain import MASTER_MARGIN_S, DrainState
 from tokenpulse.load.exporter import LoadExporter
+from tokenpulse.load.generations import GenerationLookupWorker
 from tokenpulse.load.health import HealthMonitor, HealthSample
+from tokenpulse.load.listing import save_listings
 from tokenpulse.load.meta import build_meta, locust_totals, realized_rates, write_meta
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
@@ -57,6 +59,7 @@ from tokenpulse.load.reporting import REPORT_KEY, MasterInbox, WorkerOutbox
 from tokenpulse.load.targets import LoadSetupError
 from tokenpulse.load.webui import TokenLatencyTable, install_tab
 from tokenpulse.load.workload import WorkloadGenerator
+from tokenpulse.runfolder.generations import generations_file
 from tokenpulse.runfolder.records import JsonlAppender, process_tag
 from tokenpulse.runfolder.schedule import Schedule
 
@@ -70,6 +73,8 @@ MSG_DRAIN = "tp_drain"
 MSG_DRAINED = "tp_drained"
 #: After the schedule's end, how much longer than the drain the shape waits for users to stop.
 END_MARGIN_S = 10.0
+#: At the end of a run, how long it waits at most for its /generation lookups still pending.
+LOOKUP_WAIT_S = 30.0
 
 __all__ = ["REPORT_KEY", "STOP_COMPLETED", "STOP_INTERRUPTED", "STOP_MAX_COST", "LoadSession", "LoadTarget",
            "install", "session_for"]
@@ -106,6 +111,7 @@ class LoadSession:
         self.health: HealthMonitor | None = None
         self.arrivals: ArrivalQueue | None = None
         self.guard = CostGuard(None)
+        self.lookups: GenerationLookupWorker | None = None  # /generation lookups (load/generations.py)
         self.in_flight = 0
         self.users_started = 0
         self._test_started = False
@@ -208,6 +214,7 @@ class LoadSession:
             ctx = self._configure()
             self.run_start = parsed.tp_run_start
             write_meta(ctx.out, build_meta(ctx, role=self.role, run_start=self.run_start))
+            save_listings(ctx.out, ctx.targets)  # what OpenRouter published as the run began (matrix report)
         else:
             ctx = self._configure()
             self.run_start = ctx.opts.run_start or time.time()
@@ -235,6 +242,12 @@ class LoadSession:
         self.workload = WorkloadGenerator(config.load.workload, run_id=opts.run_id, dataset_base_dir=base_dir)
         share = 1.0 / max(1, opts.workers)
         self.guard = CostGuard(opts.max_cost * share if opts.max_cost else None)
+        lookups = config.load.generations
+        if lookups.max_rate_per_s > 0 and any(t.target.endpoint.kind == "openrouter" for t in ctx.targets):
+            self.lookups = GenerationLookupWorker(
+                generations_file(ctx.out, self.tag), lookups, share=share,
+                on_billed=lambda lookup, cost: correct_spend(self.guard, lookup.counted_usd or 0.0, cost))
+            self.lookups.start()
         self.health = HealthMonitor(self.worker_label, run_start=self.run_start, on_sample=self._on_health,
                                     in_flight=lambda: self.in_flight,
                                     users=lambda: self.env.runner.user_count if self.env.runner else 0,
@@ -396,6 +409,9 @@ class LoadSession:
                 self._on_health(self.health.sample())
         if self.arrivals is not None:
             self.arrivals.stop()
+        if self.lookups is not None:  # the last generations are written a while after their streams end
+            self.lookups.stop(wait_s=min(LOOKUP_WAIT_S, self.lookups.settings.deadline_s))
+            self.lookups = None
         if self.role == "worker":
             # Report the drain's requests now: after "stop" a Locust worker sleeps for the stop timeout
             # before it handles the master's "quit" (and its final report), and by then the master has

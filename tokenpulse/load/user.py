@@ -27,6 +27,7 @@ from tokenpulse.core.recorder import StreamResult, failure_result
 from tokenpulse.core.request import prepare
 from tokenpulse.load.backoff import error_backoff
 from tokenpulse.load.cost import request_cost, worst_case_cost
+from tokenpulse.load.generations import submit_lookup
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
@@ -110,6 +111,8 @@ class TokenpulseUser(User):
                 s.guard.settle(reservation, None)
         cost = request_cost(result, price)
         s.guard.settle(reservation, cost)
+        if s.lookups is not None:
+            submit_lookup(s.lookups, self.target, result, cost, reservation.amount)
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
                      start_time, scheduled_ns, queue_wait_s, cost)
         if cancelled is not None:

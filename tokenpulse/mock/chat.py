@@ -83,23 +83,27 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
 
     now = asyncio.get_running_loop().time()
     last_error: tuple[int, str, ProviderSpec] | None = None
+    tried: list[tuple[str, int]] = []  # (provider name, status) of the attempts that failed: /generation
     for provider in chain:
         state.counters[provider.slug].requests += 1
         outage = state.outage_status(provider, now)
         if outage is not None:
             state.record_error(provider.slug, "outage")
             last_error = (outage, f"{provider.name} is currently unavailable (outage)", provider)
+            tried.append((provider.name, outage))
             continue
         fault = sample_fault(provider.profile.errors, derive_rng(seed, "fault", n, provider.slug))
         if fault in PRE_STREAM_FAULTS:
             state.record_error(provider.slug, fault)
             status, message = _PRE_STREAM_ERRORS[fault]
             last_error = (status, message, provider)
+            tried.append((provider.name, status))
             continue
         if fault is not None:
             state.record_error(provider.slug, fault)
         plan = plan_generation(model, provider, chat, farm_seed=seed, request_no=n, fault=fault)
         gen = Generation(state, pacer, model, provider, chat, plan, req, resp, f"gen-{n}", openrouter)
+        gen.tried = tried
         state.in_flight_requests += 1
         try:
             await (gen.stream() if chat.stream else gen.complete())
@@ -134,6 +138,13 @@ class Generation:
         self.created = int(time.time())
         self._loop = asyncio.get_running_loop()
         self._next_keepalive = self._loop.time() + self.keepalive_s
+        # What /generation reports (mock/generations.py): measured here, on the client's clock.
+        self.recv_ns = req.recv_ns
+        self.authorization = req.headers.get("authorization", "")
+        self.tried: list[tuple[str, int]] = []
+        self.first_token_ns: int | None = None
+        self.tokens_out = 0
+        self.ended: str | None = None  # finish reason once the stream ended by itself ("error" mid-stream)
 
     # -- shared pieces ------------------------------------------------------------------------------
     def _usage(self) -> dict[str, Any]:
@@ -206,12 +217,35 @@ class Generation:
             return
         self.resp.start_stream(200, [("X-Generation-Id", self.gen_id), ("Cache-Control", "no-cache")])
         enc = StreamEncoder(self.gen_id, self.created, self.model.id, self.provider.name, self.truth_recv_ns)
-        await self._acquire(keepalive=True)
         try:
-            await self._emit(enc.role())  # prefill starts: real servers send the role chunk now
-            await self._stream_tokens(enc)
+            await self._acquire(keepalive=True)
+            try:
+                await self._emit(enc.role())  # prefill starts: real servers send the role chunk now
+                await self._stream_tokens(enc)
+            finally:
+                self.pool.release()
         finally:
-            self.pool.release()
+            self._remember()
+
+    def _remember(self) -> None:
+        """Put the generation in the ledger: served, failed mid-stream (billed for what it sent) or cut
+        off by the client (`cancelled`). Its cost is billed like OpenRouter bills: the tokens generated."""
+        p = self.plan
+        served = self.ended is not None and self.ended != "error"
+        completion = p.completion_tokens if served else self.tokens_out
+        reasoning = min(p.reasoning_tokens, completion)
+        cost = cost_usd(self.model.price_of(self.provider), self.chat.prompt_tokens, completion)
+        if self.ended == "error" and cost > 0:
+            self.state.spent_usd += cost  # a failed stream is billed too (served ones are in _record_served)
+        end_ns = time.monotonic_ns()
+        self.state.generations.finish(
+            self.gen_id, ended_at=self._loop.time(), authorization=self.authorization, model=self.model.id,
+            provider_name=self.provider.name,
+            latency_ms=None if self.first_token_ns is None else (self.first_token_ns - self.recv_ns) / 1e6,
+            generation_time_ms=(end_ns - self.recv_ns) / 1e6, prompt_tokens=self.chat.prompt_tokens,
+            completion_tokens=completion, reasoning_tokens=reasoning, cost_usd=cost,
+            finish_reason=self.ended, cancelled=self.ended is None, streamed=True,
+            attempts=[*self.tried, (self.provider.name, 200)])
 
     async def _stream_tokens(self, enc: StreamEncoder) -> None:
         """Wait (with keep-alives) for the first visible token, let a TokenPump send the rest at their
@@ -227,13 +261,16 @@ class Generation:
                 break
             start += 1
         await self._sleep_until(deadline, keepalive=True)
+        self.first_token_ns = time.monotonic_ns()
         pump = TokenPump(plan, start, deadline, enc, self.resp, pool, self.pacer, slowdown)
         try:
             fault = await pump.run()
         finally:  # also when the client went away: what it was sent until then is what it could count
-            self.state.record_tokens_sent(self.provider.slug, sum(c.tokens for c in plan.chunks[:pump.position]))
+            self.tokens_out = sum(c.tokens for c in plan.chunks[:pump.position])
+            self.state.record_tokens_sent(self.provider.slug, self.tokens_out)
         if fault is not None and await self._strike(enc, fault):
             return
+        self.ended = plan.finish_reason
         await self._emit(enc.finish(plan.finish_reason))
         usage = self._usage()
         if self.openrouter or self.chat.include_usage:
@@ -245,11 +282,13 @@ class Generation:
     async def _strike(self, enc: StreamEncoder, fault: str) -> bool:
         """Inject an in-stream fault that the TokenPump handed back; True when the stream is over."""
         if fault == "mid_stream":
+            self.ended = "error"
             await self._emit(enc.error(502, "Upstream provider error: the stream was interrupted",
                                        self.provider.name))
             self.resp.end_stream()
             return True
         if fault == "reset":
+            self.ended = "error"
             self.resp.abort()
             return True
         if fault == "hang_mid_stream":

@@ -276,6 +276,10 @@ class MockFarm(_Strict):
     credit_limit_usd: PositiveFloat | None = 100.0  # GET /key's limit; spending past it gives 402
     #: A connection without a complete request in progress is closed after this long (http.py).
     idle_timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = DEFAULT_IDLE_TIMEOUT_S
+    #: GET /generation answers 404 for a seeded time in [lo, hi] seconds after a generation ends, as the
+    #: real endpoint can (mock/generations.py); [0, 0] makes it readable at once.
+    generation_ready_s: tuple[Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)],
+                              Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)]] = (0.5, 2.0)
     models: dict[str, ModelSpec]
 
     @field_validator("models")

@@ -4,7 +4,7 @@ Endpoints (both prefixes behave like their originals: /api/v1 is OpenRouter, /v1
 
 - POST /api/v1/chat/completions, /v1/chat/completions
 - GET  /api/v1/models, /v1/models; GET /api/v1/models/{author}/{slug}/endpoints
-- GET  /api/v1/key
+- GET  /api/v1/key; GET /api/v1/generation?id= (what the mock measured: mock/generations.py)
 - GET  /_mock/stats; POST /_mock/outage {"provider", "active", "status"};
   POST /_mock/listing {"provider", "listed"} (hide a provider from the endpoints listings); GET /healthz
 - GET  /metrics: the farm's own queue, slot and token figures in vLLM's names (metrics_page.py)
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from tokenpulse.mock.chat import key_is_invalid, send_error, serve_chat
 from tokenpulse.mock.farm import MockFarm
@@ -49,6 +50,8 @@ class MockApp:
             self._endpoints(req, resp, path.removeprefix("/api/v1/models/").removesuffix("/endpoints"))
         elif path == "/api/v1/key":
             self._key(req, resp)
+        elif path == "/api/v1/generation":
+            self._generation(req, resp)
         elif path == "/_mock/stats":
             resp.send(200, json.dumps(self.state.snapshot(self._loop.time())).encode())
         elif path == "/_mock/outage":
@@ -73,6 +76,19 @@ class MockApp:
             kept = {slug: p for slug, p in model.providers.items() if slug not in self.state.delisted}
             model = model.model_copy(update={"providers": kept})
         resp.send(200, endpoints_body(model))
+        return None
+
+    def _generation(self, req: Request, resp: Responder) -> None:
+        """GET /generation?id=: the ledger's answer (mock/generations.py)."""
+        if req.method != "GET":
+            return _not_allowed(resp)
+        if key_is_invalid(req):
+            return send_error(resp, 401, "Invalid API key")
+        gen_id = parse_qs(req.query).get("id", [""])[0]
+        if not gen_id:
+            return send_error(resp, 400, "id is required")
+        status, body = self.state.generations.lookup(gen_id, req.headers.get("authorization", ""), self._loop.time())
+        resp.send(status, body)
         return None
 
     def _key(self, req: Request, resp: Responder) -> None:

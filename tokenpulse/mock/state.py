@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenpulse.mock.farm import FAULT_KINDS, MockFarm, ModelSpec, ProviderSpec
+from tokenpulse.mock.generations import GenerationLedger
 
 
 class SlotPool:
@@ -97,6 +98,7 @@ class FarmState:
         self.delisted: set[str] = set()  # slugs left out of the endpoints listing (still serving)
         self.spent_usd = 0.0
         self.in_flight_requests = 0
+        self.generations = GenerationLedger(farm.seed, farm.generation_ready_s)  # GET /generation
 
     def next_request_no(self) -> int:
         return next(self._request_no)

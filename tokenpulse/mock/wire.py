@@ -9,12 +9,13 @@ text, which is what lets one core serve well over 1,000 concurrent streams.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from tokenpulse.mock.farm import ModelSpec, Pricing
+from tokenpulse.mock.farm import ModelSpec, Pricing, ProviderSpec
 
 __all__ = [
     "COMMENT", "DONE", "StreamEncoder", "completion_body", "endpoints_body", "error_body", "models_body",
@@ -198,6 +199,35 @@ def models_body(models: list[ModelSpec]) -> bytes:
     } for m in models]}).encode()
 
 
+#: Standard normal quantiles of the percentiles OpenRouter publishes.
+_Z = {"p50": 0.0, "p75": 0.6744897501960817, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
+
+
+def _latency_last_30m(prov: ProviderSpec) -> dict[str, float]:
+    """The profile's TTFT lognormal at OpenRouter's percentiles, in milliseconds (its unit for
+    `latency_last_30m`: time to the first token). Queueing under load comes on top, as in the real
+    figures, which are measured; these are the profile's idle-farm values."""
+    ttft = prov.profile.ttft
+    sigma = math.log(ttft.p99_ms / ttft.median_ms) / _Z["p99"] if ttft.p99_ms > ttft.median_ms else 0.0
+    return {k: round(ttft.median_ms * math.exp(sigma * z), 1) for k, z in _Z.items()}
+
+
+def _throughput_last_30m(model: ModelSpec, prov: ProviderSpec) -> dict[str, float]:
+    """Output tokens per second as OpenRouter defines its throughput (tokens over the generation time,
+    TTFT included), for a typical answer of the profile: pXX is the speed XX % of requests reach, so
+    p99 is the slowest (the TTFT at its pXX, the decode speed at its matching low quantile)."""
+    decode = prov.profile.decode
+    tokens = (model.output_tokens.min + model.output_tokens.max) / 2
+    if model.reasoning:
+        tokens += getattr(prov.profile.reasoning, model.default_effort)
+    latency = _latency_last_30m(prov)
+    out = {}
+    for k, z in _Z.items():
+        speed = decode.tokens_per_s * math.exp(-z * decode.request_jitter)
+        out[k] = round(tokens / (latency[k] / 1000.0 + tokens / speed), 1)
+    return out
+
+
 def endpoints_body(model: ModelSpec) -> bytes:
     """GET /models/{author}/{slug}/endpoints: one entry per provider; `tag` is the provider slug."""
     endpoints = []
@@ -212,6 +242,8 @@ def endpoints_body(model: ModelSpec) -> bytes:
             "max_completion_tokens": prov.max_completion_tokens, "max_prompt_tokens": None,
             "supported_parameters": _supported_parameters(model), "status": 0,
             "uptime_last_30m": prov.uptime_last_30m,
+            "latency_last_30m": _latency_last_30m(prov),
+            "throughput_last_30m": _throughput_last_30m(model, prov),
         })
     return _dumps({"data": {
         "id": model.id, "name": model.name, "created": model.created, "description": model.description,

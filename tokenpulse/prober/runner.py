@@ -65,7 +65,8 @@ class ProbeRunner:
 
     def __init__(self, driver: AsyncStreamDriver, metrics: ProberMetrics, *, slo: SLO,
                  confirm: ConfirmThresholds, secrets: tuple[str, ...] = (), blind_after_intervals: int = 3,
-                 on_transition: Callable[[TrackedTarget, float, Transition], None] | None = None) -> None:
+                 on_transition: Callable[[TrackedTarget, float, Transition], None] | None = None,
+                 on_recorded: Callable[[ProbeTarget, StreamResult, float | None], None] | None = None) -> None:
         self._driver = driver
         self._metrics = metrics
         self._slo = slo
@@ -73,6 +74,8 @@ class ProbeRunner:
         self._secrets = secrets
         self._blind_after_intervals = blind_after_intervals
         self._on_transition = on_transition
+        #: Called with each recorded probe and the cost counted for it (the /generation lookups).
+        self._on_recorded = on_recorded
         self.tracked: dict[str, TrackedTarget] = {}
         self.tally = Tally()
         self.prober_errors = 0
@@ -172,6 +175,8 @@ class ProbeRunner:
             self._log_failure(probe, result, tracked.state.consecutive_failures)
         if transition.changed:
             self._publish(tracked, now, transition)
+        if self._on_recorded is not None:
+            self._on_recorded(probe, result, cost)
 
     def _publish(self, tracked: TrackedTarget, now: float, transition: Transition) -> None:
         self._metrics.set_state(tracked.probe.labels, transition.state, transition.reason)

@@ -43,6 +43,7 @@ from tokenpulse.prober.admission import CLIENT_MAX_CONNECTIONS
 from tokenpulse.prober.credits import CreditsPoller, wants_credits
 from tokenpulse.prober.discovery import DiscoveryError, ListedProvider, discover_listing
 from tokenpulse.prober.exposition import FastExposition
+from tokenpulse.prober.generations import GenerationWatcher
 from tokenpulse.prober.http import HttpServer, Response, text
 from tokenpulse.prober.runner import ProbeRunner
 from tokenpulse.prober.scheduler import ProbeScheduler
@@ -108,9 +109,12 @@ class Prober:
         self._shutdown_grace_s = shutdown_grace_s
         self._summary_interval_s = summary_interval_s
         self._client = new_async_client(max_connections=CLIENT_MAX_CONNECTIONS)
+        self.generations = GenerationWatcher(self._client, self.metrics, config.probe.generations,
+                                             {e.name: self.keys.for_endpoint(e) for e in config.endpoints})
         self.runner = ProbeRunner(AsyncStreamDriver(self._client), self.metrics, slo=config.slo,
                                   confirm=config.probe.confirm, secrets=self.keys.secrets,
-                                  blind_after_intervals=config.probe.blind_after_intervals)
+                                  blind_after_intervals=config.probe.blind_after_intervals,
+                                  on_recorded=self.generations.after_probe)
         self.store: HistoryStore | None = None
         self._retired: set[str] = set()
         self.scheduler = ProbeScheduler(self.runner, self.metrics, max_in_flight=config.probe.max_in_flight,
@@ -178,6 +182,7 @@ class Prober:
             log.warning("%d probe(s) still running after %.0f s were cancelled", cancelled, self._shutdown_grace_s)
         if self.http is not None:
             await self.http.close()
+        await self.generations.close()  # lookups still waiting for their generation: not worth the wait
         await self._client.aclose()
         if self.store is not None:
             try:

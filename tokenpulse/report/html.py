@@ -31,6 +31,7 @@ from tokenpulse.report.markdown import (
     step_rows,
     target_rows,
 )
+from tokenpulse.report.matrix_render import lookup_note, matrix_tables
 from tokenpulse.report.run import RunData
 from tokenpulse.report.servermetrics import SERVER_HEADERS, server_rows, source_text
 from tokenpulse.report.summary import ALL, target_key
@@ -297,6 +298,10 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
     errors = [[t["name"], cls, str(n)] for t in summary["targets"] for cls, n in t["overall"]["error_classes"].items()]
     if errors:
         body += ["<h2>Errors by class</h2>", _table(("target", "error class", "requests"), errors)]
+    for matrix in summary.get("provider_matrix") or ():  # report/matrix.py
+        body += [f"<h2>Provider matrix: {escape(matrix['model'])} on {escape(matrix['endpoint'])}</h2>"]
+        body += [f"<h3>{escape(title)}</h3>" + _table(headers, rows) for title, headers, rows in matrix_tables(matrix)]
+        body += [f"<p class='meta'>{escape(lookup_note(matrix))}</p>"]
     gen = summary["generator"]["overall"]
     rows = [[w, f"{v['cpu_mean'] * 100:.0f}%", f"{v['cpu_max'] * 100:.0f}%"] for w, v in gen["workers"].items()]
     body += ["<h2>Load generator</h2>",

@@ -229,6 +229,10 @@ def markdown_report(summary: dict[str, Any]) -> str:
         rows = [[ALL, _knee_text(knee[ALL])]] + [[n, _knee_text(k)] for n, k in knee["targets"].items()]
         out += [_md_table(("target", f"knee ({knee['x']})"), rows), ""]
     out += server_markdown(summary, _md_table)
+    if summary.get("provider_matrix"):
+        from tokenpulse.report.matrix_render import matrix_markdown  # it renders with this module's cells
+
+        out += [matrix_markdown(summary["provider_matrix"])]
     errors = _error_rows(summary)
     if errors:
         out += ["## Errors by class", "", _md_table(("target", "error class", "requests"), errors), ""]

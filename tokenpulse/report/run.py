@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenpulse.runfolder.generations import GenerationTally, join_generations
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB, clean_record, iter_jsonl
 from tokenpulse.runfolder.schedule import Schedule
 
@@ -49,6 +50,7 @@ KEPT_FIELDS = frozenset({
     "outcome", "error_class", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
     "queue_wait_s", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_estimated", "token_times_s",
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
+    "generation_id", "cost_usd", "provider",  # the /generation join and the provider matrix
 })
 _INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider")
 
@@ -145,6 +147,8 @@ class RunData:
     gap_counts: dict[GapKey, Counter[int]] | None = None
     #: chunk gaps were counted for every k-th record (1: all of them)
     gap_sample_every: int = 1
+    #: how the /generation lookups went (runfolder/generations.py); their fields are on the records
+    generations: GenerationTally = field(default_factory=GenerationTally)
 
     @property
     def schedule(self) -> Schedule | None:
@@ -200,8 +204,9 @@ def load_run(path: str | Path) -> RunData:
                     records.append(compact_record(r, gaps if i % every == 0 else None, edges))
                     i += 1
         records.sort(key=lambda r: r["start_time"])
+        generations = join_generations(folder, records)
     health: list[dict[str, Any]] = []
     for f in sorted(folder.glob(HEALTH_GLOB)):
         health.extend(iter_jsonl(f))
     return RunData(path=folder, meta=meta, records=records, health=health, record_files=[f.name for f in files],
-                   gap_counts=gaps, gap_sample_every=every)
+                   gap_counts=gaps, gap_sample_every=every, generations=generations)

@@ -11,6 +11,7 @@ Layout (`SUMMARY_VERSION` 1):
                per-request output tokens/s, Pareto-optimal or not (pareto.py)
     server_metrics  the servers' own /metrics (load.server_metrics): per URL, per step and over the
                run, with the generated-token cross-check (servermetrics.py); null when none was scraped
+    provider_matrix  per model with two or more providers: the comparison of report/matrix.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
     warnings   plain sentences (generator limits, missing records, stops, estimates)
 Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
@@ -32,6 +33,7 @@ from typing import Any
 from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.pareto import pareto_summary
 from tokenpulse.report.run import RunData
 from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
@@ -163,6 +165,7 @@ def summarize(run: RunData) -> dict[str, Any]:
     }
     summary["pareto"] = pareto_summary(steps_out, [t["name"] for t in targets])
     summary["server_metrics"] = server_metrics_summary(run, steps_out)
+    summary["provider_matrix"] = provider_matrix(run, summary)  # report/matrix.py
     summary["warnings"] = _warnings(run, summary) + server_warnings(summary["server_metrics"])
     return summary
 
