@@ -179,3 +179,19 @@ def cdf_points(values: Iterable[float], max_points: int = 400) -> list[tuple[flo
     if points[-1][1] < 1.0:
         points.append((data[-1], 1.0))
     return points
+
+
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """The Wilson score interval of a binomial share (`successes` of `n`); (None, None) when n is 0.
+
+    Why Wilson and not p ± z·se: a share near 0 or 1 from a few hundred requests (a goodput of 98 %)
+    is exactly where the normal interval leaves [0, 1] or shrinks to nothing at 100 %; Wilson's stays
+    inside and keeps its coverage, which is what a pass/fail decision against a target share needs."""
+    if n <= 0:
+        return None, None
+    z = z_value(confidence)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -15,6 +15,7 @@ The run folder (`--out`, default runs/<run id>) ends up with:
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from tokenpulse.core.keys import read_api_key
 from tokenpulse.core.redact import redact
 from tokenpulse.core.stats import percentile
 from tokenpulse.load.lifeline import Lifeline
+from tokenpulse.load.slo_flags import effective_slo
 from tokenpulse.load.targets import LoadSetupError, select_targets
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
@@ -40,6 +42,9 @@ from tokenpulse.runfolder.schedule import Schedule, build_schedule
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOG_FILE = "locust.log"
+#: Defaults of --users for the search shape: a concurrency search's cap, a rate search's pool.
+SEARCH_CAP = 256
+SEARCH_POOL = 1024
 PROGRESS_PERIOD_S = 1.0
 
 
@@ -75,15 +80,23 @@ def plan_run(args: Any) -> LoadPlan:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if getattr(args, "slo", None):
+        try:
+            effective_slo(config.slo.model_dump(), args.slo)
+        except ValueError as exc:
+            raise UsageError(f"--slo: {exc}") from None
     try:
         for target in select_targets(config, tuple(args.provider or ()), tuple(args.model or ())):
             # Read here too, so a key that is not ASCII stops the run before Locust starts, and so this
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
         warmup = args.warmup if args.warmup is not None else config.load.warmup_s
-        schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
-                                  run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
-                                  step_s=args.step_time, rate=args.rate)
+        if args.shape == "search":
+            schedule = check_search_options(args, warmup)
+        else:
+            schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
+                                      run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
+                                      step_s=args.step_time, rate=args.rate)
         if config.load.workload.kind == "dataset":
             WorkloadGenerator(config.load.workload, run_id=run_id, dataset_base_dir=Path(args.config).resolve().parent)
     except (LoadSetupError, ValueError) as exc:  # DatasetError and ApiKeyError are ValueErrors
@@ -115,6 +128,16 @@ def plan_run(args: Any) -> LoadPlan:
         cmd += ["--tp-models", ",".join(args.model)]
     if args.ground_truth:
         cmd.append("--tp-ground-truth")
+    if getattr(args, "slo", None):
+        cmd += ["--tp-slo", args.slo]
+    if args.shape == "search":
+        cmd += ["--tp-search", args.search or "concurrency"]
+        for flag, value in (("--tp-start", args.start), ("--tp-goodput", args.goodput),
+                            ("--tp-max-steps", args.max_steps)):
+            if value is not None:
+                cmd += [flag, f"{value:g}"]
+        if args.resolution:
+            cmd += ["--tp-resolution", args.resolution]
     role = "local"
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -138,8 +161,34 @@ SHAPE_OPTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("rate", "--rate", ("rate",)),
     ("arrival", "--arrival", ("rate",)),
     ("levels", "--levels", ("sweep", "rate")),
-    ("step_time", "--step-time", ("sweep", "rate")),
+    ("step_time", "--step-time", ("sweep", "rate", "search")),
+    ("search", "--search", ("search",)),
+    ("start", "--start", ("search",)),
+    ("resolution", "--resolution", ("search",)),
+    ("goodput", "--goodput", ("search",)),
+    ("max_steps", "--max-steps", ("search",)),
 )
+
+
+def check_search_options(args: Any, warmup_s: float) -> Schedule:
+    """Validate a search's options (and its --slo, which every shape takes) the way every Locust process
+    will read them; the first step's schedule. Raises UsageError or ValueError."""
+    from tokenpulse.load.options import LoadOptions
+    from tokenpulse.load.search import build_search
+
+    rate_search = args.search == "rate"
+    opts = LoadOptions.from_parsed(argparse.Namespace(
+        tp_shape="search", tp_users=_default_users(args), tp_spawn_rate=args.spawn_rate or 0.0,
+        tp_step_time=args.step_time or 0.0, tp_search=args.search or "concurrency", tp_start=args.start or 0.0,
+        tp_resolution=args.resolution or "", tp_goodput=args.goodput or 0.0, tp_max_steps=args.max_steps or 0,
+        tp_warmup=warmup_s))
+    if not rate_search and args.start is not None and args.start != int(args.start):
+        raise UsageError(f"--start {args.start:g}: a concurrency search starts at a whole number of users")
+    try:
+        build_search(opts)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return opts.schedule(warmup_s)
 
 
 def check_shape_options(args: Any) -> None:
@@ -180,6 +229,9 @@ def _plan_worker(args: Any, out: Path, run_id: str) -> LoadPlan:
 def _default_users(args: Any) -> int:
     if args.users is not None:
         return int(args.users)
+    if args.shape == "search":
+        # the cap of a concurrency search; the pool of a rate search (requests in flight it may need)
+        return SEARCH_POOL if args.search == "rate" else SEARCH_CAP
     if args.shape == "rate":
         # enough concurrency for the offered rate with requests of up to ~20 s
         top = max(args.levels or [args.rate or 1.0])

@@ -29,6 +29,7 @@ from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.run import RunData
+from tokenpulse.report.search import summarize_search
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
@@ -156,6 +157,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "generator": _generator(run, steps, windows),
     }
     summary["warnings"] = _warnings(run, summary)
+    summary["search"] = summarize_search(run, summary)
+    if summary["search"]:
+        summary["warnings"] += summary["search"]["warnings"]
     return summary
 
 
@@ -178,6 +182,9 @@ def _shape(schedule: Schedule | None, options: dict[str, Any]) -> dict[str, Any]
             out["arrivals"] = options.get("arrivals")
         if options.get("seed") is not None:
             out["seed"] = options.get("seed")
+    elif schedule.kind == "search":
+        out["levels"] = [s.level for s in schedule.steps]
+        out["varies"] = "rate" if schedule.steps and schedule.steps[0].rate is not None else "users"
     elif schedule.kind == "fixed":
         out["users"] = schedule.max_users
     else:
