@@ -194,4 +194,6 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends: no 1e-17 from rounding
+    hi = 1.0 if successes >= n else min(1.0, centre + half)
+    return lo, hi
