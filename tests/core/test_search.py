@@ -86,11 +86,23 @@ def test_a_stop_from_outside_ends_the_search() -> None:
     assert search.next_level() is None and search.status() == "stopped" and search.stopped_by == "max_cost"
 
 
-def test_undecided_counts_as_failing() -> None:
+def test_an_undecided_level_is_rerun_twice_then_counts_as_failing() -> None:
     search = Search(start=4, integer=True, resolution=1, max_level=64)
     search.record(4, PASS)
+    for _ in range(2):
+        search.record(8, UNDECIDED)
+        assert search.hi is None and search.next_level() == 8 and search.status() == "running"
     search.record(8, UNDECIDED)
     assert search.hi == 8 and search.next_level() == 6
+
+
+def test_a_rerun_that_decides_counts_as_decided() -> None:
+    search = Search(start=4, integer=True, resolution=1, max_level=64, repeats=1)
+    search.record(4, UNDECIDED)
+    assert search.next_level() == 4 and search.runs_at_end() == 1
+    search.record(4, PASS)
+    assert search.lo == 4 and search.next_level() == 8
+    assert bracket(search.tried) == (4, None), "a re-run level's last verdict stands"
 
 
 @pytest.mark.parametrize("capacity", [0.37, 3.3, 13.3, 250.0])
@@ -219,6 +231,14 @@ def test_criteria_from_an_slo_mapping() -> None:
         PercentileObjective.parse("ttft_p100", 1.0)
     with pytest.raises(ValueError):
         PercentileObjective.parse("latency_p95", 1.0)
+
+
+def test_tallies_of_a_rerun_level_pool() -> None:
+    criteria = Criteria(slo=SLO, goodput=0.8)
+    first, second = tally_of(records(10, 0), criteria), tally_of(records(29, 1), criteria)
+    assert judge(first, criteria)["verdict"] == UNDECIDED  # 10 of 10: the interval reaches down to 72 %
+    pooled = first.merged(second)
+    assert (pooled.judged, pooled.good) == (40, 39) and judge(pooled, criteria)["verdict"] == PASS
 
 
 def test_a_tally_round_trips_through_json() -> None:

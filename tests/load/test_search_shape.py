@@ -96,6 +96,22 @@ def test_the_driver_waits_for_requests_still_in_flight_then_counts_them_as_not_g
     assert (tally["judged"], tally["good"], tally["unresolved"]) == (25, 20, 5)
 
 
+def test_an_undecided_step_is_rerun_at_its_level_and_judged_on_the_pooled_requests() -> None:
+    opts = options()
+    d, s = driver(opts), first_schedule(opts)
+    feed(d, 0, [GOOD] * 10)  # 10 of 10 good: the interval reaches below 0.8
+    d.worker_report("local", 4.0, {0: 10})
+    s = d.tick(s, 4.0, workers=1)
+    assert d.steps[0]["verdict"] == "undecided"
+    rerun = s.steps[1]
+    assert (rerun.users, rerun.warmup_s) == (2, 0.0), "the same level, no new warm-up"
+    feed(d, 1, [GOOD] * 30)
+    d.worker_report("local", 8.0, {0: 10, 1: 30})
+    s = d.tick(s, 8.0, workers=1)
+    assert d.steps[1]["verdict"] == "pass" and d.steps[1]["pooled_steps"] == [0, 1]
+    assert d.steps[1]["tally"]["judged"] == 40 and s.steps[2].users == 4
+
+
 def test_every_worker_must_have_reported_since_the_step_end() -> None:
     opts = options()
     d, s = driver(opts), first_schedule(opts)

@@ -21,9 +21,11 @@ default), the error rate against `error_rate` when set, and each percentile obje
 1 s` is "at least 95 % of the successful requests had TTFT <= 1 s"). A criterion passes when its whole
 interval is on the right side of its target, fails when its whole interval is on the wrong side, and
 is *undecided* when the interval straddles the target. The step fails when any criterion fails,
-is undecided when none fails but one is undecided, else passes. The search counts an undecided
-step as failing: the answer is then a level the data *show* meets the SLO, never one that only might;
-the report marks undecided levels so a longer `--step-time` can settle them.
+is undecided when none fails but one is undecided, else passes. An undecided level is first *re-run*:
+the next step is at the same level and its requests are pooled with the previous step's (up to
+`repeats` more steps, 2 by default), since more requests narrow the interval; a level still undecided
+then counts as failing: the answer is a level the data *show* meets the SLO, never one that only might,
+and the report marks undecided levels so a longer `--step-time` can settle them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ FAIL: Verdict = "fail"
 UNDECIDED: Verdict = "undecided"
 DEFAULT_GOODPUT = 0.95
 DEFAULT_MAX_STEPS = 12
+#: An undecided level is re-run this many more times (requests pooled) before it counts as failing.
+DEFAULT_REPEATS = 2
 #: Default resolution of a rate search: the bracket's width as a share of its low end.
 DEFAULT_RATE_RESOLUTION = 0.10
 #: A rate search that keeps failing while halving gives up below this many requests per second.
@@ -142,6 +146,16 @@ class StepTally:
             if value <= p.threshold_s:
                 self.within[p.name] = self.within.get(p.name, 0) + 1
 
+    def merged(self, other: StepTally) -> StepTally:
+        """The counts of both (a level re-run: its steps' requests pooled)."""
+        within = dict(self.within)
+        for k, v in other.within.items():
+            within[k] = within.get(k, 0) + v
+        return StepTally(judged=self.judged + other.judged, good=self.good + other.good,
+                         errors=self.errors + other.errors, ok=self.ok + other.ok,
+                         cancelled=self.cancelled + other.cancelled, unresolved=self.unresolved + other.unresolved,
+                         within=within)
+
     def add_unresolved(self, n: int) -> None:
         self.unresolved += n
         self.judged += n
@@ -206,7 +220,10 @@ class Search:
     relative: bool = False
     max_level: float = math.inf
     max_steps: int = DEFAULT_MAX_STEPS
+    repeats: int = DEFAULT_REPEATS
     tried: list[tuple[float, Verdict]] = field(default_factory=list)
+    #: a level to run again (undecided, repeats left)
+    repeat: float | None = None
     lo: float | None = None
     hi: float | None = None
     stopped_by: str | None = None
@@ -232,9 +249,25 @@ class Search:
     def _round(self, level: float) -> float:
         return float(math.floor(level)) if self.integer else float(f"{level:.4g}")
 
+    def runs_at_end(self) -> int:
+        """How many of the last steps ran at the last step's level (1 unless a level was re-run)."""
+        if not self.tried:
+            return 0
+        level, n = self.tried[-1][0], 0
+        for lvl, _ in reversed(self.tried):
+            if lvl != level:
+                break
+            n += 1
+        return n
+
     def record(self, level: float, verdict: Verdict) -> None:
-        """The verdict of the step run at `level` (undecided counts as failing)."""
+        """The verdict of the step run at `level` (with a re-run level: of its pooled steps). Undecided
+        re-runs the level while repeats are left, then counts as failing."""
         self.tried.append((level, verdict))
+        if verdict == UNDECIDED and self.runs_at_end() <= self.repeats:
+            self.repeat = level
+            return
+        self.repeat = None
         if verdict == PASS:
             self.lo = level if self.lo is None else max(self.lo, level)
         else:
@@ -250,7 +283,7 @@ class Search:
             return None
         if not self.tried:
             return float(self.start)
-        level = self._natural_next()
+        level = self.repeat if self.repeat is not None else self._natural_next()
         if level is not None and len(self.tried) >= self.max_steps:
             self.stopped_by = "max_steps"
             return None
@@ -273,7 +306,7 @@ class Search:
         """found | above_max | below_min | stopped (`stopped_by` says by what) | running."""
         if not self.tried:
             return "running"
-        if self._natural_next() is None:
+        if self.repeat is None and self._natural_next() is None:
             if self.hi is None:
                 return "above_max"
             return "below_min" if self.lo is None else "found"
@@ -295,7 +328,10 @@ class Search:
 def bracket(results: list[tuple[float, Verdict]]) -> tuple[float | None, float | None]:
     """(highest passing level below every failing one, lowest failing level) of a set of step results
     (undecided counts as failing): what the report states from the records, whatever order they ran in."""
-    failing = [lvl for lvl, v in results if v != PASS]
+    final: dict[float, Verdict] = {}
+    for lvl, v in results:  # a re-run level: its last verdict (of its pooled steps) stands
+        final[lvl] = v
+    failing = [lvl for lvl, v in final.items() if v != PASS]
     hi = min(failing) if failing else None
-    passing = [lvl for lvl, v in results if v == PASS and (hi is None or lvl < hi)]
+    passing = [lvl for lvl, v in final.items() if v == PASS and (hi is None or lvl < hi)]
     return (max(passing) if passing else None), hi

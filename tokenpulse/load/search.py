@@ -109,16 +109,27 @@ class SearchDriver:
             return schedule
         tally = self.tallies.setdefault(step.index, StepTally())
         tally.add_unresolved(max(0, self._sent(step.index) - self.finished[step.index]))
-        result = judge(tally, self.criteria)
+        # a level re-run because it was undecided: its consecutive steps are judged together
+        pooled = [step.index]
+        for previous in reversed(self.steps):
+            if previous["level"] != step.level:
+                break
+            pooled.insert(0, previous["index"])
+        total = StepTally()
+        for index in pooled:
+            total = total.merged(self.tallies.get(index, StepTally()))
+        result = judge(total, self.criteria)
         self.steps.append({"index": step.index, "level": step.level, "settle_s": round(t - step.end_s, 3),
-                           **result})
+                           "pooled_steps": pooled, **result})
         self.search.record(step.level, result["verdict"])
         self.settling_since = None
         level = self.search.next_level()
         if level is None:
             self.done = True
             return schedule
-        return schedule.with_step(level, t, self.step_s, self.warmup_s)
+        # a re-run continues the level it held through the settle: no new warm-up
+        warmup = 0.0 if level == step.level else self.warmup_s
+        return schedule.with_step(level, t, self.step_s, warmup)
 
     def stop(self, reason: str) -> None:
         self.search.stop(reason)
@@ -130,4 +141,5 @@ class SearchDriver:
         return {"varies": "users" if s.integer else "rate", "start": s.start, "max_level": s.max_level
                 if s.max_level != float("inf") else None, "max_steps": s.max_steps,
                 "resolution": s.resolution_text(), "criteria": self.criteria.to_dict(),
-                "undecided_counts_as": "fail", "steps": self.steps, "answer": s.answer()}
+                "repeats": s.repeats, "undecided": "re-run (pooled) up to `repeats` times, then counted as failing",
+                "steps": self.steps, "answer": s.answer()}

@@ -24,9 +24,10 @@ from tokenpulse.runfolder.schedule import MEASURE
 
 NOTE = ("Each level's goodput is the share of its measured requests that met every per-request objective "
         "(TTFT, TPOT, E2E), with its Wilson 95% interval and n; a check passes when its whole interval is on the "
-        "right side of its target, fails when it is wholly on the wrong side, and is undecided otherwise "
-        "(counted as failing). `live verdict`: what the master decided during the run; `generator`: the "
-        "client's CPU and lag in the step (client-bound: limited and failed, so the server may not be the bound).")
+        "right side of its target, fails when it is wholly on the wrong side, and is undecided otherwise (the "
+        "level is then re-run with the requests pooled, up to twice, then counted as failing). `live verdict`: "
+        "what the master decided during the run; `generator`: the client's CPU and lag in the step "
+        "(client-bound: limited and failed, so the server may not be the bound).")
 HEADERS = ("step", "level", "n judged", "goodput [95% CI]", "errors", "other checks", "verdict", "live verdict",
            "generator")
 
@@ -47,15 +48,21 @@ def summarize_search(run: RunData, summary: dict[str, Any]) -> dict[str, Any] | 
     generator = summary["generator"]["steps"]
     steps: list[dict[str, Any]] = []
     warnings: list[str] = []
+    pooled: list[int] = []
     for s in summary["steps"]:
         index = s["index"]
         live_step = live_steps.get(index)
         if live_step is None and index not in tallies:
             continue  # never judged nor measured (the run stopped in its warm-up)
-        result = judge(tallies.get(index, StepTally()), criteria)
+        # a level re-run because it was undecided: its consecutive steps are judged together, as live
+        pooled = (pooled if steps and steps[-1]["level"] == s["level"] else []) + [index]
+        total = StepTally()
+        for i in pooled:
+            total = total.merged(tallies.get(i, StepTally()))
+        result = judge(total, criteria)
         gen = generator.get(str(index)) or {}
         limited = bool(gen.get("limited"))
-        entry = {"index": index, "level": s["level"], **result,
+        entry = {"index": index, "level": s["level"], "pooled_steps": list(pooled), **result,
                  "live_verdict": live_step.get("verdict") if live_step else None,
                  "judged_live": live_step is not None,
                  "generator_limited": limited, "bounded_by_client": limited and result["verdict"] != PASS,
@@ -70,19 +77,23 @@ def summarize_search(run: RunData, summary: dict[str, Any]) -> dict[str, Any] | 
             warnings.append(f"search step {index} (level {s['level']:g}) failed while the load generator was limited: "
                             "the client, not the server, may have bounded it; the capacity may be higher "
                             "(add --processes or workers, docs/scaling.md)")
-    results: list[tuple[float, Verdict]] = [(e["level"], e["verdict"]) for e in steps if e["judged_live"] or not live_steps]
+    results: list[tuple[float, Verdict]] = [(e["level"], e["verdict"]) for e in steps
+                                            if e["judged_live"] or not live_steps]
     lo, hi = bracket(results)
     answer = live.get("answer") or {}
-    undecided = [e["level"] for e in steps if e["verdict"] == "undecided"]
+    final: dict[float, str] = {lvl: v for lvl, v in results}
+    undecided = [lvl for lvl, v in final.items() if v == "undecided"]
     if undecided:
-        warnings.append(f"search levels {', '.join(f'{v:g}' for v in undecided)}: goodput's interval straddles "
-                        f"the target {criteria.goodput:.0%}: counted as failing; a longer --step-time would decide")
+        warnings.append(f"search levels {', '.join(f'{v:g}' for v in undecided)} stayed undecided (an interval "
+                        "straddles its target after the re-runs): counted as failing; a longer --step-time "
+                        "would decide")
     first = summary["steps"][0] if summary["steps"] else {}
     return {"varies": live.get("varies") or ("rate" if first.get("rate") is not None else "users"),
             "criteria": criteria.to_dict(), "resolution": live.get("resolution"),
             "status": answer.get("status"), "stopped_by": answer.get("stopped_by"),
             "answer": lo, "bracket": [lo, hi], "live_answer": answer.get("level"),
-            "undecided_counts_as": "fail", "steps": steps, "warnings": warnings}
+            "undecided": "re-run (requests pooled), then counted as failing", "steps": steps,
+            "warnings": warnings}
 
 
 def _check_cell(check: dict[str, Any]) -> str:
@@ -113,7 +124,9 @@ def search_rows(search: dict[str, Any]) -> list[list[str]]:
         tally = s["tally"]
         lo, hi = good["ci"]
         gp = "-" if good["share"] is None else (f"{good['share']:.1%} [{lo:.1%}-{hi:.1%}]")
-        rows.append([str(s["index"]), f"{s['level']:g}", str(tally["judged"]), gp, str(tally["errors"]),
+        level = f"{s['level']:g}" + (f" (steps {'+'.join(str(i) for i in s['pooled_steps'])})"
+                                     if len(s["pooled_steps"]) > 1 else "")
+        rows.append([str(s["index"]), level, str(tally["judged"]), gp, str(tally["errors"]),
                      others, s["verdict"], s["live_verdict"] or "-", _gen_cell(s)])
     return rows
 
@@ -136,7 +149,7 @@ def answer_text(search: dict[str, Any]) -> str:
         return f"search ({what}): no level passed; lowest failing {hi if hi is None else f'{hi:g}'} {unit} ({how})"
     upper = "not reached" if hi is None else f"{hi:g}"
     return (f"search ({what}): capacity {lo:g} {unit}, bracket [{lo:g}, {upper}] ({how}); "
-            "undecided levels count as failing")
+            "undecided levels re-run, then count as failing")
 
 
 def client_bound_text(search: dict[str, Any]) -> str:
