@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from load_helpers import write_config
 
 from tokenpulse.cli.main import main
 from tokenpulse.load.observation import Observation
@@ -15,8 +16,6 @@ from tokenpulse.load.options import LoadOptions
 from tokenpulse.load.search import SearchDriver
 from tokenpulse.load.slo_flags import effective_slo, parse_slo
 from tokenpulse.runfolder.schedule import MEASURE, SETTLE, WARMUP, Schedule, build_schedule
-
-from load_helpers import write_config
 
 SLO = {"ttft_s": 1.0, "tpot_s": 0.05}
 GOOD = {"outcome": "ok", "ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 0.5}

@@ -265,6 +265,8 @@ class Progress:
         self.lag_p99: dict[str, float] = {}
         self.schedule: Schedule | None = None
         self.run_start: float | None = None
+        #: search: the step and level of the latest record (meta.json has only the first step until the end)
+        self.last_step: tuple[int, float] | None = None
 
     def _lines(self, pattern: str) -> list[bytes]:
         lines: list[bytes] = []
@@ -299,6 +301,8 @@ class Progress:
             except ValueError:
                 continue
             self.requests += 1
+            if isinstance(r.get("step"), int) and isinstance(r.get("level"), (int, float)):
+                self.last_step = (r["step"], float(r["level"]))
             if r.get("outcome") == "error":  # cancelled: neither a success nor the provider's failure
                 self.errors += 1
             end = float(r.get("start_time", 0.0)) + float(r.get("e2e_s") or 0.0)
@@ -320,7 +324,12 @@ class Progress:
 
     def line(self) -> str:
         parts = []
-        if self.run_start is not None and self.schedule is not None:
+        if self.run_start is not None and self.schedule is not None and self.schedule.kind == "search":
+            where = f"{time.time() - self.run_start:5.0f} s search"
+            if self.last_step is not None:
+                where += f" step {self.last_step[0] + 1} level {self.last_step[1]:g}"
+            parts.append(where)
+        elif self.run_start is not None and self.schedule is not None:
             t = time.time() - self.run_start
             step = self.schedule.step_at(t)
             where = f"{min(t, self.schedule.total_s):5.0f}/{self.schedule.total_s:.0f} s"

@@ -66,7 +66,8 @@ def ttft_samples(run: RunData, summary: dict[str, Any]) -> dict[str, list[float]
 
 
 def _sweep_charts(summary: dict[str, Any]) -> list[str]:
-    steps = [s for s in summary["steps"] if s["measured"]]
+    # by level: a search's steps run in the order it chose them, not along the x-axis
+    steps = sorted((s for s in summary["steps"] if s["measured"]), key=lambda s: s["level"])
     knee_info = summary.get("knee") or {}
     names = [t["name"] for t in summary["targets"]]
     single = len(names) == 1

@@ -234,7 +234,8 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
     if schedule is None or len(schedule.steps) < 2 or schedule.kind == "fixed":
         return None
     measured = [s for s in steps if s["measured"]]
-    per_target_share = 1.0 / len(names) if names and schedule.kind != "rate" else 1.0
+    open_loop = schedule.steps[0].rate is not None  # rate, or a rate search
+    per_target_share = 1.0 / len(names) if names and not open_loop else 1.0
 
     def points(pick: Any) -> list[StepPoint]:
         out = []
@@ -247,11 +248,11 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
                                  throughput_se=tp.get(f"{key}_se") or 0.0, ttft_p95_ci=(ci[0], ci[1])))
         return out
 
-    result: dict[str, Any] = {"x": "arrival rate (requests/s)" if schedule.kind == "rate" else "users",
+    result: dict[str, Any] = {"x": "arrival rate (requests/s)" if open_loop else "users",
                               ALL: find_knee(points(lambda s: s[ALL])), "targets": {}}
     for name in names:
         knee = find_knee(points(lambda s, n=name: s["targets"][n]))
-        if knee["level"] is not None and schedule.kind != "rate":
+        if knee["level"] is not None and not open_loop:
             knee["per_target_level"] = knee["level"] * per_target_share
         result["targets"][name] = knee
     return result
