@@ -74,7 +74,7 @@ def summarize_search(run: RunData, summary: dict[str, Any]) -> dict[str, Any] | 
                             f"but {result['verdict']} from the complete records ({unresolved} requests were "
                             "unreported when the master decided): longer steps or drain would settle it")
         if entry["bounded_by_client"]:
-            warnings.append(f"search step {index} (level {s['level']:g}) failed while the load generator was limited: "
+            warnings.append(f"search step {index} (level {s['level']:g}) did not pass while the load generator was limited: "
                             "the client, not the server, may have bounded it; the capacity may be higher "
                             "(add --processes or workers, docs/scaling.md)")
     results: list[tuple[float, Verdict]] = [(e["level"], e["verdict"]) for e in steps
@@ -163,7 +163,7 @@ def client_bound_text(search: dict[str, Any]) -> str:
     if bound:
         out.append("the client, not the server, may have bounded step(s) "
                    + ", ".join(f"{s['index']} (level {s['level']:g})" for s in bound)
-                   + ": they failed while the generator was limited")
+                   + ": they did not pass while the generator was limited")
     if limited:
         out.append("the generator was limited in passing step(s) "
                    + ", ".join(f"{s['index']} (level {s['level']:g})" for s in limited)
