@@ -16,7 +16,8 @@ of the block kept as the command's environment. Then:
       - long-running commands (`mock`, `probe` without `--once`, `stack up`, `stack sink`) are started on
         free ports, must answer their health URL within seconds, then get SIGTERM and must exit 0;
       - `load` runs with `--run-time 4s`, `--step-time 2s`, at most 3 levels of at most 8 users (4 arrivals/s),
-        at most 8 users and 2 processes, a search at most 2 steps, `--out` in a temporary folder, and must exit 0 with a summary.json;
+        at most 8 users and 2 processes, a search at most 2 steps, `--out` in a temporary folder, and must
+        exit 0 with a summary.json;
       - `report` runs on the folders those load runs wrote (a documented `--out` maps to its run; other
         run folders map to the runs of this test);
       - `demo` runs with `--quick`.

@@ -187,3 +187,17 @@ def test_a_goodput_outside_0_1_is_refused_by_the_parser(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit) as exc:
         main(["load", "--config", "x.yaml", "--shape", "search", "--goodput", "1.5"])
     assert exc.value.code == 2 and "--goodput" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("slo", "problem"), [
+    ({"e2e_s": -1}, "slo.e2e_s: Input should be greater than 0"),
+    ({"error_rate": 2}, "slo.error_rate: Input should be less than 1"),
+    ({"percentiles": {"latency_p95": 1.0}}, "slo.percentiles.latency_p95"),
+    ({"percentiles": {"ttft_p0": 1.0}}, "slo.percentiles: 'ttft_p0': the percentile must be between 0 and 100"),
+])
+def test_bad_slo_fields_in_the_config_exit_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              slo: dict[str, Any], problem: str) -> None:
+    config = write_config(tmp_path / "c.yaml", "http://127.0.0.1:9/api/v1", ["p"], slo={"ttft_s": 1.0, **slo})
+    assert main(["load", "--config", str(config), "--metrics-port", "0", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and problem in err

@@ -32,6 +32,7 @@ from tokenpulse.config import DEFAULT_DRAIN_S, ConfigError, load_config
 from tokenpulse.core.format import fmt_number, fmt_seconds
 from tokenpulse.core.keys import read_api_key
 from tokenpulse.core.redact import redact
+from tokenpulse.core.search import Criteria
 from tokenpulse.core.stats import percentile
 from tokenpulse.load.lifeline import Lifeline
 from tokenpulse.load.slo_flags import effective_slo
@@ -80,6 +81,10 @@ def plan_run(args: Any) -> LoadPlan:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        Criteria.from_slo(config.slo.model_dump())  # a percentile the pattern lets through: ttft_p0
+    except ValueError as exc:
+        raise UsageError(f"{args.config}: slo.percentiles: {exc}") from None
     if getattr(args, "slo", None):
         try:
             effective_slo(config.slo.model_dump(), args.slo)

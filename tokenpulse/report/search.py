@@ -74,8 +74,8 @@ def summarize_search(run: RunData, summary: dict[str, Any]) -> dict[str, Any] | 
                             f"but {result['verdict']} from the complete records ({unresolved} requests were "
                             "unreported when the master decided): longer steps or drain would settle it")
         if entry["bounded_by_client"]:
-            warnings.append(f"search step {index} (level {s['level']:g}) did not pass while the load generator was limited: "
-                            "the client, not the server, may have bounded it; the capacity may be higher "
+            warnings.append(f"search step {index} (level {s['level']:g}) did not pass while the load generator was "
+                            "limited: the client, not the server, may have bounded it; the capacity may be higher "
                             "(add --processes or workers, docs/scaling.md)")
     results: list[tuple[float, Verdict]] = [(e["level"], e["verdict"]) for e in steps
                                             if e["judged_live"] or not live_steps]
