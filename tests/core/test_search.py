@@ -137,6 +137,16 @@ def test_parse_resolution() -> None:
             parse_resolution(bad)
 
 
+def test_the_resolution_is_stated() -> None:
+    def text(**kw: object) -> str:
+        return Search(**{"start": 1, "integer": True, "resolution": 1.0, **kw}).resolution_text()  # type: ignore[arg-type]
+
+    assert text() == "1 user" and text(resolution=2.0) == "2 users"
+    assert text(resolution=0.1, relative=True) == "10% of the lower level (at least 1 user)"
+    assert text(integer=False, resolution=0.1, relative=True) == "10% of the lower level"
+    assert text(integer=False, resolution=0.5) == "0.5 requests/s"
+
+
 def test_bracket_of_results_in_any_order() -> None:
     assert bracket([(8, FAIL), (2, PASS), (6, PASS), (4, PASS), (7, UNDECIDED)]) == (6, 7)
     assert bracket([(1, FAIL)]) == (None, 1)

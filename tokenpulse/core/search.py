@@ -318,11 +318,12 @@ class Search:
                 "tried": [{"level": lvl, "verdict": v} for lvl, v in self.tried]}
 
     def resolution_text(self) -> str:
-        if self.integer and (self.resolution <= 1 or self.relative):
-            return "1 user" if self.resolution <= 1 else f"{self.resolution:.0%} of the lower level or 1 user"
         if self.relative:
-            return f"{self.resolution:.0%} of the lower level"
-        return f"{self.resolution:g} {'users' if self.integer else 'requests/s'}"
+            floor = " (at least 1 user)" if self.integer else ""
+            return f"{self.resolution:.0%} of the lower level{floor}"
+        if self.integer:
+            return "1 user" if self.resolution <= 1 else f"{self.resolution:g} users"
+        return f"{self.resolution:g} requests/s"
 
 
 def bracket(results: list[tuple[float, Verdict]]) -> tuple[float | None, float | None]:
