@@ -508,6 +508,8 @@ class Runner:
             argv = _set_option(argv, "--step-time", LOAD_STEP_TIME)
         if shape == "search":  # each step also waits for its requests in flight: keep the run short
             argv = _set_option(argv, "--max-steps", "2")
+            if _option(argv, "--start"):  # within the capped --users
+                argv = _set_option(argv, "--start", "1")
             argv = _set_option(argv, "--step-time", LOAD_STEP_TIME)
         if _option(argv, "--rate"):
             argv = _set_option(argv, "--rate", f"{min(float(_option(argv, '--rate') or 1), MAX_RATE):g}")
