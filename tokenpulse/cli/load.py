@@ -31,7 +31,8 @@ shapes:
   search the highest concurrency (--search concurrency, capped at --users) or arrival rate (--search
          rate, --users the pool) whose goodput against the SLO stays >= --goodput (default 0.95):
          doubling from --start, then bisection to --resolution, one --step-time step per level,
-         at most --max-steps steps; the answer is a bracket [last passing, first failing]
+         at most --max-steps steps (--run-time does not apply); the answer is a bracket
+         [last passing, first failing]
 
 examples:
   tokenpulse load --config examples/mock.yaml --users 16 --run-time 60s
