@@ -171,6 +171,16 @@ class SLO(_Strict):
                                     "(median of the last 3 probes), load-test goodput and the TTFT burn-rate "
                                     "alerts (a bucket bound of `tokenpulse_ttft_seconds`).")
     tpot_s: PositiveSeconds = Field(default=0.05, description="TPOT objective, for load-test goodput.")
+    e2e_s: PositiveSeconds | None = Field(default=None, description="E2E objective (whole request, from the "
+                                          "scheduled arrival under a rate), for load-test goodput; unset: "
+                                          "not judged.")
+    error_rate: float | None = Field(default=None, ge=0, lt=1, description="highest error share a load step "
+                                     "may have (`--shape search` judges each step against it); unset: not "
+                                     "judged.")
+    percentiles: dict[Annotated[str, Field(pattern=r"^(ttft|tpot|e2e)_p\d{1,2}(\.\d+)?$")], PositiveSeconds] = Field(
+        default_factory=dict, description="percentile objectives of a load step, e.g. `{ttft_p95: 1.0, tpot_p50: "
+        "0.05}` (seconds): `--shape search` passes a level only when each holds (the pNN within the "
+        "threshold, judged with its interval).")
     availability: float = Field(default=0.99, gt=0, lt=1, description="availability objective (share of "
                                 "eligible requests that succeed): the availability burn-rate alerts.")
     ttft_share: float = Field(default=0.95, gt=0, lt=1, description="share of probes that must reach the "

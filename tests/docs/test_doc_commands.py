@@ -16,7 +16,8 @@ of the block kept as the command's environment. Then:
       - long-running commands (`mock`, `probe` without `--once`, `stack up`, `stack sink`) are started on
         free ports, must answer their health URL within seconds, then get SIGTERM and must exit 0;
       - `load` runs with `--run-time 4s`, `--step-time 2s`, at most 3 levels of at most 8 users (4 arrivals/s),
-        at most 8 users and 2 processes, `--out` in a temporary folder, and must exit 0 with a summary.json;
+        at most 8 users and 2 processes, a search at most 2 steps, `--out` in a temporary folder, and must
+        exit 0 with a summary.json;
       - `report` runs on the folders those load runs wrote (a documented `--out` maps to its run; other
         run folders map to the runs of this test);
       - `demo` runs with `--quick`.
@@ -504,6 +505,11 @@ class Runner:
             argv = _set_option(argv, "--levels", _cap_levels(levels, rate=shape == "rate"))
             argv = _set_option(argv, "--step-time", LOAD_STEP_TIME)
         elif _option(argv, "--step-time"):
+            argv = _set_option(argv, "--step-time", LOAD_STEP_TIME)
+        if shape == "search":  # each step also waits for its requests in flight: keep the run short
+            argv = _set_option(argv, "--max-steps", "2")
+            if _option(argv, "--start"):  # within the capped --users
+                argv = _set_option(argv, "--start", "1")
             argv = _set_option(argv, "--step-time", LOAD_STEP_TIME)
         if _option(argv, "--rate"):
             argv = _set_option(argv, "--rate", f"{min(float(_option(argv, '--rate') or 1), MAX_RATE):g}")

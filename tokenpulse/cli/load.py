@@ -28,6 +28,11 @@ shapes:
          the report finds the saturation knee
   rate   open loop: --rate arrivals/s (or --levels of rates), Poisson by default; --users caps the
          requests in flight; the wait for a free user is recorded (queue_wait_s), not hidden
+  search the highest concurrency (--search concurrency, capped at --users) or arrival rate (--search
+         rate, --users the pool) whose goodput against the SLO stays >= --goodput (default 0.95):
+         doubling from --start, then bisection to --resolution, one --step-time step per level,
+         at most --max-steps steps (--run-time does not apply); the answer is a bracket
+         [last passing, first failing]
 
 examples:
   tokenpulse load --config examples/mock.yaml --users 16 --run-time 60s
@@ -35,6 +40,8 @@ examples:
       --provider steadystack
   tokenpulse load --config openrouter-load.yaml --shape rate --rate 2 --run-time 5m --max-cost 1.50
       (providers listed explicitly: discover: true is for the prober; docs/getting-started-openrouter.md)
+  tokenpulse load --config examples/mock.yaml --provider steadystack --shape search --step-time 20s \
+      --slo ttft=1s,tpot=30ms
   tokenpulse load --config F --master --expect-workers 2 ...   # then on each worker machine:
   tokenpulse load --worker --master-host HOST [--out DIR]
 
@@ -67,6 +74,18 @@ def levels(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def share(text: str) -> float:
+    """`0.95` or `95%` -> 0.95, strictly between 0 and 1."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share: {text!r} (e.g. 0.95 or 95%)") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1 (exclusive)")
+    return value
+
+
 def port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -94,6 +113,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=positive_float, help="rate shape: arrivals per second")
     p.add_argument("--arrival", choices=("poisson", "constant"),
                    help="rate shape: Poisson (exponential gaps, default) or constant gaps")
+    p.add_argument("--search", choices=("concurrency", "rate"), help="search shape: vary the concurrency "
+                   "(closed loop, default) or the arrival rate (open loop)")
+    p.add_argument("--start", type=positive_float, help="search shape: first level (default 1 user, or 1 request/s)")
+    p.add_argument("--resolution", help="search shape: stop when the bracket is this narrow: N (users or "
+                   "requests/s) or N%% of its lower end (default 1 user; 10%% for rates)")
+    p.add_argument("--goodput", type=share, help="search shape: the share of requests that must meet the SLO "
+                   "for a level to pass (default 0.95), judged with its 95%% interval")
+    p.add_argument("--max-steps", type=positive_int, help="search shape: most steps, exploration and "
+                   "bisection together (default 12)")
+    p.add_argument("--slo", help="override the config's SLO for this run: ttft=1s,tpot=50ms,e2e=20s (per-request "
+                   "goodput thresholds), ttft_p95=1s,tpot_p50=50ms,e2e_p95=20s (percentile objectives of a "
+                   "search step), error_rate=1%%")
     p.add_argument("--provider", action="append", metavar="P", help="only this provider (repeatable)")
     p.add_argument("--model", action="append", metavar="M", help="only this model id (repeatable; with "
                    "--provider, both apply)")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenpulse.config import Config, ConfigError, Target, config_from_text
 from tokenpulse.core.keys import KeyRing
 from tokenpulse.load.options import LoadOptions
+from tokenpulse.load.slo_flags import effective_slo
 from tokenpulse.load.targets import LoadSetupError, display_names, select_targets
 from tokenpulse.runfolder.schedule import Schedule
 
@@ -44,6 +46,11 @@ class RunContext:
     out: Path
 
     @property
+    def slo(self) -> dict[str, Any]:
+        """The run's SLO: the config's with the `--slo` overrides (validated by `tokenpulse load`)."""
+        return effective_slo(self.config.slo.model_dump(), self.opts.slo)
+
+    @property
     def drain_s(self) -> float:
         """How long requests in flight may take to finish once the run stops sending (`load.drain_s`)."""
         return self.config.load.drain_window_s
@@ -58,6 +65,7 @@ def build_context(opts: LoadOptions, *, has_users: bool) -> RunContext:
         raise LoadSetupError(str(exc)) from None
     try:
         schedule = opts.schedule(config.load.warmup_s)
+        effective_slo(config.slo.model_dump(), opts.slo)
     except ValueError as exc:
         raise LoadSetupError(str(exc)) from None
     targets = select_targets(config, opts.providers, opts.models)

@@ -50,7 +50,7 @@ def build_meta(ctx: RunContext, *, role: str, run_start: float) -> dict[str, Any
                      "model": t.target.model.id, "provider": t.target.provider,
                      "price": t.target.model.price.model_dump() if t.target.model.price else None}
                     for t in ctx.targets],
-        "slo": config.slo.model_dump(),
+        "slo": ctx.slo,
         "workload": config.load.workload.model_dump(mode="json"),
         "timeouts": config.load.timeouts.model_dump(),
     }

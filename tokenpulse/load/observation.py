@@ -40,6 +40,9 @@ class Observation:
     queue_wait_s: float | None
     connect_s: float | None = None
     tls_s: float | None = None
+    #: The step whose measured window the request was sent in (None: warm-up, settle or no step);
+    #: what the master's search tallies (load/search.py).
+    step: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,14 +54,15 @@ class Observation:
         return _NO_SERIES
 
     @classmethod
-    def of(cls, target: int, result: StreamResult, cost_usd: float | None, queue_wait_s: float | None) -> Observation:
+    def of(cls, target: int, result: StreamResult, cost_usd: float | None, queue_wait_s: float | None,
+           step: int | None = None) -> Observation:
         """`cost_usd` is the load test's estimate (usage.cost, else usage x price), not only the server's."""
         return cls(target=target, outcome=result.outcome, error_class=result.error_class, ttfb_s=result.ttfb_s,
                    ttft_s=result.ttft_s, ttfc_s=result.ttfc_s, e2e_s=result.e2e_s, tpot_s=result.tpot_s,
                    output_tokens_per_s=result.output_tokens_per_s, prompt_tokens=result.prompt_tokens,
                    output_tokens=result.output_tokens, reasoning_tokens=result.reasoning_tokens,
                    tokens_estimated=result.tokens_estimated, cost_usd=cost_usd, queue_wait_s=queue_wait_s,
-                   connect_s=result.connect_s, tls_s=result.tls_s)
+                   connect_s=result.connect_s, tls_s=result.tls_s, step=step)
 
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in _FIELDS}
@@ -77,6 +81,8 @@ class Observation:
             values["outcome"] = Outcome(data["outcome"])
             values["error_class"] = ErrorClass(data["error_class"]) if data.get("error_class") else None
             values["tokens_estimated"] = bool(data.get("tokens_estimated"))
+            if values["step"] is not None and type(values["step"]) is not int:
+                return None
             for name in _NUMBERS:
                 value = values[name]
                 if value is not None and (type(value) not in (int, float)):
@@ -87,4 +93,4 @@ class Observation:
 
 
 _FIELDS = tuple(f.name for f in fields(Observation))
-_NUMBERS = tuple(n for n in _FIELDS if n not in ("target", "outcome", "error_class", "tokens_estimated"))
+_NUMBERS = tuple(n for n in _FIELDS if n not in ("target", "outcome", "error_class", "tokens_estimated", "step"))

@@ -54,6 +54,12 @@ def add_locust_arguments(parser: Any) -> None:
     add("--tp-ground-truth", action="store_true", default=False,
         help="ask the tokenpulse mock for its send times (records get truth_ttft_s / truth_lags_s)")
     add("--tp-run-id", default="", help="run id (part of each unique prompt prefix)")
+    add("--tp-slo", default="", help="SLO overrides, e.g. ttft_p95=1s,tpot=50ms,error_rate=1%% (slo_flags.py)")
+    add("--tp-search", default="concurrency", choices=("concurrency", "rate"), help="search shape: what it varies")
+    add("--tp-start", type=float, default=0.0, help="search shape: first level (0: 1 user or 1 request/s)")
+    add("--tp-resolution", default="", help="search shape: bracket width to stop at (N levels or N%%)")
+    add("--tp-goodput", type=float, default=0.0, help="search shape: goodput share a level must reach (0: 0.95)")
+    add("--tp-max-steps", type=int, default=0, help="search shape: most steps (0: the default)")
     add("--tp-arrival-seed", type=int, default=-1, help="seed of the Poisson arrivals (-1: the master picks "
         "load.seed, else a fresh one)")
 
@@ -85,6 +91,12 @@ class LoadOptions:
     arrival_seed: int | None
     run_start: float | None
     workers: int
+    slo: str = ""
+    search: str = "concurrency"
+    search_start: float | None = None
+    resolution: str = ""
+    goodput: float | None = None
+    max_steps: int | None = None
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
@@ -119,11 +131,23 @@ class LoadOptions:
             else int(get("tp_arrival_seed")),
             run_start=get("tp_run_start"),
             workers=int(get("tp_workers") or 1),
+            slo=get("tp_slo") or "",
+            search=get("tp_search") or "concurrency",
+            search_start=float(get("tp_start")) if get("tp_start") else None,
+            resolution=get("tp_resolution") or "",
+            goodput=float(get("tp_goodput")) if get("tp_goodput") else None,
+            max_steps=int(get("tp_max_steps")) if get("tp_max_steps") else None,
         )
 
     def schedule(self, config_warmup_s: float) -> Schedule:
         """The run's schedule; `config_warmup_s` applies when no --warmup was given."""
         warmup = self.warmup_s if self.warmup_s is not None else config_warmup_s
+        if self.shape == "search":  # a rate search starts at its start rate; concurrency at its start users
+            rate_search = self.search == "rate"
+            return build_schedule("search", users=self.users, spawn_rate=self.spawn_rate or None,
+                                  run_time_s=self.run_time_s, warmup_s=warmup, step_s=self.step_time_s or None,
+                                  rate=(self.search_start or 1.0) if rate_search else None,
+                                  search_start=None if rate_search else (self.search_start or 1.0))
         return build_schedule(self.shape, users=self.users, spawn_rate=self.spawn_rate or None,
                               run_time_s=self.run_time_s, warmup_s=warmup, levels=list(self.levels) or None,
                               step_s=self.step_time_s or None, rate=self.rate or None)

@@ -31,9 +31,10 @@ class WorkerOutbox:
         self._health.append({"worker": worker, "cpu": cpu, "lags": lags})
 
     def flush_into(self, data: dict[str, Any], *, spent_usd: float, unsent: int,
-                   arrivals: dict[str, Any] | None) -> None:
+                   arrivals: dict[str, Any] | None, search: dict[str, Any] | None = None) -> None:
+        """`search` (search shape): {"t_s": now in run seconds, "sent": measured sends per step so far}."""
         data[REPORT_KEY] = {"obs": self._obs, "health": self._health, "spent": spent_usd, "dropped": unsent,
-                            "arrivals": arrivals}
+                            "arrivals": arrivals, "search": search}
         self._obs = []
         self._health = []
 
@@ -43,9 +44,11 @@ class MasterInbox:
     open-loop counts (they are cumulative) for meta.json."""
 
     def __init__(self, on_request: Callable[[Observation], None],
-                 on_health: Callable[[str, float | None, list[float]], None]) -> None:
+                 on_health: Callable[[str, float | None, list[float]], None],
+                 on_search: Callable[[str, float, dict[Any, Any]], None] | None = None) -> None:
         self._on_request = on_request
         self._on_health = on_health
+        self._on_search = on_search
         self.arrivals: dict[str, dict[str, Any]] = {}
         self.skipped = 0
 
@@ -55,6 +58,9 @@ class MasterInbox:
             return
         if isinstance(ours.get("arrivals"), dict):
             self.arrivals[client_id] = ours["arrivals"]
+        search = ours.get("search")
+        if isinstance(search, dict) and isinstance(search.get("sent"), dict) and self._on_search is not None:
+            self._on_search(client_id, float(search.get("t_s") or 0.0), search["sent"])
         for item in ours.get("obs") or ():
             obs = Observation.from_dict(item)
             if obs is None:  # a worker of another version: skipped rather than mislabelled

@@ -15,6 +15,7 @@ The run folder (`--out`, default runs/<run id>) ends up with:
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -31,9 +32,11 @@ from tokenpulse.config import DEFAULT_DRAIN_S, ConfigError, load_config
 from tokenpulse.core.format import fmt_number, fmt_seconds
 from tokenpulse.core.keys import read_api_key
 from tokenpulse.core.redact import redact
+from tokenpulse.core.search import Criteria
 from tokenpulse.core.stats import percentile
 from tokenpulse.load.lifeline import Lifeline
 from tokenpulse.load.servermetrics import ServerMetricsScraper, resolve_urls
+from tokenpulse.load.slo_flags import effective_slo
 from tokenpulse.load.targets import LoadSetupError, select_targets
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
@@ -41,6 +44,9 @@ from tokenpulse.runfolder.schedule import Schedule, build_schedule
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOG_FILE = "locust.log"
+#: Defaults of --users for the search shape: a concurrency search's cap, a rate search's pool.
+SEARCH_CAP = 256
+SEARCH_POOL = 1024
 PROGRESS_PERIOD_S = 1.0
 
 
@@ -79,15 +85,27 @@ def plan_run(args: Any) -> LoadPlan:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     try:
+        Criteria.from_slo(config.slo.model_dump())  # a percentile the pattern lets through: ttft_p0
+    except ValueError as exc:
+        raise UsageError(f"{args.config}: slo.percentiles: {exc}") from None
+    if getattr(args, "slo", None):
+        try:
+            effective_slo(config.slo.model_dump(), args.slo)
+        except ValueError as exc:
+            raise UsageError(f"--slo: {exc}") from None
+    try:
         selected = select_targets(config, tuple(args.provider or ()), tuple(args.model or ()))
         for target in selected:
             # Read here too, so a key that is not ASCII stops the run before Locust starts, and so this
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
         warmup = args.warmup if args.warmup is not None else config.load.warmup_s
-        schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
-                                  run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
-                                  step_s=args.step_time, rate=args.rate)
+        if args.shape == "search":
+            schedule = check_search_options(args, warmup)
+        else:
+            schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
+                                      run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
+                                      step_s=args.step_time, rate=args.rate)
         if config.load.workload.kind == "dataset":
             WorkloadGenerator(config.load.workload, run_id=run_id, dataset_base_dir=Path(args.config).resolve().parent)
     except (LoadSetupError, ValueError) as exc:  # DatasetError and ApiKeyError are ValueErrors
@@ -119,6 +137,16 @@ def plan_run(args: Any) -> LoadPlan:
         cmd += ["--tp-models", ",".join(args.model)]
     if args.ground_truth:
         cmd.append("--tp-ground-truth")
+    if getattr(args, "slo", None):
+        cmd += ["--tp-slo", args.slo]
+    if args.shape == "search":
+        cmd += ["--tp-search", args.search or "concurrency"]
+        for flag, value in (("--tp-start", args.start), ("--tp-goodput", args.goodput),
+                            ("--tp-max-steps", args.max_steps)):
+            if value is not None:
+                cmd += [flag, f"{value:g}"]
+        if args.resolution:
+            cmd += ["--tp-resolution", args.resolution]
     role = "local"
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -144,8 +172,34 @@ SHAPE_OPTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("rate", "--rate", ("rate",)),
     ("arrival", "--arrival", ("rate",)),
     ("levels", "--levels", ("sweep", "rate")),
-    ("step_time", "--step-time", ("sweep", "rate")),
+    ("step_time", "--step-time", ("sweep", "rate", "search")),
+    ("search", "--search", ("search",)),
+    ("start", "--start", ("search",)),
+    ("resolution", "--resolution", ("search",)),
+    ("goodput", "--goodput", ("search",)),
+    ("max_steps", "--max-steps", ("search",)),
 )
+
+
+def check_search_options(args: Any, warmup_s: float) -> Schedule:
+    """Validate a search's options (and its --slo, which every shape takes) the way every Locust process
+    will read them; the first step's schedule. Raises UsageError or ValueError."""
+    from tokenpulse.load.options import LoadOptions
+    from tokenpulse.load.search import build_search
+
+    rate_search = args.search == "rate"
+    opts = LoadOptions.from_parsed(argparse.Namespace(
+        tp_shape="search", tp_users=_default_users(args), tp_spawn_rate=args.spawn_rate or 0.0,
+        tp_step_time=args.step_time or 0.0, tp_search=args.search or "concurrency", tp_start=args.start or 0.0,
+        tp_resolution=args.resolution or "", tp_goodput=args.goodput or 0.0, tp_max_steps=args.max_steps or 0,
+        tp_warmup=warmup_s))
+    if not rate_search and args.start is not None and args.start != int(args.start):
+        raise UsageError(f"--start {args.start:g}: a concurrency search starts at a whole number of users")
+    try:
+        build_search(opts)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return opts.schedule(warmup_s)
 
 
 def check_shape_options(args: Any) -> None:
@@ -186,6 +240,9 @@ def _plan_worker(args: Any, out: Path, run_id: str) -> LoadPlan:
 def _default_users(args: Any) -> int:
     if args.users is not None:
         return int(args.users)
+    if args.shape == "search":
+        # the cap of a concurrency search; the pool of a rate search (requests in flight it may need)
+        return SEARCH_POOL if args.search == "rate" else SEARCH_CAP
     if args.shape == "rate":
         # enough concurrency for the offered rate with requests of up to ~20 s
         top = max(args.levels or [args.rate or 1.0])
@@ -219,6 +276,8 @@ class Progress:
         self.lag_p99: dict[str, float] = {}
         self.schedule: Schedule | None = None
         self.run_start: float | None = None
+        #: search: the step and level of the latest record (meta.json has only the first step until the end)
+        self.last_step: tuple[int, float] | None = None
 
     def _lines(self, pattern: str) -> list[bytes]:
         lines: list[bytes] = []
@@ -253,6 +312,8 @@ class Progress:
             except ValueError:
                 continue
             self.requests += 1
+            if isinstance(r.get("step"), int) and isinstance(r.get("level"), (int, float)):
+                self.last_step = (r["step"], float(r["level"]))
             if r.get("outcome") == "error":  # cancelled: neither a success nor the provider's failure
                 self.errors += 1
             end = float(r.get("start_time", 0.0)) + float(r.get("e2e_s") or 0.0)
@@ -274,7 +335,12 @@ class Progress:
 
     def line(self) -> str:
         parts = []
-        if self.run_start is not None and self.schedule is not None:
+        if self.run_start is not None and self.schedule is not None and self.schedule.kind == "search":
+            where = f"{time.time() - self.run_start:5.0f} s search"
+            if self.last_step is not None:
+                where += f" step {self.last_step[0] + 1} level {self.last_step[1]:g}"
+            parts.append(where)
+        elif self.run_start is not None and self.schedule is not None:
             t = time.time() - self.run_start
             step = self.schedule.step_at(t)
             where = f"{min(t, self.schedule.total_s):5.0f}/{self.schedule.total_s:.0f} s"

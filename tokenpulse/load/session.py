@@ -33,6 +33,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,13 @@ from tokenpulse.load.meta import build_meta, locust_totals, realized_rates, writ
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
 from tokenpulse.load.reporting import REPORT_KEY, MasterInbox, WorkerOutbox
+from tokenpulse.load.search import SearchDriver
 from tokenpulse.load.targets import LoadSetupError
 from tokenpulse.load.webui import TokenLatencyTable, install_tab
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.generations import generations_file
 from tokenpulse.runfolder.records import JsonlAppender, process_tag
-from tokenpulse.runfolder.schedule import Schedule
+from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
 log = logging.getLogger("tokenpulse.load")
 
@@ -71,6 +74,8 @@ STOP_INTERRUPTED = "interrupted"
 MSG_EXHAUSTED = "tp_exhausted"
 MSG_DRAIN = "tp_drain"
 MSG_DRAINED = "tp_drained"
+#: search shape: the master announces each next step to the workers (its Step fields).
+MSG_STEP = "tp_step"
 #: After the schedule's end, how much longer than the drain the shape waits for users to stop.
 END_MARGIN_S = 10.0
 #: At the end of a run, how long it waits at most for its /generation lookups still pending.
@@ -100,7 +105,11 @@ class LoadSession:
         self.stopped = Event()
         self.token_latency = TokenLatencyTable()
         self.outbox = WorkerOutbox()
-        self.inbox = MasterInbox(self._observe, self._export_health)
+        self.inbox = MasterInbox(self._observe, self._export_health, self._search_report)
+        #: search shape, master/local: the live search (load/search.py); every process with users
+        #: counts its measured sends per step for it.
+        self.search: SearchDriver | None = None
+        self.sent_by_step: Counter[int] = Counter()
         self.exporter: LoadExporter | None = None
         self.stop_reason: str | None = None
         # the generator (processes that run users), from test start to quit
@@ -221,6 +230,9 @@ class LoadSession:
         # The same instant on the monotonic clock (arrivals are scheduled on it).
         self.run_start_mono_ns = time.monotonic_ns() - int((time.time() - self.run_start) * 1e9)
         self._test_started = True
+        if self.controls_shape and ctx.schedule.kind == "search":
+            warmup = ctx.opts.warmup_s if ctx.opts.warmup_s is not None else ctx.config.load.warmup_s
+            self.search = SearchDriver.of(ctx.opts, ctx.slo, ctx.drain_s, warmup)
         if self.has_users:
             freeze_setup_heap()
             self._start_generator(ctx)
@@ -253,15 +265,16 @@ class LoadSession:
                                     users=lambda: self.env.runner.user_count if self.env.runner else 0,
                                     arrivals_pending=lambda: self.arrivals.dropped if self.arrivals else None)
         self.health.start()
-        if schedule.kind == "rate":
+        if schedule.kind == "rate" or (schedule.kind == "search" and schedule.steps[0].rate is not None):
+            # `self.schedule`, not `schedule`: a search adds steps as the run goes.
             def rate_at(t: float) -> float | None:
-                step = schedule.step_at(t)
+                step = self.schedule.step_at(t) if self.schedule else None
                 return None if step is None or self.drain.draining else step.rate
 
             seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
                                          start_mono_ns=self.run_start_mono_ns,
-                                         step_of=lambda t: schedule.locate(t)[0])
+                                         step_of=lambda t: self.schedule.locate(t)[0] if self.schedule else 0)
             self.arrivals.start()
 
     # ----------------------------------------------------------------------------- users
@@ -286,7 +299,36 @@ class LoadSession:
         else:
             self.outbox.request(obs)
 
+    def note_sent(self, start_time: float) -> None:
+        """A request is being sent: a search counts the sends of each step's measured window."""
+        schedule = self.schedule
+        if schedule is not None and schedule.kind == "search":
+            step, _, phase = schedule.locate(start_time - self.run_start)
+            if phase == MEASURE:
+                self.sent_by_step[step] += 1
+
+    def _search_report(self, worker: str, t_s: float, sent: dict[Any, Any]) -> None:
+        if self.search is not None:
+            self.search.worker_report(worker, t_s, sent)
+
+    def _set_schedule(self, schedule: Schedule) -> None:
+        if self.ctx is not None and schedule is not self.ctx.schedule:
+            self.ctx = replace(self.ctx, schedule=schedule)
+
+    def on_msg_step(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: the master's next search step."""
+        schedule = self.schedule
+        try:
+            step = Step(**(msg.data or {}))
+        except TypeError:
+            log.error("tokenpulse: unreadable search step from the master: %r", msg.data)
+            return
+        if schedule is not None:
+            self._set_schedule(schedule.add(step))
+
     def _observe(self, obs: Observation) -> None:
+        if self.search is not None:
+            self.search.observe(obs.step, obs.to_dict())
         targets = self.targets
         if 0 <= obs.target < len(targets):
             self.token_latency.observe(targets[obs.target].name, obs.ttft_s, obs.ttfc_s)
@@ -354,10 +396,14 @@ class LoadSession:
         t = self.t_now()
         runner = self.env.runner
         if self.drain.draining:
+            if self.search is not None:
+                self.search.stop(self.drain.reason or STOP_MAX_COST)
             workers = self.opts.workers if self.opts else 1
             if self.drain.done(local=self.role == "local", workers=workers, now=time.monotonic()):
                 return None
             return (runner.target_user_count if runner else 0) or schedule.users_at(t), schedule.spawn_rate
+        if self.search is not None:
+            return self._search_tick(schedule, t)
         tick = schedule.tick(t)
         if tick is None:
             return self._end_tick(schedule)
@@ -366,6 +412,31 @@ class LoadSession:
             self.exporter.shape(step=step.index if step else 0, users=runner.user_count if runner else 0,
                                 target_users=tick[0], rate=step.rate if step else None)
         return tick
+
+    def _search_tick(self, schedule: Schedule, t: float) -> tuple[int, float] | None:
+        """The search's answer: hold the current level, or add (and announce) the next step once the
+        current one is judged, or end the run once the search is over."""
+        assert self.search is not None
+        if self.role == "local":
+            self.search.worker_report(self.worker_label, t, dict(self.sent_by_step))
+        workers = 1 if self.role == "local" else max(1, self.opts.workers if self.opts else 1)
+        updated = self.search.tick(schedule, t, workers)
+        if updated is not schedule:
+            self._set_schedule(updated)
+            step = updated.steps[-1]
+            log.info("tokenpulse: search step %d at level %g", step.index + 1, step.level)
+            if self.role == "master":
+                self._send(MSG_STEP, asdict(step))
+            schedule = updated
+        if self.search.done:
+            return self._end_tick(schedule)
+        runner = self.env.runner
+        step_now = schedule.step_at(t)
+        users = schedule.users_at(t)
+        if self.exporter is not None and step_now is not None:
+            self.exporter.shape(step=step_now.index, users=runner.user_count if runner else 0,
+                                target_users=users, rate=step_now.rate)
+        return users, schedule.spawn_rate
 
     def _end_tick(self, schedule: Schedule) -> tuple[int, float] | None:
         """The schedule is over: first ask for zero users, so that every process lets its users finish
@@ -393,9 +464,12 @@ class LoadSession:
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         if self.has_users:
+            schedule = self.schedule
+            search = ({"t_s": round(self.t_now(), 3), "sent": {str(k): v for k, v in self.sent_by_step.items()}}
+                      if schedule is not None and schedule.kind == "search" else None)
             self.outbox.flush_into(data, spent_usd=self.guard.spent_usd,
                                    unsent=self.arrivals.dropped if self.arrivals else 0,
-                                   arrivals=self._arrival_counts())
+                                   arrivals=self._arrival_counts(), search=search)
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         self.inbox.receive(client_id, data)
@@ -442,6 +516,8 @@ class LoadSession:
         if ctx.schedule.kind == "rate":
             parts = list(self.inbox.arrivals.values()) if self.role == "master" else [self._arrival_counts() or {}]
             meta["rates"] = realized_rates(ctx.schedule, parts)
+        if self.search is not None:
+            meta["search"] = self.search.to_dict()
         write_meta(ctx.out, meta)
 
 
@@ -486,6 +562,7 @@ def install(events: Any) -> None:
             environment.events.worker_report.add_listener(session.on_worker_report)
         if session.role == "worker":
             runner.register_message(MSG_DRAIN, session.on_msg_drain)
+            runner.register_message(MSG_STEP, session.on_msg_step)
             environment.events.report_to_master.add_listener(session.on_report_to_master)
 
     @events.test_start.add_listener

@@ -31,6 +31,7 @@ from tokenpulse.load.generations import submit_lookup
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
+from tokenpulse.runfolder.schedule import MEASURE
 from tokenpulse.transports.gevent_loop import make_sync_transport
 from tokenpulse.transports.gevent_loop.driver import RequestCancelled, SyncStreamDriver
 
@@ -86,6 +87,7 @@ class TokenpulseUser(User):
             return
         queue_wait_s = None if scheduled_ns is None else max(0.0, (time.monotonic_ns() - scheduled_ns) * _NS)
         start_time = time.time()
+        s.note_sent(start_time)
         s.in_flight += 1
         result: StreamResult | None = None
         cancelled: RequestCancelled | None = None
@@ -148,4 +150,5 @@ class TokenpulseUser(User):
             result.error_class.value if result.error_class else result.outcome.value)
         fire(request_type="E2E", name=name, response_time=e2e_ms, response_length=result.bytes_received,
              exception=failure, context={})
-        s.on_request_done(Observation.of(self.target.index, result, cost, queue_wait_s))
+        s.on_request_done(Observation.of(self.target.index, result, cost, queue_wait_s,
+                                         step=step if phase == MEASURE else None))

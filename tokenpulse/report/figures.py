@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tokenpulse.core.slo import cancelled_broke_slo, meets_slo
 from tokenpulse.core.stats import CONFIDENCE, counted_distribution, distribution, z_value
 from tokenpulse.report.run import gap_counter
 
@@ -72,27 +73,13 @@ def _in(at: float, windows: Sequence[Window]) -> bool:
 
 
 def is_good(record: dict[str, Any], slo: dict[str, Any]) -> bool:
-    """Met every SLO: succeeded, TTFT <= slo.ttft_s and TPOT <= slo.tpot_s (TPOT absent: one token).
-    Under an arrival rate, TTFT counts from the scheduled arrival (queue wait + TTFT)."""
-    if record.get("outcome") != "ok":
-        return False
-    ttft = record.get("ttft_s")
-    if ttft is None or ttft + (record.get("queue_wait_s") or 0.0) > float(slo.get("ttft_s", math.inf)):
-        return False
-    tpot = record.get("tpot_s")
-    return tpot is None or tpot <= float(slo.get("tpot_s", math.inf))
+    """Met every SLO (core/slo.py: TTFT, TPOT and, when set, E2E; from the scheduled arrival under a rate)."""
+    return meets_slo(record, slo)
 
 
 def _cancelled_judged(record: dict[str, Any], slo: dict[str, Any]) -> bool:
-    """A cancelled request counts in goodput only when what it reached already broke the SLO: it waited
-    past the TTFT objective (queue wait + TTFT, or + its elapsed time when no token came) or its TPOT did."""
-    wait = record.get("queue_wait_s") or 0.0
-    ttft = record.get("ttft_s")
-    reached = ttft if ttft is not None else record.get("e2e_s") or 0.0
-    if wait + reached > float(slo.get("ttft_s", math.inf)):
-        return True
-    tpot = record.get("tpot_s")
-    return tpot is not None and tpot > float(slo.get("tpot_s", math.inf))
+    """A cancelled request counts in goodput only when what it reached already broke the SLO (core/slo.py)."""
+    return cancelled_broke_slo(record, slo)
 
 
 def _interval(value: float | None, se: float | None) -> list[float | None]:
@@ -279,7 +266,7 @@ def finish(acc: Started, happened: Happened, window_s: float, slo: dict[str, Any
         "ratio": acc.good / judged if judged else None,
         "tokens_ratio": acc.good_tokens / acc.all_out if acc.all_out else None,
         "requests_per_s": acc.good / window_s if window_s > 0 else None,
-        "slo": {"ttft_s": slo.get("ttft_s"), "tpot_s": slo.get("tpot_s")},
+        "slo": {"ttft_s": slo.get("ttft_s"), "tpot_s": slo.get("tpot_s"), "e2e_s": slo.get("e2e_s")},
     }
     out["cost_usd"] = math.fsum(acc.costs)
     out["cost_unknown_requests"] = acc.cost_unknown

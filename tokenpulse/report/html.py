@@ -28,11 +28,15 @@ from tokenpulse.report.markdown import (
     is_open_loop,
     open_loop_rows,
     shape_text,
+    slo_text,
     step_rows,
     target_rows,
 )
 from tokenpulse.report.matrix_render import lookup_note, matrix_tables
 from tokenpulse.report.run import RunData
+from tokenpulse.report.search import HEADERS as SEARCH_HEADERS
+from tokenpulse.report.search import NOTE as SEARCH_NOTE
+from tokenpulse.report.search import answer_text, client_bound_text, search_rows
 from tokenpulse.report.servermetrics import SERVER_HEADERS, server_rows, source_text
 from tokenpulse.report.summary import ALL, target_key
 from tokenpulse.report.svg import PALETTE, Series, line_chart, target_colors
@@ -79,7 +83,8 @@ def ttft_samples(run: RunData, summary: dict[str, Any]) -> dict[str, list[float]
 
 
 def _sweep_charts(summary: dict[str, Any], colors: dict[str, str]) -> list[str]:
-    steps = [s for s in summary["steps"] if s["measured"]]
+    # by level: a search's steps run in the order it chose them, not along the x-axis
+    steps = sorted((s for s in summary["steps"] if s["measured"]), key=lambda s: s["level"])
     knee_info = summary.get("knee") or {}
     names = [t["name"] for t in summary["targets"]]
     single = len(names) == 1
@@ -258,9 +263,8 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
     body = [f"<h1>{escape(title)}</h1>",
             f"<p class='meta'>{escape(shape_text(summary))} &middot; ran {run['duration_s']:.1f} s"
             f" &middot; stop: {escape(str(run.get('stop_reason') or 'unknown'))} &middot; {run['records']} records"
-            f" (Locust counted {escape(str(run.get('locust_e2e_requests')))}) &middot; goodput SLO: TTFT &le; "
-            f"{escape(str(summary['slo'].get('ttft_s')))} s, TPOT &le; "
-            f"{escape(str(summary['slo'].get('tpot_s')))} s</p>"]
+            f" (Locust counted {escape(str(run.get('locust_e2e_requests')))}) &middot; goodput SLO: "
+            f"{escape(slo_text(summary['slo']))}</p>"]
     body += [f"<div class='warn'>{escape(w)}</div>" for w in summary["warnings"]]
     body += ["<h2>Per target</h2>", _table(TARGET_HEADERS, target_rows(summary)),
              "<p class='meta'>Percentiles from every successful request's record in the measured windows "
@@ -295,6 +299,10 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
         knee = summary.get("knee")
         if knee:
             body.append(f"<p class='meta'>Knee rule: {escape(knee[ALL]['rule'])}.</p>")
+    search = summary.get("search")
+    if search:
+        body += ["<h2>Capacity search</h2>", f"<p>{escape(answer_text(search))}</p>",
+                 _table(SEARCH_HEADERS, search_rows(search)), f"<p class='meta'>{escape(SEARCH_NOTE)}</p>"]
     errors = [[t["name"], cls, str(n)] for t in summary["targets"] for cls, n in t["overall"]["error_classes"].items()]
     if errors:
         body += ["<h2>Errors by class</h2>", _table(("target", "error class", "requests"), errors)]
@@ -309,6 +317,8 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
              f"(warning above {summary['generator']['thresholds']['lag_p99_s'] * 1000:g} ms or "
              f"{summary['generator']['thresholds']['cpu_ratio']:.0%} CPU)</p>",
              _table(("worker", "CPU mean", "CPU max"), rows)]
+    if search:
+        body.append(f"<p>{escape(client_bound_text(search))}</p>")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
 

@@ -18,6 +18,9 @@ from typing import Any
 from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report.knee import RULE_TEXT
+from tokenpulse.report.search import HEADERS as SEARCH_HEADERS
+from tokenpulse.report.search import NOTE as SEARCH_NOTE
+from tokenpulse.report.search import answer_text, client_bound_text, search_rows
 from tokenpulse.report.servermetrics import server_markdown
 from tokenpulse.report.summary import ALL
 
@@ -165,7 +168,8 @@ def shape_text(summary: dict[str, Any]) -> str:
     if kind == "fixed":
         return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s"
     levels = ", ".join(f"{v:g}" for v in p.get("levels") or [])
-    return f"shape {kind}: levels {levels} users{step}"
+    unit = "requests/s" if p.get("varies") == "rate" else "users"
+    return f"shape {kind}: levels {levels} {unit}{step}"
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -194,6 +198,10 @@ def console_report(summary: dict[str, Any]) -> str:
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None
                      else f"knee: {knee['reason']}")
+    search = summary.get("search")
+    if search:
+        parts.append(render_table(SEARCH_HEADERS, search_rows(search)))
+        parts.append(answer_text(search))
     parts += [f"warning: {w}" for w in summary["warnings"]]
     return "\n\n".join(parts)
 
@@ -206,7 +214,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
             f"- {shape_text(summary)}; workers {run.get('workers')}",
             f"- records: {run['records']} ({', '.join(f'{k} {v}' for k, v in run['records_by_phase'].items())}); "
             f"Locust counted {run.get('locust_e2e_requests')}",
-            f"- SLO for goodput: TTFT <= {summary['slo'].get('ttft_s')} s, TPOT <= {summary['slo'].get('tpot_s')} s",
+            f"- SLO for goodput: {slo_text(summary['slo'])}",
             "- percentiles from the per-request records (successful requests, measured windows only); "
             f"[low-high]: {_ci_level(summary):.0%} order-statistic interval, `?` where the sample is too small; "
             f"rates ± {z_value(CONFIDENCE):.2f} standard errors", ""]
@@ -233,6 +241,10 @@ def markdown_report(summary: dict[str, Any]) -> str:
         from tokenpulse.report.matrix_render import matrix_markdown  # it renders with this module's cells
 
         out += [matrix_markdown(summary["provider_matrix"])]
+    search = summary.get("search")
+    if search:
+        out += ["## Capacity search", "", answer_text(search), "", SEARCH_NOTE, "",
+                _md_table(SEARCH_HEADERS, search_rows(search)), ""]
     errors = _error_rows(summary)
     if errors:
         out += ["## Errors by class", "", _md_table(("target", "error class", "requests"), errors), ""]
@@ -241,7 +253,17 @@ def markdown_report(summary: dict[str, Any]) -> str:
             f"Client lag p50 {fmt_seconds(gen['lag']['p50'])}, p99 {fmt_seconds(gen['lag']['p99'])}; "
             + ", ".join(f"worker {w}: CPU mean {v['cpu_mean'] * 100:.0f}%, max {v['cpu_max'] * 100:.0f}%"
                         for w, v in gen["workers"].items()), ""]
+    if search:
+        out += [client_bound_text(search), ""]
     return "\n".join(out) + "\n"
+
+
+def slo_text(slo: dict[str, Any]) -> str:
+    """The per-request objectives goodput judges (E2E only when set)."""
+    parts = [f"TTFT <= {slo.get('ttft_s')} s", f"TPOT <= {slo.get('tpot_s')} s"]
+    if slo.get("e2e_s") is not None:
+        parts.append(f"E2E <= {slo['e2e_s']} s")
+    return ", ".join(parts)
 
 
 def _ci_level(summary: dict[str, Any]) -> float:

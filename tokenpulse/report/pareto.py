@@ -52,7 +52,7 @@ def target_points(steps: Sequence[dict[str, Any]], name: str) -> list[ParetoPoin
         if tp is not None and speed is not None:
             out.append(ParetoPoint(level=float(s["level"]), throughput=float(tp), per_user=float(speed),
                                    n=int(f["output_tps"]["n"])))
-    return out
+    return sorted(out, key=lambda p: p.level)  # a search runs its levels in the order it chose them
 
 
 def pareto_summary(steps: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any] | None:

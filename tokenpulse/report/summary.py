@@ -36,6 +36,7 @@ from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.pareto import pareto_summary
 from tokenpulse.report.run import RunData
+from tokenpulse.report.search import summarize_search
 from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
@@ -167,6 +168,9 @@ def summarize(run: RunData) -> dict[str, Any]:
     summary["server_metrics"] = server_metrics_summary(run, steps_out)
     summary["provider_matrix"] = provider_matrix(run, summary)  # report/matrix.py
     summary["warnings"] = _warnings(run, summary) + server_warnings(summary["server_metrics"])
+    summary["search"] = summarize_search(run, summary)
+    if summary["search"]:
+        summary["warnings"] += summary["search"]["warnings"]
     return summary
 
 
@@ -189,6 +193,9 @@ def _shape(schedule: Schedule | None, options: dict[str, Any]) -> dict[str, Any]
             out["arrivals"] = options.get("arrivals")
         if options.get("seed") is not None:
             out["seed"] = options.get("seed")
+    elif schedule.kind == "search":
+        out["levels"] = [s.level for s in schedule.steps]
+        out["varies"] = "rate" if schedule.steps and schedule.steps[0].rate is not None else "users"
     elif schedule.kind == "fixed":
         out["users"] = schedule.max_users
     else:
@@ -238,7 +245,8 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
     if schedule is None or len(schedule.steps) < 2 or schedule.kind == "fixed":
         return None
     measured = [s for s in steps if s["measured"]]
-    per_target_share = 1.0 / len(names) if names and schedule.kind != "rate" else 1.0
+    open_loop = schedule.steps[0].rate is not None  # rate, or a rate search
+    per_target_share = 1.0 / len(names) if names and not open_loop else 1.0
 
     def points(pick: Any) -> list[StepPoint]:
         out = []
@@ -251,11 +259,11 @@ def _knees(schedule: Schedule | None, steps: list[dict[str, Any]], names: list[s
                                  throughput_se=tp.get(f"{key}_se") or 0.0, ttft_p95_ci=(ci[0], ci[1])))
         return out
 
-    result: dict[str, Any] = {"x": "arrival rate (requests/s)" if schedule.kind == "rate" else "users",
+    result: dict[str, Any] = {"x": "arrival rate (requests/s)" if open_loop else "users",
                               ALL: find_knee(points(lambda s: s[ALL])), "targets": {}}
     for name in names:
         knee = find_knee(points(lambda s, n=name: s["targets"][n]))
-        if knee["level"] is not None and schedule.kind != "rate":
+        if knee["level"] is not None and not open_loop:
             knee["per_target_level"] = knee["level"] * per_target_share
         result["targets"][name] = knee
     return result

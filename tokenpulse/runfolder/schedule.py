@@ -12,6 +12,11 @@ Shapes:
 - sweep: one step per concurrency level, `step_s` each.
 - rate: open-loop arrivals at a fixed rate per step (`levels` are rates when given); `users` is the pool
   of concurrent requests available to serve them.
+- search: adaptive (core/search.py, load/search.py): the schedule starts with one step at the start
+  level and the master appends each next step (`with_step`) once the previous one is judged; every
+  worker appends the same step when the master announces it. Between a step's end and the next one's
+  start the level is held while the master collects the step's last requests: that time is the step's
+  `settle` phase, measured by nothing (like a warm-up).
 
 Each step's first `warmup_s` (plus the time needed to spawn its new users at `spawn_rate`) is excluded
 from every figure: the report measures only the steady part.
@@ -23,10 +28,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-ShapeKind = Literal["fixed", "ramp", "sweep", "rate"]
-SHAPES: tuple[str, ...] = ("fixed", "ramp", "sweep", "rate")
+ShapeKind = Literal["fixed", "ramp", "sweep", "rate", "search"]
+SHAPES: tuple[str, ...] = ("fixed", "ramp", "sweep", "rate", "search")
 WARMUP = "warmup"
 MEASURE = "measure"
+#: search only: after a step's measured window, while the master judges it (the level is held).
+SETTLE = "settle"
 #: Ramp runs are cut into this many steps for the report (and its knee detection).
 RAMP_BINS = 10
 
@@ -71,10 +78,41 @@ class Schedule:
             return None
         for step in self.steps:
             if t < step.end_s:
-                return step
-        return None
+                return step if t >= step.start_s else self.held_step(t)
+        return self.held_step(t)
+
+    def held_step(self, t: float) -> Step | None:
+        """search: the step whose level is held after its end, until the next one starts (None for the
+        other shapes, whose steps leave no gap and end the run with the last one)."""
+        if self.kind != "search" or t < 0:
+            return None
+        held = None
+        for step in self.steps:
+            if step.start_s <= t:
+                held = step
+        return held
+
+    def with_step(self, level: float, start_s: float, duration_s: float, warmup_s: float) -> Schedule:
+        """search: this schedule plus a step at `level` (users, or a rate when the steps are rates)
+        starting at `start_s`; its warm-up adds the time to spawn the users it adds."""
+        last = self.steps[-1]
+        if last.rate is not None:
+            return self.add(Step(last.index + 1, start_s, duration_s, warmup_s, last.users, float(level)))
+        users = int(level)
+        warm = warmup_s + max(users - last.users, 0) / self.spawn_rate
+        return self.add(Step(last.index + 1, start_s, duration_s, warm, users))
+
+    def add(self, step: Step) -> Schedule:
+        """This schedule plus `step` (a worker adds the step its master announced); a step it already
+        has is ignored, so an announcement repeated or arriving twice changes nothing."""
+        if any(s.index == step.index for s in self.steps):
+            return self
+        return Schedule(self.kind, (*self.steps, step), self.spawn_rate, max(self.max_users, step.users))
 
     def phase_at(self, t: float) -> str:
+        held = self.held_step(t)
+        if held is not None and t >= held.end_s:
+            return SETTLE
         step = self.step_at(t)
         if step is None:
             return MEASURE if t >= 0 else WARMUP  # after the end: draining, still counted with the last step
@@ -113,7 +151,7 @@ class Schedule:
 
 def build_schedule(kind: str, *, users: int, spawn_rate: float | None, run_time_s: float,
                    warmup_s: float = 0.0, levels: list[float] | None = None, step_s: float | None = None,
-                   rate: float | None = None) -> Schedule:
+                   rate: float | None = None, search_start: float | None = None) -> Schedule:
     """Validate the options of one shape and lay out its steps. Raises ValueError with a CLI-ready text."""
     if kind not in SHAPES:
         raise ValueError(f"unknown shape {kind!r}; choose one of {', '.join(SHAPES)}")
@@ -162,6 +200,25 @@ def build_schedule(kind: str, *, users: int, spawn_rate: float | None, run_time_
             t += per_step
             before = int(level)
         return Schedule("sweep", tuple(steps_list), spawn, max(int(x) for x in levels))
+
+    if kind == "search":
+        # The first step only; the master appends the others (`with_step`). `rate` set: a rate search
+        # from that rate whose pool is `users`; else a concurrency search from `search_start` users,
+        # capped at `users`.
+        per_step = step_s if step_s else 30.0
+        start = search_start if search_start is not None else 1.0
+        if rate is not None:  # a rate search starts at `rate`
+            if rate <= 0:
+                raise ValueError("--start: a rate search starts at an arrival rate > 0")
+            warm = warmup_s + spawn_time(0, users)
+            _check_window(per_step, warm, f"step 1 (rate {rate:g}/s)")
+            return Schedule("search", (Step(0, 0.0, per_step, warm, users, float(rate)),), spawn, users)
+        if start < 1 or start != int(start) or start > users:
+            raise ValueError(f"--start {start:g}: a concurrency search starts at whole users, 1..--users ({users})")
+        warm = warmup_s + spawn_time(0, int(start))
+        # Any later step may spawn up to the cap: its warm-up must still leave a measured window.
+        _check_window(per_step, warmup_s + spawn_time(0, users), f"a search step (up to {users} users)")
+        return Schedule("search", (Step(0, 0.0, per_step, warm, int(start)),), spawn, int(start))
 
     # rate
     rates = levels if levels else ([rate] if rate else None)
