@@ -179,3 +179,56 @@ def cdf_points(values: Iterable[float], max_points: int = 400) -> list[tuple[flo
     if points[-1][1] < 1.0:
         points.append((data[-1], 1.0))
     return points
+
+
+def proportion_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Wilson score interval of a share k / n (good at small n and at shares near 0 or 1, where the
+    normal interval collapses to a point); (None, None) when n is 0."""
+    if n <= 0:
+        return None, None
+    z = z_value(confidence)
+    p = k / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+#: Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (beyond 30 the normal's is within 4 %
+#: and is corrected by the 2.4 / df term below).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def t_value_95(df: int) -> float:
+    """The two-sided 95 % Student t quantile for `df` degrees of freedom (small samples widen an interval)."""
+    if df < 1:
+        return math.inf
+    if df <= len(_T95):
+        return _T95[df - 1]
+    return z_value(0.95) + 2.4 / df  # within 0.1 % of the exact quantile for df > 30
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, Any] | None:
+    """Ordinary least squares y = intercept + slope * x, with 95 % t intervals of both coefficients, the
+    residual standard deviation and R². None with fewer than 3 points or no spread in x."""
+    n = len(xs)
+    if n < 3 or n != len(ys):
+        return None
+    mx, my = math.fsum(xs) / n, math.fsum(ys) / n
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    intercept = my - slope * mx
+    sse = math.fsum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    syy = math.fsum((y - my) ** 2 for y in ys)
+    sd = math.sqrt(sse / (n - 2))
+    se_slope = sd / math.sqrt(sxx)
+    se_intercept = sd * math.sqrt(1.0 / n + mx * mx / sxx)
+    t = t_value_95(n - 2)
+    return {"n": n, "slope": slope, "slope_ci": [slope - t * se_slope, slope + t * se_slope],
+            "intercept": intercept, "intercept_ci": [intercept - t * se_intercept, intercept + t * se_intercept],
+            "residual_sd": sd, "r2": 1.0 - sse / syy if syy > 0 else None, "ci_level": 0.95}

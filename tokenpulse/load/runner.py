@@ -34,6 +34,7 @@ from tokenpulse.core.redact import redact
 from tokenpulse.core.stats import percentile
 from tokenpulse.load.lifeline import Lifeline
 from tokenpulse.load.targets import LoadSetupError, select_targets
+from tokenpulse.load.traffic import plan_traffic
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
 from tokenpulse.runfolder.schedule import Schedule, build_schedule
@@ -60,6 +61,8 @@ class LoadPlan:
     web_url: str | None
     #: How long Locust may take to stop once asked (its users' drain, `load.drain_s`).
     drain_s: float = DEFAULT_DRAIN_S
+    #: What the user should know before the run (lengths skipped for a model's context, ...).
+    notes: tuple[str, ...] = ()
 
 
 def plan_run(args: Any) -> LoadPlan:
@@ -81,12 +84,14 @@ def plan_run(args: Any) -> LoadPlan:
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
         warmup = args.warmup if args.warmup is not None else config.load.warmup_s
+        traffic = plan_traffic(args, config, select_targets(config, tuple(args.provider or ()),
+                                                             tuple(args.model or ())))
         schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
-                                  run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
+                                  run_time_s=traffic.run_time_s, warmup_s=warmup, levels=args.levels,
                                   step_s=args.step_time, rate=args.rate)
         if config.load.workload.kind == "dataset":
             WorkloadGenerator(config.load.workload, run_id=run_id, dataset_base_dir=Path(args.config).resolve().parent)
-    except (LoadSetupError, ValueError) as exc:  # DatasetError and ApiKeyError are ValueErrors
+    except (LoadSetupError, ValueError) as exc:  # DatasetError, TraceError and ApiKeyError are ValueErrors
         raise UsageError(str(exc)) from None
     if any(out.glob(RECORDS_GLOB)) or (out / META_FILE).exists():
         raise UsageError(f"{out} already holds a run; choose another --out")
@@ -95,7 +100,7 @@ def plan_run(args: Any) -> LoadPlan:
            "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
            "--tp-config", str(Path(args.config).resolve()), "--tp-out", str(out.resolve()), "--tp-run-id", run_id,
            "--tp-shape", args.shape, "--tp-users", str(_default_users(args)),
-           "--tp-run-time", f"{args.run_time:g}", "--tp-arrival", args.arrival or "poisson",
+           "--tp-run-time", f"{traffic.run_time_s:g}", "--tp-arrival", args.arrival or "poisson",
            "--tp-metrics-port", str(args.metrics_port), "--tp-transport", args.transport]
     if args.spawn_rate:
         cmd += ["--tp-spawn-rate", f"{args.spawn_rate:g}"]
@@ -115,6 +120,7 @@ def plan_run(args: Any) -> LoadPlan:
         cmd += ["--tp-models", ",".join(args.model)]
     if args.ground_truth:
         cmd.append("--tp-ground-truth")
+    cmd += traffic.locust_args
     role = "local"
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -129,7 +135,7 @@ def plan_run(args: Any) -> LoadPlan:
     else:
         cmd.append("--headless")
     return LoadPlan(out=out, run_id=run_id, command=cmd, env=_child_env(), schedule=schedule, role=role,
-                    web_url=web_url, drain_s=config.load.drain_window_s)
+                    web_url=web_url, drain_s=config.load.drain_window_s, notes=traffic.notes)
 
 
 #: Options that only one shape reads, and the shapes that read them; elsewhere they are usage errors
@@ -139,6 +145,8 @@ SHAPE_OPTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("arrival", "--arrival", ("rate",)),
     ("levels", "--levels", ("sweep", "rate")),
     ("step_time", "--step-time", ("sweep", "rate")),
+    ("burstiness", "--burstiness", ("rate",)),
+    ("trace", "--trace", ("fixed",)),
 )
 
 
@@ -180,6 +188,9 @@ def _plan_worker(args: Any, out: Path, run_id: str) -> LoadPlan:
 def _default_users(args: Any) -> int:
     if args.users is not None:
         return int(args.users)
+    if getattr(args, "trace", None):
+        return 64  # a trace's bursts need a pool of requests in flight, as the rate shape's
+
     if args.shape == "rate":
         # enough concurrency for the offered rate with requests of up to ~20 s
         top = max(args.levels or [args.rate or 1.0])

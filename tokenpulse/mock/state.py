@@ -15,6 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenpulse.mock.cache import PrefixCaches
 from tokenpulse.mock.farm import FAULT_KINDS, MockFarm, ModelSpec, ProviderSpec
 
 
@@ -97,6 +98,7 @@ class FarmState:
         self.delisted: set[str] = set()  # slugs left out of the endpoints listing (still serving)
         self.spent_usd = 0.0
         self.in_flight_requests = 0
+        self.prefix_caches = PrefixCaches()  # per (model, provider), for profiles with a cache
 
     def next_request_no(self) -> int:
         return next(self._request_no)

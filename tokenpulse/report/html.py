@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from tokenpulse.core.stats import cdf_points
+from tokenpulse.report import cache, prefill
 from tokenpulse.report.markdown import (
     OPEN_LOOP_HEADERS,
     STEP_HEADERS,
@@ -126,8 +127,17 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
                                  y_label="share of requests", y_unit="%", log_x=True, y_max=1.0, width=760))
     if len(summary["steps"]) > 1:
         charts += _sweep_charts(summary)
+    prefill_chart = prefill.chart(summary.get("prefill") or {})
+    if prefill_chart:
+        charts.append(prefill_chart)
     if charts:
         body += ["<h2>Plots</h2>", "<div class='charts'>" + "".join(charts) + "</div>"]
+    if summary.get("prefill"):
+        body += ["<h2>Prefill scaling</h2>", f"<p class='meta'>{escape(prefill.NOTE)}</p>"]
+        body += [_table(headers, rows) for headers, rows in prefill.tables(summary["prefill"])]
+    if summary.get("cache"):
+        body += ["<h2>Prompt caching</h2>", f"<p class='meta'>{escape(cache.NOTE)}</p>",
+                 _table(cache.HEADERS, cache.rows(summary["cache"]))]
     if len(summary["steps"]) > 1:
         body += ["<h2>Per step (all targets)</h2>", _table(STEP_HEADERS, step_rows(summary))]
         knee = summary.get("knee")

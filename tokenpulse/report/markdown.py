@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
+from tokenpulse.report import cache, prefill
 from tokenpulse.report.knee import RULE_TEXT
 from tokenpulse.report.summary import ALL
 
@@ -189,6 +190,10 @@ def console_report(summary: dict[str, Any]) -> str:
         parts.append(render_table(STEP_HEADERS, step_rows(summary)))
     if is_open_loop(summary):
         parts.append(render_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)))
+    if summary.get("prefill"):
+        parts += [render_table(headers, rows) for headers, rows in prefill.tables(summary["prefill"])]
+    if summary.get("cache"):
+        parts.append(render_table(cache.HEADERS, cache.rows(summary["cache"])))
     knee = (summary.get("knee") or {}).get(ALL)
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None
@@ -222,6 +227,12 @@ def markdown_report(summary: dict[str, Any]) -> str:
         for t in summary["targets"]:
             if len(summary["targets"]) > 1:
                 out += [f"### {t['name']}", "", _md_table(STEP_HEADERS, step_rows(summary, t["name"])), ""]
+    if summary.get("prefill"):
+        out += ["## Prefill scaling", "", prefill.NOTE, ""]
+        for headers, rows in prefill.tables(summary["prefill"]):
+            out += [_md_table(headers, rows), ""]
+    if summary.get("cache"):
+        out += ["## Prompt caching", "", cache.NOTE, "", _md_table(cache.HEADERS, cache.rows(summary["cache"])), ""]
     knee = summary.get("knee")
     if knee:
         out += ["## Saturation knee", "", f"Rule: {RULE_TEXT}.", ""]

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenpulse.core.stats import distribution, finite_values, mean
+from tokenpulse.report.cache import cache_summary
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.prefill import prefill_summary
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
@@ -155,6 +157,10 @@ def summarize(run: RunData) -> dict[str, Any]:
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
+    kind = (run.meta.get("workload") or {}).get("kind")
+    if kind == "prefill" or (run.meta.get("options") or {}).get("input_lengths"):
+        summary["prefill"] = prefill_summary(run.records, targets)  # report/prefill.py
+    summary["cache"] = cache_summary(run.records, targets, always=kind == "shared_prefix")  # report/cache.py
     summary["warnings"] = _warnings(run, summary)
     return summary
 
