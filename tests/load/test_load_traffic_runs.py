@@ -35,6 +35,9 @@ def test_max_requests_is_exact_over_workers_and_prefill_is_reported(mock: MockSe
     prefill = s["prefill"]
     assert set(prefill) == {"swiftinfer", "steadystack"}
     assert sum(t["n"] for t in prefill.values()) == sum(1 for r in rows if r["outcome"] == "ok")
+    # the report read each record's input length target back (run.py keeps the field)
+    assert all({p["input_tokens_target"] for p in t["points"]} <= {100, 1000, 4000} and t["points"]
+               for t in prefill.values())
     assert "## Prefill scaling" in (out / "report.md").read_text(encoding="utf-8")
     assert "context" not in proc.stderr or "not capped" not in proc.stderr  # the mock's listing gave it
 

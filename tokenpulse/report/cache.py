@@ -88,6 +88,8 @@ def _pct(value: float | None) -> str:
 
 
 def _p50(d: dict[str, Any]) -> str:
+    if not d["n"]:
+        return "- (n=0)"
     lo, hi = d["p50_ci"]
     return f"{fmt_seconds(d['p50'])} [{fmt_seconds(lo)}-{fmt_seconds(hi)}] n={d['n']}"
 
@@ -104,9 +106,10 @@ def rows(section: dict[str, Any]) -> list[list[str]]:
         lo, hi = t["hit_rate_ci"]
         saving = t["ttft_saving_p50_s"]
         slo, shi = saving["ci"]
+        saved = "-" if saving["value"] is None else (f"{fmt_seconds(saving['value'])} "
+                                                     f"[{fmt_seconds(slo)}-{fmt_seconds(shi)}]")
         cached = "-" if t["cached_tokens_mean"] is None else f"{t['cached_tokens_mean']:.0f}"
         unknown = f"; {t['unknown']} without usage" if t["unknown"] else ""
         out.append([name, f"{_pct(t['hit_rate'])} [{_pct(lo)}-{_pct(hi)}] ({t['hits']} / {t['requests']}{unknown})",
-                    cached, _p50(t["ttft_hit"]), _p50(t["ttft_miss"]),
-                    f"{fmt_seconds(saving['value'])} [{fmt_seconds(slo)}-{fmt_seconds(shi)}]"])
+                    cached, _p50(t["ttft_hit"]), _p50(t["ttft_miss"]), saved])
     return out
