@@ -136,3 +136,17 @@ def test_option_errors(tmp_path: Path, argv: list[str], problem: str, monkeypatc
         return
     with pytest.raises(UsageError, match=problem):
         _plan(tmp_path, *argv)
+
+
+def test_discarded_arrivals_are_not_offered_load() -> None:
+    """--max-requests reached under an arrival rate: arrivals still queued are forgotten, not counted as
+    scheduled-but-never-sent (which the report reads as a target that could not keep up)."""
+    from tokenpulse.load.arrivals import ArrivalQueue
+
+    queue = ArrivalQueue(lambda _t: 1.0, share=1.0, poisson=False, seed=0, start_mono_ns=0)
+    for t_ns in (1, 2, 3):
+        queue._put(t_ns, None)
+    assert queue.take_arrival(timeout=0) == (1, None)
+    assert queue.discard_pending() == 2
+    assert (queue.scheduled, queue.taken, queue.dropped) == (1, 1, 0)
+    assert sum(queue.scheduled_by_step.values()) == 1

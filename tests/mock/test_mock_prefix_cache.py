@@ -39,7 +39,8 @@ def test_ttft_grows_with_uncached_prompt_tokens() -> None:
                    cache={"hit_rate": 1.0, "ttft_saving": 0.5})
     farm = make_farm({"alpha": {"name": "A", "profile": prof}})
     model, provider = farm.models[PLAIN], farm.models[PLAIN].providers["alpha"]
-    req = parse_chat_request(json.dumps({"model": PLAIN, "messages": [{"role": "user", "content": "w" * 4000}]}).encode())
+    body = {"model": PLAIN, "messages": [{"role": "user", "content": "w" * 4000}]}
+    req = parse_chat_request(json.dumps(body).encode())
     plan = plan_generation(model, provider, req, farm_seed=1, request_no=1)
     assert abs(plan.ttft_s - (0.010 + 1.0)) < 1e-9  # 1000 tokens at 1000 tokens/s
     cached = plan_generation(model, provider, req, farm_seed=1, request_no=1, cached_tokens=600)

@@ -82,6 +82,19 @@ class ArrivalQueue:
             self._greenlet.kill(block=False)
             self._greenlet = None
 
+    def discard_pending(self) -> int:
+        """Forget the arrivals not taken yet (`--max-requests` reached: they were never meant to be
+        sent, so they must not count as offered load the target failed to take). Their number."""
+        discarded = 0
+        while True:
+            try:
+                t_ns, _ = self._queue.get_nowait()
+            except Empty:
+                return discarded
+            self.scheduled -= 1
+            self.scheduled_by_step[self._step_of((t_ns - self._start_ns) / _NS)] -= 1
+            discarded += 1
+
     def take(self, timeout: float | None = None) -> int | None:
         """Block until an arrival is due; its scheduled monotonic time in ns (None on timeout)."""
         arrival = self.take_arrival(timeout)

@@ -325,6 +325,8 @@ class LoadSession:
         if not self.drain.begin(reason, time.monotonic(), self.drain_s):
             return
         self.stop_reason = self.stop_reason or self.drain.reason
+        if reason == STOP_MAX_REQUESTS and self.arrivals is not None:
+            self.arrivals.discard_pending()  # the count is reached: what is still queued is not load
         log.warning("tokenpulse: stopping: %s (spent %.6f USD of this process's %s USD); draining %d in flight",
                     reason, self.guard.spent_usd, self.guard.cap_usd, self.in_flight)
         if self.role == "worker" and tell_master:
