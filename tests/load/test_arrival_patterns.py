@@ -150,3 +150,16 @@ def test_discarded_arrivals_are_not_offered_load() -> None:
     assert queue.discard_pending() == 2
     assert (queue.scheduled, queue.taken, queue.dropped) == (1, 1, 0)
     assert sum(queue.scheduled_by_step.values()) == 1
+
+
+def test_shared_prefix_larger_than_the_context_stops_the_run(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENPULSE_MOCK_URL", "http://127.0.0.1:9/api/v1")  # no listing: the config's context
+    config = tmp_path / "c.yaml"
+    config.write_text((REPO / "examples/shared-prefix.yaml").read_text(encoding="utf-8").replace(
+        "price: {prompt_per_mtok: 0.09, completion_per_mtok: 0.45}",
+        "price: {prompt_per_mtok: 0.09, completion_per_mtok: 0.45}\n        context_length: 4096"), encoding="utf-8")
+    args = build_parser().parse_args(["load", "--config", str(config)])
+    args.out = str(tmp_path / "run")
+    with pytest.raises(UsageError, match="4224 prompt tokens and 32 output tokens do not fit"):
+        plan_run(args)

@@ -78,6 +78,12 @@ def plan_traffic(args: Any, config: Config, targets: list[Target]) -> TrafficPla
             out += ["--tp-context", json.dumps(limits, sort_keys=True)]
         if workload.kind == "prefill":
             notes += _check_prefill(workload.input_lengths, workload.output_tokens_mean, targets, ContextLimits(limits))
+        elif workload.kind == "shared_prefix":
+            length = workload.shared_prefix_tokens + workload.input_tokens_mean + 4 * workload.input_tokens_stddev
+            for model in sorted({t.model.id for t in targets}):
+                if not ContextLimits(limits).fits(model, length, workload.output_tokens_mean):
+                    raise ValueError(f"shared_prefix: {length} prompt tokens and {workload.output_tokens_mean} "
+                                     f"output tokens do not fit {model}'s context of {limits[model]} tokens")
     if input_lengths:
         out += ["--tp-input-lengths", ",".join(str(n) for n in input_lengths)]
     if burstiness is not None:
