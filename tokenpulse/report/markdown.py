@@ -158,14 +158,30 @@ def shape_text(summary: dict[str, Any]) -> str:
         return f"shape {run.get('shape') or 'unknown (no schedule)'}"
     kind = p["kind"]
     step = f", {p['step_s']:g} s per step" if p.get("steps", 1) > 1 and p.get("step_s") else ""
+    traffic = traffic_text(run.get("options") or {})
     if kind == "rate":
         rates = ", ".join(f"{r:g}" for r in p.get("rates_per_s") or [])
         extra = "".join(f", {k} {p[k]}" for k in ("arrivals", "seed") if p.get(k) is not None)
-        return f"shape rate: {rates} arrivals/s, {p.get('users')} users{step}{extra}"
+        return f"shape rate: {rates} arrivals/s, {p.get('users')} users{step}{extra}{traffic}"
     if kind == "fixed":
-        return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s"
+        return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s{traffic}"
     levels = ", ".join(f"{v:g}" for v in p.get("levels") or [])
-    return f"shape {kind}: levels {levels} users{step}"
+    return f"shape {kind}: levels {levels} users{step}{traffic}"
+
+
+def traffic_text(options: dict[str, Any]) -> str:
+    """The traffic options a run used (`; trace replay of t.jsonl at speed 2; at most 100 requests`)."""
+    parts = []
+    if options.get("trace"):
+        name = str(options["trace"]).rsplit("/", 1)[-1]
+        parts.append(f"trace replay of {name} at speed {options.get('speed') or 1:g}")
+    if options.get("burstiness"):
+        parts.append(f"gamma arrivals, burstiness {options['burstiness']:g}")
+    if options.get("input_lengths"):
+        parts.append("input lengths " + ", ".join(str(n) for n in options["input_lengths"]))
+    if options.get("max_requests"):
+        parts.append(f"at most {options['max_requests']} requests")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
