@@ -231,6 +231,9 @@ class ModelTarget(_Strict):
                                             "model's probes.")
     price: Price | None = Field(default=None, description="turns usage into cost when the server sends no "
                                 "`usage.cost`; also lets `--max-cost` bound a request before it is sent.")
+    context_length: int | None = Field(default=None, ge=1, le=100_000_000, description="the model's context "
+                                       "in tokens, when the API's models listing does not give "
+                                       "`context_length`; long load-test prompts never exceed it.")
 
     @field_validator("providers")
     @classmethod
@@ -363,8 +366,11 @@ class ProbeSettings(_Strict):
 class Workload(_Strict):
     """What load-test users send (docs/load-testing.md, "Workloads"). `kind: dataset` needs `dataset`."""
 
-    kind: Literal["synthetic", "dataset"] = Field(default="synthetic", description="`synthetic` prompts of a "
-                                                  "target length, or records from `dataset`.")
+    kind: Literal["synthetic", "dataset", "prefill", "shared_prefix"] = Field(
+        default="synthetic", description="`synthetic` prompts of a target length, records from `dataset`, "
+        "`prefill` (prompts of each `input_lengths` in turn, for TTFT against prompt length) or "
+        "`shared_prefix` (a `shared_prefix_tokens` prefix on `shared_prefix_share` of the requests, for "
+        "prompt caching); docs/load-testing.md.")
     input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000, description="synthetic prompt length in "
                                    "tokens (built at 4 characters per token).")
     input_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of the prompt length, clipped "
@@ -384,6 +390,15 @@ class Workload(_Strict):
                       "replayed.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to every request body "
                                        "as they are, e.g. `{top_p: 0.9}`.")
+
+    input_lengths: list[Annotated[int, Field(ge=1, le=10_000_000)]] = Field(
+        default_factory=lambda: [100, 1000, 10000, 100000], min_length=1, max_length=64,
+        description="`kind: prefill`: the prompt lengths in tokens, sent in turn by every user (each "
+        "length over the model's context less `max_tokens` is skipped for that model).")
+    shared_prefix_tokens: int = Field(default=2048, ge=1, le=10_000_000, description="`kind: shared_prefix`: "
+                                      "length in tokens of the prefix the sharing requests have in common.")
+    shared_prefix_share: float = Field(default=0.8, ge=0, le=1, description="`kind: shared_prefix`: share of "
+                                       "requests that start with the shared prefix; the rest are unique.")
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> Workload:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenpulse.cli.argtypes import positive_float, positive_int
 from tokenpulse.load.options import DEFAULT_METRICS_PORT, LOAD_TRANSPORT
+from tokenpulse.load.trace import TRACE_FORMATS
 from tokenpulse.runfolder.schedule import SHAPES, parse_levels
 from tokenpulse.transports.gevent_loop import SYNC_TRANSPORTS
 
@@ -26,13 +27,15 @@ shapes:
   ramp   users grow linearly from 1 to --users over --run-time (reported in 10 bins)
   sweep  one step per --levels value (users), --step-time each (default: run time / levels);
          the report finds the saturation knee
-  rate   open loop: --rate arrivals/s (or --levels of rates), Poisson by default; --users caps the
-         requests in flight; the wait for a free user is recorded (queue_wait_s), not hidden
+  rate   open loop: --rate arrivals/s (or --levels of rates), Poisson by default (--burstiness K:
+         gamma gaps); --users caps the requests in flight; the wait for a free user is recorded
+         (queue_wait_s), not hidden
   search the highest concurrency (--search concurrency, capped at --users) or arrival rate (--search
          rate, --users the pool) whose goodput against the SLO stays >= --goodput (default 0.95):
          doubling from --start, then bisection to --resolution, one --step-time step per level,
          at most --max-steps steps (--run-time does not apply); the answer is a bracket
          [last passing, first failing]
+  --trace FILE replays a trace's arrival times (scaled by --speed) and lengths, open loop
 
 examples:
   tokenpulse load --config examples/mock.yaml --users 16 --run-time 60s
@@ -42,6 +45,8 @@ examples:
       (providers listed explicitly: discover: true is for the prober; docs/getting-started-openrouter.md)
   tokenpulse load --config examples/mock.yaml --provider steadystack --shape search --step-time 20s \
       --slo ttft=1s,tpot=30ms
+  tokenpulse load --config examples/mock.yaml --input-lengths 100,1000,10000 --users 4 --run-time 60s
+  tokenpulse load --config examples/mock.yaml --trace examples/trace-mooncake.jsonl --speed 2
   tokenpulse load --config F --master --expect-workers 2 ...   # then on each worker machine:
   tokenpulse load --worker --master-host HOST [--out DIR]
 
@@ -84,6 +89,15 @@ def share(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1 (exclusive)")
     return value
+def input_lengths(text: str) -> list[int]:
+    """`100,1000,10000` -> [100, 1000, 10000] (whole numbers >= 1, in the order given)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("input lengths are whole numbers of tokens, e.g. 100,1000,10000") from None
+    if not values or any(v < 1 or v > 10_000_000 for v in values):
+        raise argparse.ArgumentTypeError("input lengths are 1..10000000 tokens each, e.g. 100,1000,10000")
+    return values
 
 
 def port(text: str) -> int:
@@ -104,7 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--users", type=positive_int, help="concurrent users (default 10; rate shape: the pool "
                    "of requests in flight, default 20 x rate)")
     p.add_argument("--spawn-rate", type=positive_float, help="users started per second (default: all at once)")
-    p.add_argument("--run-time", type=duration, default=30.0, help="30s, 5m, 1h... (default 30s)")
+    p.add_argument("--run-time", type=duration, help="30s, 5m, 1h... (default 30s; with --trace the trace's "
+                   "length; with --max-requests an upper bound of 1h)")
     p.add_argument("--shape", choices=SHAPES, default="fixed", help="load shape (default fixed)")
     p.add_argument("--levels", type=levels, help="sweep: user counts, e.g. 1,4,16,64; rate: arrival rates")
     p.add_argument("--step-time", type=duration, help="seconds per sweep/rate step (default: run time / levels)")
@@ -125,6 +140,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slo", help="override the config's SLO for this run: ttft=1s,tpot=50ms,e2e=20s (per-request "
                    "goodput thresholds), ttft_p95=1s,tpot_p50=50ms,e2e_p95=20s (percentile objectives of a "
                    "search step), error_rate=1%%")
+    p.add_argument("--burstiness", type=positive_float, metavar="K",
+                   help="rate shape: gamma-distributed gaps of shape K (mean 1/rate; K=1 is Poisson, K<1 burstier)")
+    p.add_argument("--input-lengths", type=input_lengths, metavar="N,N,...",
+                   help="prefill workload: prompt lengths in tokens, sent in turn (output fixed by the config), "
+                        "e.g. 100,1000,10000,100000; lengths over a model's context are skipped")
+    p.add_argument("--trace", metavar="FILE", help="replay a trace's arrivals and lengths (JSONL, Mooncake JSONL "
+                   "or BurstGPT CSV; a local file) instead of a load shape")
+    p.add_argument("--trace-format", choices=TRACE_FORMATS, help="--trace format (default: from the file)")
+    p.add_argument("--speed", type=positive_float, help="--trace: time scale (default 1; 2 replays twice as fast)")
+    p.add_argument("--max-requests", type=positive_int, metavar="N",
+                   help="stop after N requests (exactly N sent and recorded over all workers), or at --run-time")
     p.add_argument("--provider", action="append", metavar="P", help="only this provider (repeatable)")
     p.add_argument("--model", action="append", metavar="M", help="only this model id (repeatable; with "
                    "--provider, both apply)")
@@ -187,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"tokenpulse load: {exc}", file=sys.stderr)
         return 2
+    for note in plan.notes:
+        print(f"tokenpulse load: {note}", file=sys.stderr)
     if not args.quiet:
         where = f"; Locust UI {plan.web_url}" if plan.web_url else ""
         metrics = f"; metrics :{args.metrics_port}/metrics" if args.metrics_port and plan.role != "worker" else ""

@@ -198,3 +198,43 @@ def proportion_interval(successes: int, n: int, confidence: float = CONFIDENCE) 
     lo = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends: no 1e-17 from rounding
     hi = 1.0 if successes >= n else min(1.0, centre + half)
     return lo, hi
+
+
+#: Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (beyond 30 the normal's is within 4 %
+#: and is corrected by the 2.4 / df term below).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def t_value_95(df: int) -> float:
+    """The two-sided 95 % Student t quantile for `df` degrees of freedom (small samples widen an interval)."""
+    if df < 1:
+        return math.inf
+    if df <= len(_T95):
+        return _T95[df - 1]
+    return z_value(0.95) + 2.4 / df  # within 0.1 % of the exact quantile for df > 30
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, Any] | None:
+    """Ordinary least squares y = intercept + slope * x, with 95 % t intervals of both coefficients, the
+    residual standard deviation and R². None with fewer than 3 points or no spread in x."""
+    n = len(xs)
+    if n < 3 or n != len(ys):
+        return None
+    mx, my = math.fsum(xs) / n, math.fsum(ys) / n
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    intercept = my - slope * mx
+    sse = math.fsum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    syy = math.fsum((y - my) ** 2 for y in ys)
+    sd = math.sqrt(sse / (n - 2))
+    se_slope = sd / math.sqrt(sxx)
+    se_intercept = sd * math.sqrt(1.0 / n + mx * mx / sxx)
+    t = t_value_95(n - 2)
+    return {"n": n, "slope": slope, "slope_ci": [slope - t * se_slope, slope + t * se_slope],
+            "intercept": intercept, "intercept_ci": [intercept - t * se_intercept, intercept + t * se_intercept],
+            "residual_sd": sd, "r2": 1.0 - sse / syy if syy > 0 else None, "ci_level": 0.95}

@@ -45,7 +45,10 @@ def build_meta(ctx: RunContext, *, role: str, run_start: float) -> dict[str, Any
         "options": {"shape": opts.shape, "users": opts.users, "spawn_rate": opts.spawn_rate,
                     "run_time_s": opts.run_time_s, "levels": list(opts.levels), "rate": opts.rate,
                     "arrival": opts.arrival, "max_cost_usd": opts.max_cost, "providers": list(opts.providers),
-                    "models": list(opts.models), "transport": opts.transport, "ground_truth": opts.ground_truth},
+                    "models": list(opts.models), "transport": opts.transport, "ground_truth": opts.ground_truth,
+                    "burstiness": opts.burstiness, "max_requests": opts.max_requests,
+                    "input_lengths": list(opts.input_lengths), "trace": opts.trace or None,
+                    "speed": opts.speed if opts.trace else None},
         "targets": [{"index": t.index, "name": t.name, "endpoint": t.target.endpoint.name,
                      "model": t.target.model.id, "provider": t.target.provider,
                      "price": t.target.model.price.model_dump() if t.target.model.price else None}

@@ -13,6 +13,7 @@ Worker-local overrides: `TOKENPULSE_OUT` (where this machine writes its records)
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,13 @@ def add_locust_arguments(parser: Any) -> None:
     add("--tp-max-steps", type=int, default=0, help="search shape: most steps (0: the default)")
     add("--tp-arrival-seed", type=int, default=-1, help="seed of the Poisson arrivals (-1: the master picks "
         "load.seed, else a fresh one)")
+    add("--tp-burstiness", type=float, default=0.0, help="rate shape: gamma-distributed gaps of this shape (0: off)")
+    add("--tp-input-lengths", default="", help="prefill workload: prompt lengths in tokens (comma-separated)")
+    add("--tp-max-requests", type=int, default=0, help="stop after this many requests over all processes (0: off)")
+    add("--tp-trace", default="", help="replay this trace file (local path on every machine)")
+    add("--tp-trace-format", default="", help="trace format: jsonl, mooncake or burstgpt (empty: detect)")
+    add("--tp-speed", type=float, default=1.0, help="trace replay: time scale (2: twice as fast)")
+    add("--tp-context", default="", help="JSON {model: context tokens} found by `tokenpulse load`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,13 @@ class LoadOptions:
     resolution: str = ""
     goodput: float | None = None
     max_steps: int | None = None
+    burstiness: float | None = None
+    input_lengths: tuple[int, ...] = ()
+    max_requests: int | None = None
+    trace: str = ""
+    trace_format: str = ""
+    speed: float = 1.0
+    context: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
@@ -137,6 +152,13 @@ class LoadOptions:
             resolution=get("tp_resolution") or "",
             goodput=float(get("tp_goodput")) if get("tp_goodput") else None,
             max_steps=int(get("tp_max_steps")) if get("tp_max_steps") else None,
+            burstiness=float(get("tp_burstiness")) if get("tp_burstiness") else None,
+            input_lengths=tuple(int(v) for v in (get("tp_input_lengths") or "").split(",") if v.strip()),
+            max_requests=int(get("tp_max_requests")) if get("tp_max_requests") else None,
+            trace=get("tp_trace") or "",
+            trace_format=get("tp_trace_format") or "",
+            speed=float(get("tp_speed") or 1.0),
+            context=tuple(sorted(json.loads(get("tp_context") or "{}").items())),
         )
 
     def schedule(self, config_warmup_s: float) -> Schedule:

@@ -38,6 +38,7 @@ from tokenpulse.load.lifeline import Lifeline
 from tokenpulse.load.servermetrics import ServerMetricsScraper, resolve_urls
 from tokenpulse.load.slo_flags import effective_slo
 from tokenpulse.load.targets import LoadSetupError, select_targets
+from tokenpulse.load.traffic import plan_traffic
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.records import HEALTH_GLOB, META_FILE, RECORDS_GLOB
 from tokenpulse.runfolder.schedule import Schedule, build_schedule
@@ -69,6 +70,8 @@ class LoadPlan:
     drain_s: float = DEFAULT_DRAIN_S
     #: The servers' /metrics URLs scraped during the run (`load.server_metrics`, servermetrics.py).
     server_metrics: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What the user should know before the run (lengths skipped for a model's context, ...).
+    notes: tuple[str, ...] = ()
 
 
 def plan_run(args: Any) -> LoadPlan:
@@ -100,15 +103,16 @@ def plan_run(args: Any) -> LoadPlan:
             # process knows the keys it must scrub from Locust's output (run_locust).
             read_api_key(target.endpoint.api_key_env)
         warmup = args.warmup if args.warmup is not None else config.load.warmup_s
+        traffic = plan_traffic(args, config, selected)
         if args.shape == "search":
             schedule = check_search_options(args, warmup)
         else:
             schedule = build_schedule(args.shape, users=_default_users(args), spawn_rate=args.spawn_rate,
-                                      run_time_s=args.run_time, warmup_s=warmup, levels=args.levels,
+                                      run_time_s=traffic.run_time_s, warmup_s=warmup, levels=args.levels,
                                       step_s=args.step_time, rate=args.rate)
         if config.load.workload.kind == "dataset":
             WorkloadGenerator(config.load.workload, run_id=run_id, dataset_base_dir=Path(args.config).resolve().parent)
-    except (LoadSetupError, ValueError) as exc:  # DatasetError and ApiKeyError are ValueErrors
+    except (LoadSetupError, ValueError) as exc:  # DatasetError, TraceError and ApiKeyError are ValueErrors
         raise UsageError(str(exc)) from None
     if any(out.glob(RECORDS_GLOB)) or (out / META_FILE).exists():
         raise UsageError(f"{out} already holds a run; choose another --out")
@@ -117,7 +121,7 @@ def plan_run(args: Any) -> LoadPlan:
            "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
            "--tp-config", str(Path(args.config).resolve()), "--tp-out", str(out.resolve()), "--tp-run-id", run_id,
            "--tp-shape", args.shape, "--tp-users", str(_default_users(args)),
-           "--tp-run-time", f"{args.run_time:g}", "--tp-arrival", args.arrival or "poisson",
+           "--tp-run-time", f"{traffic.run_time_s:g}", "--tp-arrival", args.arrival or "poisson",
            "--tp-metrics-port", str(args.metrics_port), "--tp-transport", args.transport]
     if args.spawn_rate:
         cmd += ["--tp-spawn-rate", f"{args.spawn_rate:g}"]
@@ -147,6 +151,7 @@ def plan_run(args: Any) -> LoadPlan:
                 cmd += [flag, f"{value:g}"]
         if args.resolution:
             cmd += ["--tp-resolution", args.resolution]
+    cmd += traffic.locust_args
     role = "local"
     if args.processes:
         cmd += ["--processes", str(args.processes)]
@@ -161,7 +166,7 @@ def plan_run(args: Any) -> LoadPlan:
     else:
         cmd.append("--headless")
     return LoadPlan(out=out, run_id=run_id, command=cmd, env=_child_env(), schedule=schedule, role=role,
-                    web_url=web_url, drain_s=config.load.drain_window_s,
+                    web_url=web_url, drain_s=config.load.drain_window_s, notes=traffic.notes,
                     server_metrics=resolve_urls(config.load.server_metrics,
                                                 [(t.endpoint.name, t.endpoint.base_url) for t in selected]))
 
@@ -178,6 +183,8 @@ SHAPE_OPTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("resolution", "--resolution", ("search",)),
     ("goodput", "--goodput", ("search",)),
     ("max_steps", "--max-steps", ("search",)),
+    ("burstiness", "--burstiness", ("rate",)),
+    ("trace", "--trace", ("fixed",)),
 )
 
 
@@ -243,6 +250,8 @@ def _default_users(args: Any) -> int:
     if args.shape == "search":
         # the cap of a concurrency search; the pool of a rate search (requests in flight it may need)
         return SEARCH_POOL if args.search == "rate" else SEARCH_CAP
+    if getattr(args, "trace", None):
+        return 64  # a trace's bursts need a pool of requests in flight, as the rate shape's
     if args.shape == "rate":
         # enough concurrency for the offered rate with requests of up to ~20 s
         top = max(args.levels or [args.rate or 1.0])

@@ -47,6 +47,7 @@ from tokenpulse.config import Config
 from tokenpulse.gctune import freeze_setup_heap
 from tokenpulse.load import lifeline
 from tokenpulse.load.arrivals import ArrivalQueue
+from tokenpulse.load.bounds import RequestBudget, request_share
 from tokenpulse.load.context import LoadTarget, RunContext, build_context
 from tokenpulse.load.cost import CostGuard, correct_spend
 from tokenpulse.load.drain import MASTER_MARGIN_S, DrainState
@@ -60,6 +61,8 @@ from tokenpulse.load.options import LoadOptions
 from tokenpulse.load.reporting import REPORT_KEY, MasterInbox, WorkerOutbox
 from tokenpulse.load.search import SearchDriver
 from tokenpulse.load.targets import LoadSetupError
+from tokenpulse.load.trace import TraceError, load_trace, replay_times
+from tokenpulse.load.variants import effective_workload
 from tokenpulse.load.webui import TokenLatencyTable, install_tab
 from tokenpulse.load.workload import WorkloadGenerator
 from tokenpulse.runfolder.generations import generations_file
@@ -70,6 +73,7 @@ log = logging.getLogger("tokenpulse.load")
 
 STOP_COMPLETED = "completed"
 STOP_MAX_COST = "max_cost"
+STOP_MAX_REQUESTS = "max_requests"
 STOP_INTERRUPTED = "interrupted"
 MSG_EXHAUSTED = "tp_exhausted"
 MSG_DRAIN = "tp_drain"
@@ -121,6 +125,7 @@ class LoadSession:
         self.arrivals: ArrivalQueue | None = None
         self.guard = CostGuard(None)
         self.lookups: GenerationLookupWorker | None = None  # /generation lookups (load/generations.py)
+        self.budget = RequestBudget()  # --max-requests: this process's share (bounds.py)
         self.in_flight = 0
         self.users_started = 0
         self._test_started = False
@@ -251,8 +256,11 @@ class LoadSession:
         self.records = JsonlAppender(ctx.out / f"records-{self.tag}.jsonl")
         self.health_file = JsonlAppender(ctx.out / f"health-{self.tag}.jsonl")
         base_dir = Path(getattr(self.env.parsed_options, "tp_config_dir", "") or ".")
-        self.workload = WorkloadGenerator(config.load.workload, run_id=opts.run_id, dataset_base_dir=base_dir)
+        self.workload = WorkloadGenerator(effective_workload(config.load.workload, opts.input_lengths),
+                                          run_id=opts.run_id, dataset_base_dir=base_dir, context=dict(opts.context))
         share = 1.0 / max(1, opts.workers)
+        if opts.max_requests:
+            self.budget = RequestBudget(request_share(opts.max_requests, opts.workers, index or 0))
         self.guard = CostGuard(opts.max_cost * share if opts.max_cost else None)
         lookups = config.load.generations
         if lookups.max_rate_per_s > 0 and any(t.target.endpoint.kind == "openrouter" for t in ctx.targets):
@@ -274,8 +282,28 @@ class LoadSession:
             seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
                                          start_mono_ns=self.run_start_mono_ns,
-                                         step_of=lambda t: self.schedule.locate(t)[0] if self.schedule else 0)
+                                         step_of=lambda t: self.schedule.locate(t)[0] if self.schedule else 0,
+                                         burstiness=opts.burstiness)
             self.arrivals.start()
+        elif opts.trace:
+            self._start_replay(ctx, index or 0)
+
+    def _start_replay(self, ctx: RunContext, index: int) -> None:
+        """`--trace`: this process's share of the trace's arrivals, each at its own time (trace.py)."""
+        opts, schedule = ctx.opts, ctx.schedule
+        try:
+            items = load_trace(opts.trace, opts.trace_format or None)  # type: ignore[arg-type]
+        except TraceError as exc:  # checked by `tokenpulse load`; a worker's own copy may differ
+            raise LoadSetupError(str(exc)) from None
+
+        def open_until_end(t: float) -> float | None:
+            return None if schedule.step_at(t) is None or self.drain.draining else 1.0
+
+        times = replay_times(items, speed=opts.speed, worker=index, workers=opts.workers)
+        self.arrivals = ArrivalQueue(open_until_end, share=1.0, poisson=False, seed=0,
+                                     start_mono_ns=self.run_start_mono_ns,
+                                     step_of=lambda t: schedule.locate(t)[0], times=times)
+        self.arrivals.start()
 
     # ----------------------------------------------------------------------------- users
     def next_user(self) -> tuple[str, LoadTarget]:
@@ -353,6 +381,8 @@ class LoadSession:
         if not self.drain.begin(reason, time.monotonic(), self.drain_s):
             return
         self.stop_reason = self.stop_reason or self.drain.reason
+        if reason == STOP_MAX_REQUESTS and self.arrivals is not None:
+            self.arrivals.discard_pending()  # the count is reached: what is still queued is not load
         log.warning("tokenpulse: stopping: %s (spent %.6f USD of this process's %s USD); draining %d in flight",
                     reason, self.guard.spent_usd, self.guard.cap_usd, self.in_flight)
         if self.role == "worker" and tell_master:
@@ -374,6 +404,8 @@ class LoadSession:
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
         reason = (msg.data or {}).get("reason", STOP_MAX_COST)
+        if reason == STOP_MAX_REQUESTS:
+            return  # each worker sends its own share and drains alone; the shape ends when all have
         if not self.drain.begin(reason, time.monotonic(), self.drain_s + MASTER_MARGIN_S):
             return
         self.stop_reason = self.drain.reason
@@ -395,6 +427,11 @@ class LoadSession:
             return None if schedule is None else (schedule.users_at(0), schedule.spawn_rate)
         t = self.t_now()
         runner = self.env.runner
+        opts = self.opts
+        if (self.role == "master" and opts is not None and opts.max_requests
+                and len(self.drain.drained_workers) >= max(1, opts.workers)):
+            self.stop_reason = self.stop_reason or STOP_MAX_REQUESTS  # every worker sent its share
+            return None
         if self.drain.draining:
             if self.search is not None:
                 self.search.stop(self.drain.reason or STOP_MAX_COST)

@@ -29,7 +29,7 @@ from tokenpulse.load.backoff import error_backoff
 from tokenpulse.load.cost import request_cost, worst_case_cost
 from tokenpulse.load.generations import submit_lookup
 from tokenpulse.load.observation import Observation
-from tokenpulse.load.session import STOP_MAX_COST, LoadSession, session_for
+from tokenpulse.load.session import STOP_MAX_COST, STOP_MAX_REQUESTS, LoadSession, session_for
 from tokenpulse.runfolder.records import build_record
 from tokenpulse.runfolder.schedule import MEASURE
 from tokenpulse.transports.gevent_loop import make_sync_transport
@@ -69,13 +69,23 @@ class TokenpulseUser(User):
         if s.draining or s.stopped.is_set():
             gevent.sleep(0.5)  # nothing more to send; Locust stops us when the shape ends
             return
+        if s.budget.exhausted:
+            s.begin_drain(STOP_MAX_REQUESTS)  # --max-requests: this process sent its share (bounds.py)
+            return
         scheduled_ns = None
+        replayed = None
         if s.arrivals is not None:
-            scheduled_ns = s.arrivals.take(timeout=0.5)
-            if scheduled_ns is None:
+            arrival = s.arrivals.take_arrival(timeout=0.5)
+            if arrival is None:
                 return  # no arrival due yet: loop, so draining and stopping are noticed
+            scheduled_ns, replayed = arrival
+        if not s.budget.claim():
+            s.begin_drain(STOP_MAX_REQUESTS)
+            return
+        if s.budget.exhausted:
+            s.begin_drain(STOP_MAX_REQUESTS)  # this is the last one: no user starts another
         target = self.target.target
-        planned = self.stream.next_request(target)
+        planned = self.stream.next_request(target) if replayed is None else self.stream.replay(target, replayed)
         prepared = prepare(target.endpoint.base_url, planned.chat, api_key=self.target.api_key,
                            extra_headers=target.endpoint.headers,
                            want_ground_truth=bool(s.opts and s.opts.ground_truth))

@@ -33,6 +33,8 @@ from tokenpulse.config import Target, Workload
 from tokenpulse.core.recorder import CHARS_PER_TOKEN_ESTIMATE, StreamResult
 from tokenpulse.core.request import ChatRequest
 from tokenpulse.load.calibration import PromptCalibration
+from tokenpulse.load.prompts import BuiltPrompt, ContextLimits, PromptBook
+from tokenpulse.load.trace import MOONCAKE_BLOCK_TOKENS, TraceItem
 
 CHARS_PER_TOKEN = int(CHARS_PER_TOKEN_ESTIMATE)
 #: Synthetic prompts end with this, so a real model answers at length when ignore_eos is not honoured.
@@ -207,7 +209,7 @@ class WorkloadGenerator:
     """Per-process: holds the base text and the dataset; hands each user its own seeded stream."""
 
     def __init__(self, workload: Workload, *, run_id: str, dataset: Sequence[DatasetConversation] | None = None,
-                 dataset_base_dir: Path | None = None) -> None:
+                 dataset_base_dir: Path | None = None, context: Mapping[str, int] | None = None) -> None:
         self.workload = workload
         self.run_id = run_id
         self.base = base_text(workload.seed)
@@ -219,6 +221,8 @@ class WorkloadGenerator:
         self.dataset = list(dataset) if dataset is not None else None
         #: Synthetic prompts are sized in the server's tokens once it has told us some (calibration.py).
         self.calibration = PromptCalibration()
+        #: Long prompts (prefill, shared_prefix, trace replay): shared filler, context limits (prompts.py).
+        self.prompts = PromptBook(self.base, INSTRUCTION, run_id=run_id, limits=ContextLimits(context))
 
     def for_user(self, user_key: str) -> UserWorkload:
         return UserWorkload(self, user_key)
@@ -251,6 +255,8 @@ class UserWorkload:
 
     def next_request(self, target: Target) -> PlannedRequest:
         w = self.gen.workload
+        if w.kind in ("prefill", "shared_prefix"):
+            return self._long_prompt(target)
         if self.conv is None or self.conv.turn >= self.conv.turns:
             self.conv = self._new_conversation()
         conv = self.conv
@@ -274,9 +280,15 @@ class UserWorkload:
             self._calibrating = (model, len(user_content)) if conv.turn == 1 and not conv.messages else None
         conv.messages.append({"role": "user", "content": user_content})
         self.sent += 1
-        chat = ChatRequest(
+        return PlannedRequest(chat=self._chat(target, list(conv.messages), out_tokens), turn=conv.turn,
+                              input_tokens_target=in_tokens, output_tokens_target=out_tokens,
+                              keep_text=conv.turns > 1)
+
+    def _chat(self, target: Target, messages: list[dict[str, Any]], out_tokens: int) -> ChatRequest:
+        w = self.gen.workload
+        return ChatRequest(
             model=target.model.id,
-            messages=list(conv.messages),
+            messages=messages,
             max_tokens=out_tokens,
             temperature=w.temperature,
             reasoning=w.reasoning.to_request() if w.reasoning else None,
@@ -285,8 +297,49 @@ class UserWorkload:
             ignore_eos=True if w.fixed_output else None,
             extra_body=dict(w.extra_body),
         )
-        return PlannedRequest(chat=chat, turn=conv.turn, input_tokens_target=in_tokens,
-                              output_tokens_target=out_tokens, keep_text=conv.turns > 1)
+
+    def _long_prompt(self, target: Target) -> PlannedRequest:
+        """`prefill` or `shared_prefix` (prompts.py): one-turn requests, each prompt unique where it
+        must be; the conversation is not kept (a 100k-token prompt is not held between requests)."""
+        w = self.gen.workload
+        model = target.model.id
+        book = self.gen.prompts
+        out_tokens = sample_length(self.rng, w.output_tokens_mean, w.output_tokens_stddev)
+        ratio = self.gen.calibration.chars_per_token(model)
+        tag = f"{self.gen.run_id}-{self.user_key}-{self.sent}-{self.rng.getrandbits(32):08x}"
+        if w.kind == "prefill":
+            lengths = book.limits.lengths_for(model, w.input_lengths, w.output_tokens_mean) or [min(w.input_lengths)]
+            start = self.rng_offset(len(lengths))
+            built = book.prefill(tag, lengths[(start + self.sent) % len(lengths)], ratio)
+        else:
+            shared = self.rng.random() < w.shared_prefix_share
+            built = book.shared_prefix(tag, shared, w.shared_prefix_tokens,
+                                       sample_length(self.rng, w.input_tokens_mean, w.input_tokens_stddev), ratio)
+        return self._one_turn(target, built, out_tokens)
+
+    def rng_offset(self, n: int) -> int:
+        """Where this user starts in a list of n (fixed per user), so users spread over the list."""
+        return random.Random(f"offset:{self.user_key}").randrange(1 << 30) % n
+
+    def replay(self, target: Target, item: TraceItem) -> PlannedRequest:
+        """One request of a replayed trace (trace.py): its messages as they are, or a prompt of its length."""
+        ratio = self.gen.calibration.chars_per_token(target.model.id)
+        tag = f"{self.gen.run_id}-{self.user_key}-{self.sent}-{self.rng.getrandbits(32):08x}"
+        if item.messages is not None:
+            messages = [dict(m) for m in item.messages]
+            built = BuiltPrompt(messages, item.input_tokens, sum(_content_chars(m.get("content")) for m in messages))
+        else:
+            built = self.gen.prompts.trace_item(tag, item.input_tokens, item.hash_ids, MOONCAKE_BLOCK_TOKENS, ratio)
+        return self._one_turn(target, built, item.output_tokens, calibrate=item.messages is None)
+
+    def _one_turn(self, target: Target, built: BuiltPrompt, out_tokens: int, *,
+                  calibrate: bool = True) -> PlannedRequest:
+        self.conv = None
+        self._calibrating = (target.model.id, built.chars) if calibrate else None
+        self.sent += 1
+        return PlannedRequest(chat=self._chat(target, built.messages, out_tokens), turn=1,
+                              input_tokens_target=built.input_tokens, output_tokens_target=out_tokens,
+                              keep_text=False)
 
     def on_result(self, result: StreamResult) -> None:
         """Learn the prompt's length in tokens; continue the conversation with the model's own answer,

@@ -97,6 +97,8 @@ class Plan:
     reasoning_visible: bool
     fault: str | None  # an in-stream fault kind, or None
     fault_at: int  # index into the visible chunks before which the fault strikes
+    #: Prompt tokens served from the provider's prefix cache (usage.prompt_tokens_details.cached_tokens).
+    cached_tokens: int = 0
 
     @property
     def completion_tokens(self) -> int:
@@ -177,9 +179,22 @@ def _apply_stop(words: list[str], stops: tuple[str, ...]) -> tuple[list[str], bo
     return kept, True
 
 
+def prefill_s(provider: ProviderSpec, prompt_tokens: int, cached_tokens: int = 0) -> float:
+    """Time to process the prompt before the first token: the tokens not served from the cache (and
+    the unsaved share of those that were) at the profile's prefill rate; 0 without a rate."""
+    rate = provider.profile.prefill.tokens_per_s
+    if rate is None:
+        return 0.0
+    saved = cached_tokens * provider.profile.cache.ttft_saving
+    return max(0.0, prompt_tokens - saved) / rate
+
+
 def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, *, farm_seed: int,
-                    request_no: int, fault: str | None = None) -> Plan:
+                    request_no: int, fault: str | None = None, cached_tokens: int = 0) -> Plan:
     """Decide the whole generation for one request served by `provider`.
+
+    TTFT: the profile's lognormal draw plus the prefill time of the prompt (`prefill_s`), so TTFT grows
+    linearly with the uncached prompt tokens, as on a real server once queueing is excluded.
 
     Token budget: max_tokens (or the provider's max_completion_tokens) bounds reasoning + content, as
     reasoning models bill and count both as completion tokens; reasoning comes first and may use it
@@ -219,7 +234,8 @@ def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, 
     speed = prof.decode.tokens_per_s * timing.lognormvariate(0.0, prof.decode.request_jitter)
     reasoning_speed = (prof.reasoning.tokens_per_s or prof.decode.tokens_per_s) * (
         speed / prof.decode.tokens_per_s)
-    ttft = lognormal_from_quantiles(timing, prof.ttft.median_ms, prof.ttft.p99_ms) / 1000.0
+    ttft = (lognormal_from_quantiles(timing, prof.ttft.median_ms, prof.ttft.p99_ms) / 1000.0
+            + prefill_s(provider, req.prompt_tokens, cached_tokens))
     visible_reasoning = not req.reasoning.exclude
     chunks = _split(timing, reasoning_words, "reasoning", prof.decode.tokens_per_chunk, reasoning_speed,
                     prof.decode.chunk_jitter, visible_reasoning)
@@ -242,6 +258,7 @@ def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, 
         reasoning_visible=visible_reasoning,
         fault=fault,
         fault_at=fault_at,
+        cached_tokens=min(cached_tokens, req.prompt_tokens),
     )
 
 

@@ -101,7 +101,10 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
             continue
         if fault is not None:
             state.record_error(provider.slug, fault)
-        plan = plan_generation(model, provider, chat, farm_seed=seed, request_no=n, fault=fault)
+        cached = state.prefix_caches.cached_tokens(model.id, provider.slug, provider.profile.cache,
+                                                   chat.prompt_parts, derive_rng(seed, "cache", n, provider.slug))
+        plan = plan_generation(model, provider, chat, farm_seed=seed, request_no=n, fault=fault,
+                               cached_tokens=cached)
         gen = Generation(state, pacer, model, provider, chat, plan, req, resp, f"gen-{n}", openrouter)
         gen.tried = tried
         state.in_flight_requests += 1
@@ -150,7 +153,7 @@ class Generation:
     def _usage(self) -> dict[str, Any]:
         p = self.plan
         cost = cost_usd(self.model.price_of(self.provider), self.chat.prompt_tokens, p.completion_tokens)
-        return usage_obj(self.chat.prompt_tokens, p.completion_tokens, p.reasoning_tokens, cost)
+        return usage_obj(self.chat.prompt_tokens, p.completion_tokens, p.reasoning_tokens, cost, p.cached_tokens)
 
     def _record_served(self, usage: dict[str, Any]) -> None:
         self.state.record_served(self.provider.slug, usage["prompt_tokens"], usage["completion_tokens"],

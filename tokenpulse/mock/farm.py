@@ -42,6 +42,7 @@ from tokenpulse.mock.request import MAX_OUTPUT_TOKENS
 from tokenpulse.yamlfile import YamlReadError, read_yaml
 
 __all__ = [
+    "CacheProfile",
     "DecodeProfile",
     "ErrorMix",
     "FarmConfigError",
@@ -49,6 +50,7 @@ __all__ = [
     "ModelSpec",
     "OutageWindow",
     "OutputLength",
+    "PrefillProfile",
     "Pricing",
     "Profile",
     "ProviderSpec",
@@ -203,11 +205,35 @@ class OutageWindow(_Strict):
         return into < self.duration_s
 
 
+class PrefillProfile(_Strict):
+    """Prompt processing speed: TTFT grows by (prompt tokens not served from the cache) / `tokens_per_s`
+    on top of the `ttft` draw, the linear prefill cost a TTFT-vs-prompt-length fit recovers.
+    `tokens_per_s: null` (the default) keeps TTFT independent of the prompt."""
+
+    tokens_per_s: PositiveFloat | None = None
+
+
+class CacheProfile(_Strict):
+    """A prefix cache per (model, provider), in blocks of `block_tokens` (prompt text hashed in blocks
+    of 4 characters per token, cache.py). A request whose leading blocks were seen before (at least
+    `min_tokens` of them) hits with probability `hit_rate`, the chance that it lands on a replica that
+    holds them; a hit reports those tokens as `usage.prompt_tokens_details.cached_tokens` and skips
+    `ttft_saving` (0..1) of their prefill time. `hit_rate: 0` (the default) disables the cache."""
+
+    hit_rate: Probability = 0.0
+    ttft_saving: Probability = 1.0
+    min_tokens: Annotated[int, Field(ge=1)] = 1024
+    block_tokens: Annotated[int, Field(ge=1, le=65_536)] = 128
+    max_blocks: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+
+
 class Profile(_Strict):
     """How one provider serves one model: latency, speed, capacity, reasoning, faults, outages."""
 
     ttft: TtftProfile
     decode: DecodeProfile
+    prefill: PrefillProfile = PrefillProfile()
+    cache: CacheProfile = CacheProfile()
     capacity: Annotated[int, Field(ge=1)] = 64
     reasoning: ReasoningProfile = ReasoningProfile()
     keepalive_ms: Annotated[float, Field(ge=0)] = 1000.0  # 0 disables `: OPENROUTER PROCESSING`

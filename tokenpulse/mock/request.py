@@ -76,6 +76,8 @@ class ChatRequest:
     reasoning: ReasoningRequest = field(default_factory=ReasoningRequest)
     provider: ProviderPrefs = field(default_factory=ProviderPrefs)
     tool_name: str | None = None  # set when the request forces a tool call
+    #: The text of each message, in order (references into the parsed body): the prefix cache's input.
+    prompt_parts: tuple[str, ...] = ()
 
 
 def _message_chars(messages: list[Any]) -> int:
@@ -94,6 +96,18 @@ def _message_chars(messages: list[Any]) -> int:
         elif content is not None:
             raise BadRequest(f"messages[{i}].content must be a string or an array of parts")
     return total
+
+
+def _message_texts(messages: list[Any]) -> tuple[str, ...]:
+    """The text of every message (string content or its text parts), after _message_chars checked them."""
+    texts: list[str] = []
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return tuple(texts)
 
 
 def _opt_int(body: dict[str, Any], key: str, *, minimum: int, maximum: int = MAX_OUTPUT_TOKENS,
@@ -245,4 +259,5 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         reasoning=_reasoning(body.get("reasoning")),
         provider=_provider(body.get("provider")),
         tool_name=_forced_tool(body),
+        prompt_parts=_message_texts(messages),
     )

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenpulse.mock.cache import PrefixCaches
 from tokenpulse.mock.farm import FAULT_KINDS, MockFarm, ModelSpec, ProviderSpec
 from tokenpulse.mock.generations import GenerationLedger
 
@@ -99,6 +100,7 @@ class FarmState:
         self.spent_usd = 0.0
         self.in_flight_requests = 0
         self.generations = GenerationLedger(farm.seed, farm.generation_ready_s)  # GET /generation
+        self.prefix_caches = PrefixCaches()  # per (model, provider), for profiles with a cache
 
     def next_request_no(self) -> int:
         return next(self._request_no)

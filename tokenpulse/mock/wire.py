@@ -41,15 +41,16 @@ def cost_usd(pricing: Pricing, prompt_tokens: int, completion_tokens: int) -> fl
 
 
 def usage_obj(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int,
-              cost: float) -> dict[str, Any]:
-    """OpenRouter's usage object; completion_tokens includes the reasoning tokens."""
+              cost: float, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenRouter's usage object; completion_tokens includes the reasoning tokens, prompt_tokens the
+    cached ones (as OpenAI and OpenRouter count them)."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "cost": round(cost, 12),
         "is_byok": False,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 

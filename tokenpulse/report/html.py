@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tokenpulse.core.stats import cdf_points, percentile
+from tokenpulse.report import cache, prefill
 from tokenpulse.report.markdown import (
     OPEN_LOOP_HEADERS,
     STEP_HEADERS,
@@ -284,6 +285,9 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
                                  y_label="share of requests", y_unit="%", log_x=True, y_max=1.0))
     if len(summary["steps"]) > 1:
         charts += _sweep_charts(summary, colors)
+    prefill_chart = prefill.chart(summary.get("prefill") or {})
+    if prefill_chart:
+        charts.append(prefill_chart)
     if charts:
         body += ["<h2>Plots</h2>", _charts(charts)]
     if server:
@@ -294,6 +298,12 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
                  _charts(_server_charts(summary, colors, timeline or {}, server))]
     elif summary.get("server_metrics"):
         body += _server_section(summary)
+    if summary.get("prefill"):
+        body += ["<h2>Prefill scaling</h2>", f"<p class='meta'>{escape(prefill.NOTE)}</p>"]
+        body += [_table(headers, rows) for headers, rows in prefill.tables(summary["prefill"])]
+    if summary.get("cache"):
+        body += ["<h2>Prompt caching</h2>", f"<p class='meta'>{escape(cache.NOTE)}</p>",
+                 _table(cache.HEADERS, cache.rows(summary["cache"]))]
     if len(summary["steps"]) > 1:
         body += ["<h2>Per step (all targets)</h2>", _table(STEP_HEADERS, step_rows(summary))]
         knee = summary.get("knee")

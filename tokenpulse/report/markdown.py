@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
+from tokenpulse.report import cache, prefill
 from tokenpulse.report.knee import RULE_TEXT
 from tokenpulse.report.search import HEADERS as SEARCH_HEADERS
 from tokenpulse.report.search import NOTE as SEARCH_NOTE
@@ -161,15 +162,31 @@ def shape_text(summary: dict[str, Any]) -> str:
         return f"shape {run.get('shape') or 'unknown (no schedule)'}"
     kind = p["kind"]
     step = f", {p['step_s']:g} s per step" if p.get("steps", 1) > 1 and p.get("step_s") else ""
+    traffic = traffic_text(run.get("options") or {})
     if kind == "rate":
         rates = ", ".join(f"{r:g}" for r in p.get("rates_per_s") or [])
         extra = "".join(f", {k} {p[k]}" for k in ("arrivals", "seed") if p.get(k) is not None)
-        return f"shape rate: {rates} arrivals/s, {p.get('users')} users{step}{extra}"
+        return f"shape rate: {rates} arrivals/s, {p.get('users')} users{step}{extra}{traffic}"
     if kind == "fixed":
-        return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s"
+        return f"shape fixed: {p.get('users')} users, {p.get('step_s', 0):g} s{traffic}"
     levels = ", ".join(f"{v:g}" for v in p.get("levels") or [])
     unit = "requests/s" if p.get("varies") == "rate" else "users"
-    return f"shape {kind}: levels {levels} {unit}{step}"
+    return f"shape {kind}: levels {levels} {unit}{step}{traffic}"
+
+
+def traffic_text(options: dict[str, Any]) -> str:
+    """The traffic options a run used (`; trace replay of t.jsonl at speed 2; at most 100 requests`)."""
+    parts = []
+    if options.get("trace"):
+        name = str(options["trace"]).rsplit("/", 1)[-1]
+        parts.append(f"trace replay of {name} at speed {options.get('speed') or 1:g}")
+    if options.get("burstiness"):
+        parts.append(f"gamma arrivals, burstiness {options['burstiness']:g}")
+    if options.get("input_lengths"):
+        parts.append("input lengths " + ", ".join(str(n) for n in options["input_lengths"]))
+    if options.get("max_requests"):
+        parts.append(f"at most {options['max_requests']} requests")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -194,6 +211,10 @@ def console_report(summary: dict[str, Any]) -> str:
         parts.append(render_table(STEP_HEADERS, step_rows(summary)))
     if is_open_loop(summary):
         parts.append(render_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)))
+    if summary.get("prefill"):
+        parts += [render_table(headers, rows) for headers, rows in prefill.tables(summary["prefill"])]
+    if summary.get("cache"):
+        parts.append(render_table(cache.HEADERS, cache.rows(summary["cache"])))
     knee = (summary.get("knee") or {}).get(ALL)
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None
@@ -231,6 +252,12 @@ def markdown_report(summary: dict[str, Any]) -> str:
         for t in summary["targets"]:
             if len(summary["targets"]) > 1:
                 out += [f"### {t['name']}", "", _md_table(STEP_HEADERS, step_rows(summary, t["name"])), ""]
+    if summary.get("prefill"):
+        out += ["## Prefill scaling", "", prefill.NOTE, ""]
+        for headers, rows in prefill.tables(summary["prefill"]):
+            out += [_md_table(headers, rows), ""]
+    if summary.get("cache"):
+        out += ["## Prompt caching", "", cache.NOTE, "", _md_table(cache.HEADERS, cache.rows(summary["cache"])), ""]
     knee = summary.get("knee")
     if knee:
         out += ["## Saturation knee", "", f"Rule: {RULE_TEXT}.", ""]

@@ -51,6 +51,7 @@ KEPT_FIELDS = frozenset({
     "queue_wait_s", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_estimated", "token_times_s",
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
     "generation_id", "cost_usd", "provider",  # the /generation join and the provider matrix
+    "cached_tokens", "input_tokens_target",  # report/cache.py, report/prefill.py
 })
 _INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider")
 

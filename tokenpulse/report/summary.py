@@ -31,10 +31,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from tokenpulse.core.stats import distribution, finite_values, mean
+from tokenpulse.report.cache import cache_summary
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.pareto import pareto_summary
+from tokenpulse.report.prefill import prefill_summary
 from tokenpulse.report.run import RunData
 from tokenpulse.report.search import summarize_search
 from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
@@ -167,6 +169,10 @@ def summarize(run: RunData) -> dict[str, Any]:
     summary["pareto"] = pareto_summary(steps_out, [t["name"] for t in targets])
     summary["server_metrics"] = server_metrics_summary(run, steps_out)
     summary["provider_matrix"] = provider_matrix(run, summary)  # report/matrix.py
+    kind = (run.meta.get("workload") or {}).get("kind")
+    if kind == "prefill" or (run.meta.get("options") or {}).get("input_lengths"):
+        summary["prefill"] = prefill_summary(run.records, targets)  # report/prefill.py
+    summary["cache"] = cache_summary(run.records, targets, always=kind == "shared_prefix")  # report/cache.py
     summary["warnings"] = _warnings(run, summary) + server_warnings(summary["server_metrics"])
     summary["search"] = summarize_search(run, summary)
     if summary["search"]:
