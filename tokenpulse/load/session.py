@@ -431,7 +431,7 @@ class LoadSession:
         if (self.role == "master" and opts is not None and opts.max_requests
                 and len(self.drain.drained_workers) >= max(1, opts.workers)):
             self.stop_reason = self.stop_reason or STOP_MAX_REQUESTS  # every worker sent its share
-            return None
+            return self._end_tick(schedule)  # zero users first, so their last stats reach the master
         if self.drain.draining:
             if self.search is not None:
                 self.search.stop(self.drain.reason or STOP_MAX_COST)
