@@ -1,9 +1,11 @@
 """The recording rules: SLIs per target (`job_target` level: job, endpoint, model, provider), burn rates
 against each target's own objective, latency percentiles and throughput.
 
-Cost (docs/benchmarks.md): windows up to 1h read the raw counters; 2h to 3d average the recorded 5m
-rates sampled every minute (a subquery: 1,440 points of one aggregated series per target for a day,
-instead of 5,760 raw samples of each error-class series); 30d averages the recorded 1d rates."""
+Cost (docs/benchmarks.md): counter windows up to 1h read the raw counters; 2h to 3d average the
+recorded 5m rates sampled every minute (a subquery: 1,440 points of one aggregated series per target for
+a day, instead of 5,760 raw samples of each error-class series); 30d averages the recorded 1d rates. The
+latency percentiles are one group per histogram and window, and their 1h bucket rates average the
+recorded 5m ones (`latency`)."""
 
 from __future__ import annotations
 
