@@ -51,6 +51,8 @@ from tokenpulse.mock import MockServerProcess, dump_farm  # noqa: E402
 from tokenpulse.mock.farm import farm_from_data  # noqa: E402
 
 CPU_GOAL = 0.10
+PROFILED = ("import cProfile, sys, time; sys.argv[0] = 'tokenpulse'; from tokenpulse.cli.main import main; "
+            "p = cProfile.Profile(time.thread_time)\ntry: p.runcall(main)\nfinally: p.dump_stats({out!r})")
 LAG_P99_GOAL_S = 0.100
 
 
@@ -170,7 +172,10 @@ def run(args: argparse.Namespace) -> int:
             state_dir = Path(tmp) / "state"  # the SQLite history store is part of what is measured
             config_file.write_text(config_yaml(mock.base_url, args.models, args.providers, args.interval,
                                                args.max_in_flight, state_dir), encoding="utf-8")
-            cmd = [sys.executable, "-m", "tokenpulse", "probe", "--config", str(config_file), "--listen",
+            module = ["-m", "tokenpulse"]
+            if args.profile:  # the prober's main thread, clocked by its own CPU time (not wall time)
+                module = ["-c", PROFILED.format(out=str(args.profile))]
+            cmd = [sys.executable, *module, "probe", "--config", str(config_file), "--listen",
                    "127.0.0.1:0", "--log-level", "info"]
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
             proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -286,6 +291,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=180.0, help="measured run, seconds")
     parser.add_argument("--scrape-interval", type=float, default=15.0, help="/metrics scrape interval, seconds")
     parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the prober under cProfile (its main thread: probing and scheduling, not the "
+                             "/metrics render thread) and write the stats to FILE; the CPU figures then include "
+                             "the profiler's overhead")
     parser.add_argument("--show-log", type=int, default=0, metavar="N", help="print the prober's last N log lines")
     return run(parser.parse_args())
 

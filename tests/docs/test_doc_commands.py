@@ -415,6 +415,7 @@ class Runner:
         env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
         env.update({k: _rewrite_address(v, self.mock_root) for k, v in cmd.env.items()})
         env.setdefault("TOKENPULSE_MOCK_URL", self.mock_url)
+        env.setdefault("TOKENPULSE_STATE_DIR", str(self._dir("prober-state")))  # the examples' probe.state_dir
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -168,3 +168,27 @@ def test_in_flight_cap_reclaims_overdue_slots_and_cancelled_waiters() -> None:
 
     assert asyncio.run(scenario()) == [("first", 1, 1), ("second", 1, 2), ("first released", 1, 1),
                                        ("second released", 0, 0), ("third", 1, 1)]
+
+
+def test_first_runs_are_planned_after_every_target_is_registered() -> None:
+    """Registering a target creates its series (slow at a thousand targets); the first runs are spread
+    from the clock read after the last registration, so none is already late when scheduling starts."""
+    from types import SimpleNamespace
+
+    from tokenpulse.metrics import ProberMetrics
+    from tokenpulse.prober.scheduler import ProbeScheduler
+
+    registered: list[datetime] = []
+
+    class Runner:
+        def track(self, probe: object) -> None:
+            registered.append(datetime.now(UTC))
+
+    probes = [SimpleNamespace(key=f"t{i}", interval_s=30.0, jitter_s=0.0) for i in range(50)]
+    scheduler = ProbeScheduler(Runner(), ProberMetrics(), max_in_flight=4, overdue_s=5.0)  # type: ignore[arg-type]
+    scheduler.add_probes(probes)  # type: ignore[arg-type]
+    firsts = sorted(job.next_run_time for job in scheduler._scheduler.get_jobs())
+    assert len(firsts) == len(probes) == len(registered)
+    assert firsts[0] >= registered[-1]
+    # still spread evenly over one interval: consecutive first runs 30 s / 50 apart
+    assert firsts[-1] - firsts[0] == timedelta(seconds=30.0 * 49 / 50)

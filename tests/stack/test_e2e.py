@@ -70,6 +70,7 @@ def prober_config(path: Path) -> Path:
         "interval_s": 1, "jitter_s": 0, "credits_interval_s": 1,
         "confirm": {"failures_before_down": 2, "successes_before_up": 1},
         "timeouts": {"connect_s": 2, "ttft_s": 15, "idle_s": 10, "total_s": 30},
+        "state_dir": str(path.parent / "prober-state"),  # a fresh history, not the checkout's
     })
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -107,7 +107,8 @@ def test_runbook_base_url_comes_from_the_environment(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rules = [r for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"] for r in g["rules"]]
     assert all(r["annotations"]["runbook_url"] == f"https://wiki.example/runbooks#{r['alert'].lower()}" for r in rules)
-    assert DEFAULT_RUNBOOK_BASE_URL.startswith("https://")
+    # unset, links name the runbooks' file in the checkout (no guessed public address)
+    assert (ROOT / DEFAULT_RUNBOOK_BASE_URL).is_file()
 
 
 def test_another_configs_rules_pass_promtool(tmp_path: Path, promtool: str) -> None:

@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--runbook-base-url",
         metavar="URL",
-        help=f"runbook page the alerts link to (default: ${RUNBOOK_ENV}, else the project's docs)",
+        help=f"runbook page the alerts link to (default: ${RUNBOOK_ENV}, else the relative path docs/runbooks.md;"
+        " set one for links that open with a click)",
     )
     parser.set_defaults(func=run)
 

@@ -18,8 +18,11 @@ from tokenpulse.ops.rules.recording import recording_groups
 from tokenpulse.ops.rules.render import render_rules, render_tests
 from tokenpulse.ops.rules.unittests import generated_tests, slow_tier_tests
 
-#: Where runbook links point unless TOKENPULSE_RUNBOOK_BASE_URL says otherwise: the project's runbooks.
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/tokenpulse/tokenpulse/blob/main/docs/runbooks.md"
+#: Where runbook links point unless TOKENPULSE_RUNBOOK_BASE_URL says otherwise: the runbooks' path in the
+#: checkout (and in every copy of it), relative, because no public address is known to be the reader's.
+#: A notification then names the section to open; set the variable to where you publish the docs (your
+#: repository's web view, a wiki) for links that open with a click (docs/observability.md).
+DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks.md"
 RUNBOOK_ENV = "TOKENPULSE_RUNBOOK_BASE_URL"
 RECORDING_FILE = "rules/recording.yml"
 ALERTS_FILE = "rules/alerts.yml"

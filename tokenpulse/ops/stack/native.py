@@ -100,7 +100,8 @@ def bring_up(stack: Stack, opts: StackOptions, *, echo: TextIO | None = None) ->
                                                               f"http://{hurl}:{ports['alertmanager']}/"),
                             ready_url=f"http://{hurl}:{ports['alertmanager']}/-/ready",
                             url=f"http://{hurl}:{ports['alertmanager']}/"))
-        env = {}
+        # probe.state_dir of the example configs: the prober's history lives with the run's other data
+        env = {"TOKENPULSE_STATE_DIR": str(run / "prober-state")}
         if opts.mock:
             stack.start(Service("mock", python_module("mock", "--host", host, "--port", str(ports["mock"])),
                                 ready_url=f"http://{hurl}:{ports['mock']}/healthz",
