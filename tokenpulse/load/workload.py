@@ -274,16 +274,20 @@ class UserWorkload:
             self._calibrating = (model, len(user_content)) if conv.turn == 1 and not conv.messages else None
         conv.messages.append({"role": "user", "content": user_content})
         self.sent += 1
+        # The pin, require_parameters and a route's preference merge with the workload's own
+        # `extra_body.provider` in one place (config.split_pinned_routing), never replaced by it.
+        routing, extra_body = target.routing(w.extra_body)
         chat = ChatRequest(
-            model=target.model.id,
+            model=target.request_model,
             messages=list(conv.messages),
             max_tokens=out_tokens,
             temperature=w.temperature,
             reasoning=w.reasoning.to_request() if w.reasoning else None,
             provider=target.pinned_provider,
+            provider_routing=routing,
             min_tokens=out_tokens if w.fixed_output else None,
             ignore_eos=True if w.fixed_output else None,
-            extra_body=dict(w.extra_body),
+            extra_body=extra_body,
         )
         return PlannedRequest(chat=chat, turn=conv.turn, input_tokens_target=in_tokens,
                               output_tokens_target=out_tokens, keep_text=conv.turns > 1)

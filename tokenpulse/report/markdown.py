@@ -18,6 +18,7 @@ from typing import Any
 from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report.knee import RULE_TEXT
+from tokenpulse.report.routing import router_markdown
 from tokenpulse.report.summary import ALL
 
 TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TTFT p99",
@@ -212,6 +213,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     if summary["warnings"]:
         out += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     out += ["## Per target", "", _md_table(TARGET_HEADERS, target_rows(summary)), ""]
+    out += router_markdown(summary.get("router_choice") or [], quantile_cell, _md_table)
     if is_open_loop(summary):
         out += ["## Open loop: what an arriving user waited", "",
                 "Queue wait: from the scheduled arrival to the send (all users busy). TTFT from arrival = "

@@ -49,8 +49,9 @@ KEPT_FIELDS = frozenset({
     "outcome", "error_class", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
     "queue_wait_s", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_estimated", "token_times_s",
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
+    "provider",  # who served it: the router's-choice shares (report/routing.py)
 })
-_INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider")
+_INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider", "provider")
 
 
 _MICRO = 1e6

@@ -28,6 +28,7 @@ from typing import Any
 from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.routing import router_choice
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
@@ -152,6 +153,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "targets": target_out,
         "steps": steps_out,
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
+        "router_choice": router_choice(run, target_out),
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }
