@@ -8,6 +8,7 @@ from pathlib import Path
 
 from synth import MODELS, closed_loop, record, write_run
 
+from tokenpulse.report.html import render_html
 from tokenpulse.report.markdown import markdown_report
 from tokenpulse.report.run import load_run
 from tokenpulse.report.summary import summarize
@@ -49,6 +50,8 @@ def test_router_choice_shares_and_comparison(tmp_path: Path) -> None:
     text = markdown_report(summary)
     assert "## The router's own choice" in text and "| SwiftInfer | swiftinfer | 71 | 70.3% | 70 |" in text
     assert "best pinned: swiftinfer" in text and "(n=100)" in text
+    page = render_html(summary)
+    assert "<h2>The router&#x27;s own choice</h2>" in page and "<td>SwiftInfer</td><td>swiftinfer</td><td>71</td>" in page
 
 
 def test_no_router_target_no_section_and_overlap_is_no_difference(tmp_path: Path) -> None:

@@ -100,25 +100,39 @@ def _verdict(route: dict[str, Any], best: dict[str, Any] | None) -> str:
     return "no difference shown (TTFT p50 intervals overlap or too few requests)"
 
 
-def router_markdown(sections: Sequence[dict[str, Any]], cell: Callable[..., str],
-                    table: Callable[[Sequence[str], Sequence[Sequence[str]]], str]) -> list[str]:
-    """The report.md section (`cell` renders a percentile with its interval and n, `table` a table:
-    markdown.py's, so every report cell reads the same)."""
-    if not sections:
-        return []
-    out = ["## The router's own choice", "",
-           "Router's-choice targets (`~...`: unpinned, or with a routing preference) against the best "
-           "pinned provider of the same model. Shares count every measured request; TTFT of successful "
-           "requests.", ""]
+#: The section's heading and its first paragraph (report.md and report.html).
+TITLE = "The router's own choice"
+INTRO = ("Router's-choice targets (`~...`: unpinned, or with a routing preference) against the best pinned "
+         "provider of the same model. Shares count every measured request; TTFT of successful requests.")
+SERVED_HEADERS = ("served by", "pinned target", "requests", "share", "n ok")
+COMPARE_HEADERS = ("target", "TTFT p50", "TTFT p95")
+
+
+def router_blocks(sections: Sequence[dict[str, Any]], cell: Callable[..., str]) -> list[dict[str, Any]]:
+    """Per router's-choice target: its title, a line, the served table, the comparison table and the
+    verdict, as text cells (`cell` renders a percentile with its interval and n: markdown.py's
+    `quantile_cell`), for report.md and report.html alike."""
+    blocks = []
     for s in sections:
-        rows = [[row["provider"], row["pinned_target"] or "-", str(row["requests"]),
-                 "-" if row["share"] is None else f"{row['share'] * 100:.1f}%",
-                 "-" if row["ok"] is None else str(row["ok"])] for row in s["served"]]
-        out += [f"### {s['name']}", "", f"{s['requests']} requests.", "",
-                table(("served by", "pinned target", "requests", "share", "n ok"), rows), ""]
+        served = [[row["provider"], row["pinned_target"] or "-", str(row["requests"]),
+                   "-" if row["share"] is None else f"{row['share'] * 100:.1f}%",
+                   "-" if row["ok"] is None else str(row["ok"])] for row in s["served"]]
         best = s["best_pinned"]
         compare = [[s["name"], cell(s["ttft"], 50), cell(s["ttft"], 95)]]
         if best is not None:
             compare.append([f"best pinned: {best['name']}", cell(best["ttft"], 50), cell(best["ttft"], 95)])
-        out += [table(("target", "TTFT p50", "TTFT p95"), compare), "", f"Verdict: {s['verdict']}.", ""]
+        blocks.append({"title": s["name"], "line": f"{s['requests']} requests.", "served": served,
+                       "compare": compare, "verdict": f"Verdict: {s['verdict']}."})
+    return blocks
+
+
+def router_markdown(sections: Sequence[dict[str, Any]], cell: Callable[..., str],
+                    table: Callable[[Sequence[str], Sequence[Sequence[str]]], str]) -> list[str]:
+    """The report.md section (`table`: markdown.py's table renderer, so every table reads the same)."""
+    if not sections:
+        return []
+    out = [f"## {TITLE}", "", INTRO, ""]
+    for b in router_blocks(sections, cell):
+        out += [f"### {b['title']}", "", b["line"], "", table(SERVED_HEADERS, b["served"]), "",
+                table(COMPARE_HEADERS, b["compare"]), "", b["verdict"], ""]
     return out
