@@ -50,6 +50,7 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None, pin: s
     ("deepinfra/fp8", "DeepInfra", True),
     ("google-vertex", "Google Vertex", True),
     ("nebius", "Nebius AI Studio", True),  # a prefix: the conservative side
+    ("rate-limit", "Fault rate_limit", True),  # contained: still the conservative side
     ("deepinfra", "Together", False),
     ("fast-a", "Fast-A", True),
     ("deepinfra", "", None),

@@ -12,7 +12,7 @@ The rule, conservative on purpose (a false `wrong_provider` would hide real samp
 - the names an endpoints listing gives the pin (`provider_name` of the entries whose `tag` is the pin)
   decide when they are known: the served name matches one of them, or it is another provider;
 - otherwise both sides are normalized (lowercase, only letters and digits; a tag's variant after `/` is
-  dropped): equal, or one a prefix of the other ("nebius" and "Nebius AI Studio"), is a match;
+  dropped): equal, or one contained in the other ("nebius" and "Nebius AI Studio"), is a match;
 - anything else is another provider. An absent or empty served name says nothing (`None`).
 
 Nothing here is ever a metric label: the served name stays in the record, labels keep the pin.
@@ -62,4 +62,4 @@ def served_matches_pin(pin: ProviderPin | str, served_name: object) -> bool | No
     slug = normalize_provider(pin.slug)
     if not slug:
         return None
-    return served == slug or served.startswith(slug) or slug.startswith(served)
+    return slug in served or served in slug
