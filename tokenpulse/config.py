@@ -208,6 +208,73 @@ class SLO(_Strict):
         return Objectives(**values)
 
 
+#: Router-choice label values start with this, so they can never be a provider slug (PROVIDER_PATTERN).
+ROUTE_PREFIX = "~"
+#: `provider.quantizations` values (OpenRouter's documented levels), for router-choice targets.
+RouteQuantization = Literal["int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown"]
+
+
+class MaxPrice(_Strict):
+    """OpenRouter's `provider.max_price`: the most a request may cost, USD per million tokens."""
+
+    prompt: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False, description="USD per "
+                                 "million prompt tokens.")
+    completion: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False, description="USD per "
+                                     "million output tokens.")
+
+
+class RouteChoice(_Strict):
+    """One *router's choice* target: the model unpinned, as a user who does not pin gets it, with an
+    optional routing preference (docs/getting-started-openrouter.md, "The router's own choice"). Its
+    `provider` label is `~` and the routing (`~default`, `~sort:throughput`, `~nitro`, `~floor`, ...,
+    or `~<name>`), from the config only; each record keeps the provider that served it."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+\-]{0,62}$", description="the "
+                             "label after `~` (default: made from the fields, e.g. `sort:price`).")
+    sort: Literal["price", "throughput", "latency"] | None = Field(default=None, description="`provider.sort`: "
+                                                                   "try providers cheapest, fastest-decoding "
+                                                                   "or lowest-latency first.")
+    variant: Literal["nitro", "floor"] | None = Field(default=None, description="model suffix `:nitro` "
+                                                      "(throughput sort) or `:floor` (price sort).")
+    max_price: MaxPrice | None = Field(default=None, description="`provider.max_price`: only providers at most "
+                                       "this expensive.")
+    quantizations: list[RouteQuantization] | None = Field(default=None, min_length=1, description="`provider."
+                                                          "quantizations`: only providers serving one of these.")
+
+    @model_validator(mode="after")
+    def _one_sort(self) -> RouteChoice:
+        if self.sort is not None and self.variant is not None:
+            raise ValueError("set either sort or variant (:nitro is the throughput sort, :floor the price "
+                             "sort), not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The target's `provider` label: bounded, made from the config alone."""
+        if self.name:
+            return ROUTE_PREFIX + self.name
+        parts: list[str] = [f"sort:{self.sort}"] if self.sort else [self.variant] if self.variant else []
+        if self.max_price is not None:
+            parts.append("max_price")
+        if self.quantizations:
+            parts.append("q:" + "+".join(self.quantizations))
+        return ROUTE_PREFIX + (",".join(parts) or "default")
+
+    def routing(self) -> dict[str, Any]:
+        """The `provider` object of the request (fallbacks left on: that is the router's choice)."""
+        routing: dict[str, Any] = {}
+        if self.sort:
+            routing["sort"] = self.sort
+        if self.max_price is not None:
+            routing["max_price"] = self.max_price.model_dump(exclude_none=True)
+        if self.quantizations:
+            routing["quantizations"] = list(self.quantizations)
+        return routing
+
+    def model_id(self, model: str) -> str:
+        return f"{model}:{self.variant}" if self.variant else model
+
+
 class ModelTarget(_Strict):
     """One model of an endpoint, and the providers to measure it on. Set either `providers` or
     `discover: true`, not both; each provider at most once."""
@@ -234,6 +301,16 @@ class ModelTarget(_Strict):
     context_length: int | None = Field(default=None, ge=1, le=100_000_000, description="the model's context "
                                        "in tokens, when the API's models listing does not give "
                                        "`context_length`; long load-test prompts never exceed it.")
+    routes: list[RouteChoice] = Field(default_factory=list, max_length=16, description="router's-choice "
+                                      "targets besides the pinned providers: each entry is the model unpinned "
+                                      "(optionally sorted, `:nitro`/`:floor`, `max_price`, `quantizations`), "
+                                      "its own target with provider label `~...`. With routes and no "
+                                      "`providers`, there is no `default` target.")
+    require_parameters: bool = Field(default=True, description="pinned requests send `provider."
+                                     "require_parameters: true`, so a provider that would ignore a parameter "
+                                     "of the request (reasoning, tools, response_format, seed) is refused "
+                                     "(an error) instead of silently used; a profile's `extra_body.provider` "
+                                     "may still set it.")
 
     @field_validator("providers")
     @classmethod
@@ -247,7 +324,22 @@ class ModelTarget(_Strict):
     def _discover_xor_list(self) -> ModelTarget:
         if self.discover and self.providers:
             raise ValueError("set either providers or discover: true, not both")
+        labels = [r.label for r in self.routes]
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        if dupes:
+            raise ValueError(f"routes: two entries make the same target {', '.join(dupes)}; give them "
+                             "distinct `name`s")
         return self
+
+    def pinned_labels(self) -> list[str]:
+        """The provider labels of the pinned (or plain unpinned) targets of this model: its providers,
+        else `default` unless router's-choice `routes` stand in for it (discovery: none here)."""
+        if self.discover:
+            return []
+        return list(self.providers) or ([] if self.routes else [NO_PROVIDER])
+
+    def route(self, label: str) -> RouteChoice | None:
+        return next((r for r in self.routes if r.label == label), None)
 
 
 class Endpoint(_Strict):
@@ -299,8 +391,8 @@ class Endpoint(_Strict):
     def _providers_need_openrouter(self) -> Endpoint:
         if self.kind == "openai":
             for i, model in enumerate(self.models):
-                if model.providers or model.discover:
-                    raise field_error(f"models.{i}", "providers/discover need kind: openrouter "
+                if model.providers or model.discover or model.routes:
+                    raise field_error(f"models.{i}", "providers/discover/routes need kind: openrouter "
                                      "(plain OpenAI-compatible servers have no provider routing)")
         return self
 
@@ -502,17 +594,22 @@ class Config(_Strict):
                                          f"{profile!r} (defined: {known})")
                     # Two entries that make the same target would be probed twice under one label set
                     # (double counts, a state that flips between them); discovery counts as one entry.
-                    for provider in (["(discover)"] if model.discover else model.providers or [NO_PROVIDER]):
+                    for provider in ((["(discover)"] if model.discover else model.pinned_labels())
+                                     + [r.label for r in model.routes]):
                         key = (endpoint.name, model.id, provider, profile)
                         where = f"endpoints.{ei}.models.{mi}"
                         if key in seen:
                             raise field_error(where, f"duplicate target {'/'.join(key)} (also {seen[key]}); "
                                              "list each model once per endpoint, each profile once")
                         seen[key] = where
-                    problem = _pin_conflict(self.profiles[profile], model)
+                    problem = _pin_conflict(self.profiles[profile].extra_body, model)
                     if problem:
                         raise field_error(f"profiles.{profile}.extra_body.provider", f"{problem} (used by "
                                           f"endpoints.{ei}.models.{mi}, which pins each provider)")
+                problem = _pin_conflict(self.load.workload.extra_body, model)
+                if problem:
+                    raise field_error("load.workload.extra_body.provider", f"{problem} (load tests of "
+                                      f"endpoints.{ei}.models.{mi} pin each provider)")
         return self
 
     def targets(self) -> Iterator[Target]:
@@ -520,10 +617,7 @@ class Config(_Strict):
         Models with `discover: true` are resolved by the caller (it needs the network)."""
         for endpoint in self.endpoints:
             for model in endpoint.models:
-                if model.discover:
-                    continue
-                providers = model.providers or [NO_PROVIDER]
-                for provider in providers:
+                for provider in model.pinned_labels() + [r.label for r in model.routes]:
                     for profile in model.profiles:
                         yield self.target(endpoint, model, provider, profile)
 
@@ -537,28 +631,40 @@ class Config(_Strict):
             interval_s=model.interval_s or self.probe.interval_s,
             jitter_s=model.jitter_s if model.jitter_s is not None else self.probe.jitter_s,
             timeouts=(model.timeouts or self.probe.timeouts).to_timeouts(),
+            route=model.route(provider),
         )
 
 
-def split_pinned_routing(extra_body: Mapping[str, Any], provider: str | None
+def split_pinned_routing(extra_body: Mapping[str, Any], provider: str | None, *,
+                         require_parameters: bool = False, route: RouteChoice | None = None,
                          ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """(routing, the rest of extra_body) for a request pinned to `provider`: extra_body's `provider`
-    object with the pin (`only: [provider]`, `allow_fallbacks: false`) set over it, so that
-    `require_parameters: true` and the like merge with the pin instead of replacing it. Unpinned
-    (`provider` None) or without a `provider` mapping, extra_body goes as it is."""
+    """(routing, the rest of extra_body): the one place a request's `provider` object is built.
+
+    Pinned to `provider`: `require_parameters` (the model's setting), then extra_body's `provider`
+    object, then the pin (`only: [provider]`, `allow_fallbacks: false`) over both, so that extra_body's
+    routing fields merge with the pin instead of replacing it. A router's-choice `route`: its routing
+    (sort, max_price, quantizations) under extra_body's. Unpinned without a route, or with an extra_body
+    `provider` that is not a mapping (the config refuses that for a pin), extra_body goes as it is."""
     routing = extra_body.get("provider")
-    if provider is None or not isinstance(routing, Mapping):
+    if routing is not None and not isinstance(routing, Mapping):
         return None, dict(extra_body)
     rest = {k: v for k, v in extra_body.items() if k != "provider"}
-    return {**routing, "only": [provider], "allow_fallbacks": False}, rest
+    if provider is not None:
+        base = {"require_parameters": True} if require_parameters else {}
+        return {**base, **(routing or {}), "only": [provider], "allow_fallbacks": False}, rest
+    if route is not None:
+        merged = {**route.routing(), **(routing or {})}
+        return merged or None, rest
+    return None, dict(extra_body)
 
 
-def _pin_conflict(profile: ProbeProfile, model: ModelTarget) -> str | None:
-    """Why `profile.extra_body.provider` would undo the pin of `model`'s providers, or None. Only
-    pinned targets (a provider list or discovery) are checked; an unpinned target sends it as it is."""
-    if not (model.providers or model.discover) or "provider" not in profile.extra_body:
+def _pin_conflict(extra_body: Mapping[str, Any], model: ModelTarget) -> str | None:
+    """Why `extra_body.provider` (a profile's or the load workload's) would undo the pin of `model`'s
+    providers, or None. Only pinned targets (a provider list or discovery) are checked; an unpinned
+    target sends it as it is."""
+    if not (model.providers or model.discover) or "provider" not in extra_body:
         return None
-    routing = profile.extra_body["provider"]
+    routing = extra_body["provider"]
     if not isinstance(routing, dict):
         return "must be a mapping of OpenRouter routing fields to merge with the provider pin"
     only = routing.get("only")
@@ -585,6 +691,8 @@ class Target:
     interval_s: float
     jitter_s: float
     timeouts: Timeouts
+    #: A router's-choice target (provider label `~...`): the model unpinned with this routing.
+    route: RouteChoice | None = None
 
     @property
     def key(self) -> str:
@@ -596,16 +704,26 @@ class Target:
 
     @property
     def pinned_provider(self) -> str | None:
-        return None if self.provider == NO_PROVIDER else self.provider
+        return None if self.provider == NO_PROVIDER or self.route is not None else self.provider
+
+    @property
+    def request_model(self) -> str:
+        """The model id sent: the configured one, with a route's `:nitro` / `:floor` suffix."""
+        return self.route.model_id(self.model.id) if self.route is not None else self.model.id
+
+    def routing(self, extra_body: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(provider routing, the rest of `extra_body`) of this target's requests (split_pinned_routing)."""
+        return split_pinned_routing(extra_body, self.pinned_provider,
+                                    require_parameters=self.model.require_parameters, route=self.route)
 
     def chat_request(self) -> ChatRequest:
         """The request of this target. A pinned provider's `provider.only` and `allow_fallbacks: false`
         survive any `extra_body`: its `provider` object is merged under the pin, not put over it (the
         config rejects a `provider.only` or `allow_fallbacks: true` that would undo the pin)."""
         p = self.profile
-        routing, extra_body = split_pinned_routing(p.extra_body, self.pinned_provider)
+        routing, extra_body = self.routing(p.extra_body)
         return ChatRequest(
-            model=self.model.id,
+            model=self.request_model,
             messages=p.messages(),
             max_tokens=p.max_tokens,
             temperature=p.temperature,

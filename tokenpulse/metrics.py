@@ -19,7 +19,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 
 from tokenpulse import __version__
-from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ErrorClass, Outcome
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ALL_ERROR_ORIGINS, ErrorClass, ErrorOrigin, Outcome
 
 PREFIX = "tokenpulse"
 TARGET_LABELS = ("endpoint", "model", "provider")
@@ -101,6 +101,8 @@ class MeasuredRequest(Protocol):
     def tokens_estimated(self) -> bool: ...
     @property
     def cost_usd(self) -> float | None: ...
+    @property
+    def error_origin(self) -> ErrorOrigin | None: ...
 
 
 class RequestMetrics:
@@ -148,6 +150,11 @@ class RequestMetrics:
                                           "estimated because the server sent no usage.", labels, registry=registry)
         self.cost = Counter(_name("cost_usd"), "Spend in US dollars (usage.cost, else usage x configured price).",
                             labels, registry=registry)
+        self.rate_limited = Counter(_name("rate_limited_requests"), "Requests rate limited (429 or a "
+                                    "rate_limited error), by who said so: origin=openrouter (OpenRouter's own "
+                                    "limits: X-RateLimit-* headers, no provider), provider (error.metadata."
+                                    "provider_name), unknown (neither sign).", (*labels, "origin"),
+                                    registry=registry)
 
     def touch(self, labels: Mapping[str, str]) -> None:
         """Create a target's series at zero, so rates exist before its first failure (no absent series)."""
@@ -159,6 +166,8 @@ class RequestMetrics:
             family.labels(**labels)
         for phase in CONNECTION_PHASES:
             self.connection_phase.labels(**labels, phase=phase)
+        for origin in ALL_ERROR_ORIGINS:
+            self.rate_limited.labels(**labels, origin=origin)
 
     def forget(self, labels: Mapping[str, str]) -> None:
         """Drop the cached children of a target whose series were removed (ProberMetrics.forget_target)."""
@@ -192,6 +201,12 @@ class RequestMetrics:
             requests = series.requests[(outcome, error_class)] = self.requests.labels(
                 **labels, outcome=outcome, error_class=error_class)
         requests.inc()
+        if result.error_class is ErrorClass.RATE_LIMITED:
+            self.rate_limited.labels(**labels, origin=(result.error_origin or ErrorOrigin.UNKNOWN).value).inc()
+        if result.error_class is ErrorClass.WRONG_PROVIDER:
+            # Served by another provider: never a latency sample of this one; the tokens were spent.
+            self._spend(series, result, cost_usd)
+            return
         if result.ttfb_s is not None:
             series.ttfb.observe(result.ttfb_s)
         if result.connect_s is not None:
@@ -214,6 +229,11 @@ class RequestMetrics:
             times = result.token_times_s
             for a, b in zip(times, times[1:], strict=False):
                 gap.observe(b - a)
+        self._spend(series, result, cost_usd)
+
+    @staticmethod
+    def _spend(series: _TargetSeries, result: MeasuredRequest, cost_usd: float | None) -> None:
+        """Tokens and money of one request."""
         if result.prompt_tokens:
             series.prompt_tokens.inc(result.prompt_tokens)
         if result.output_tokens:

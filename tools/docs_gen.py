@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from tokenpulse import config as config_module
-from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ALL_ERROR_ORIGINS, CALLER_SIDE_CLASSES
 from tokenpulse.metrics import (
     BLIND_REASONS,
     NO_ERROR,
@@ -547,10 +547,13 @@ def metrics_reference(root: Path = ROOT) -> str:
         "| `endpoint` | `endpoints[].name` of the config |",
         "| `model` | `endpoints[].models[].id` |",
         "| `provider` | the configured provider slug or endpoint tag; `default` for endpoints without provider "
-        "routing (`kind: openai`, or no `providers`) |",
+        "routing (`kind: openai`, or no `providers`); `~...` for a router's-choice target (`routes:`, e.g. "
+        "`~sort:throughput`, `~nitro`), made from the config: never the provider that served a request |",
         "| `outcome` | `ok`, `error` |",
         f"| `error_class` | `{NO_ERROR}` (with `outcome=\"ok\"`) or one of {_code_list(ALL_ERROR_CLASSES)}. "
-        f"Availability does not count the caller-side classes {_code_list(caller)} |",
+        f"Availability does not count the caller-side classes {_code_list(caller)}, nor `wrong_provider` "
+        "(the router served the pinned request with another provider) |",
+        f"| `origin` | {_code_list(ALL_ERROR_ORIGINS)} (who answered with a rate limit) |",
         f"| `state` | {_code_list(TARGET_STATES)} |",
         f"| `reason` | {_code_list(BLIND_REASONS)} (why a target is `blind`) |",
         f"| `window` | {_code_list(OPENROUTER_UPTIME_WINDOWS)} (OpenRouter's uptime windows) |",

@@ -92,7 +92,7 @@ def test_fixed_output_sets_min_tokens_and_ignore_eos() -> None:
     body = chat.body()
     assert body["max_tokens"] == body["min_tokens"] == 77 and body["ignore_eos"] is True
     assert body["reasoning"] == {"enabled": False} and body["temperature"] == 0.5 and body["top_k"] == 5
-    assert body["provider"] == {"only": ["slow"], "allow_fallbacks": False}
+    assert body["provider"] == {"require_parameters": True, "only": ["slow"], "allow_fallbacks": False}
     plain = WorkloadGenerator(Workload(), run_id="r").for_user("u0").next_request(target()).chat.body()
     assert "min_tokens" not in plain and "ignore_eos" not in plain
 

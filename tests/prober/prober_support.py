@@ -68,8 +68,11 @@ def farm_data() -> dict[str, Any]:
             TEST_MODEL: {
                 "name": "Test chat model", "context_length": 8192, "reasoning": False,
                 "pricing": {"prompt": 0.1, "completion": 0.2}, "output_tokens": {"min": 20, "max": 30},
-                "providers": {slug: {"name": slug.title(), "profile": copy.deepcopy(profile)}
-                              for slug, profile in TEST_PROVIDERS.items()},
+                "providers": {**{slug: {"name": slug.title(), "profile": copy.deepcopy(profile)}
+                                 for slug, profile in TEST_PROVIDERS.items()},
+                              # every request pinned to it is served by fast-a (`wrong_provider`)
+                              "misrouted": {"name": "Misrouted", "profile": copy.deepcopy(FAST),
+                                            "misroute": 1.0, "misroute_to": ["fast-a"]}},
             },
             REASONING_MODEL: {
                 "name": "Test reasoning model", "context_length": 8192, "reasoning": True,

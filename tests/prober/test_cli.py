@@ -55,7 +55,7 @@ MALFORMED: list[tuple[str, str, str]] = [
     (GOOD.replace("http://127.0.0.1:1/api/v1", "${TP_SURELY_UNSET_VAR}"), "endpoints.0.base_url",
      "environment variable TP_SURELY_UNSET_VAR is not set"),
     (GOOD.replace("    models:", "    kind: openai\n    models:"), "endpoints.0.models.0",
-     "providers/discover need kind: openrouter"),
+     "providers/discover/routes need kind: openrouter"),
     (GOOD + "slo:\n  availability: 1.5\n", "slo.availability", "less than 1"),
 ]
 

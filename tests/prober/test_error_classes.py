@@ -33,6 +33,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("mock", "malformed"): "protocol_error",
     ("mock", "hang"): "timeout_ttft",
     ("mock", "hangmid"): "timeout_idle",
+    ("mock", "misrouted"): "wrong_provider",  # the router served it with fast-a
     ("mock-short", "slow"): "timeout_total",
     ("mock-thinking", "thinker"): "empty_response",  # every token is excluded reasoning
     ("mock-badkey", "fast-a"): "client_error",  # 401 for a key the mock refuses

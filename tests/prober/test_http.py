@@ -10,7 +10,7 @@ import httpx
 from prober_support import config_data, make_config, sample
 from prometheus_client.parser import text_string_to_metric_families
 
-from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, Outcome
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, ALL_ERROR_ORIGINS, Outcome
 from tokenpulse.metrics import BLIND_REASONS, NO_ERROR, TARGET_STATES
 from tokenpulse.mock import MockServerThread
 from tokenpulse.prober.http import HttpServer, Response
@@ -19,7 +19,7 @@ from tokenpulse.prober.service import Prober
 PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
 #: Label names the prober may export, and where each one's values come from.
 ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version", "phase",
-                  "reason"}
+                  "reason", "origin"}
 
 
 def config_for(server: MockServerThread) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def test_endpoints_and_metrics(farm_server: MockServerThread) -> None:
     allowed_values = {
         "endpoint": {"mock"}, "model": {"test/chat"}, "provider": set(PROVIDERS),
         "outcome": {o.value for o in Outcome}, "error_class": {NO_ERROR, *ALL_ERROR_CLASSES},
-        "state": set(TARGET_STATES), "reason": set(BLIND_REASONS),
+        "state": set(TARGET_STATES), "reason": set(BLIND_REASONS), "origin": set(ALL_ERROR_ORIGINS),
     }
     for family in families:
         assert family.name.startswith("tokenpulse_"), family.name

@@ -52,6 +52,6 @@ def test_a_routing_that_undoes_the_pin_is_a_config_error(provider: Any, problem:
 
 def test_only_naming_the_pinned_provider_itself_is_accepted() -> None:
     (body,) = _body(_config({"provider": {"only": ["deepinfra"]}}, providers=["deepinfra"]))
-    assert body["provider"] == {"only": ["deepinfra"], "allow_fallbacks": False}
+    assert body["provider"] == {"require_parameters": True, "only": ["deepinfra"], "allow_fallbacks": False}
     with pytest.raises(ConfigError, match="each discovered provider"):
         _config({"provider": {"only": ["deepinfra"]}}, discover=True)

@@ -12,9 +12,10 @@ import yaml
 from stack_helpers import ROOT, RULE_TESTS_DIR, RULES_DIR, alert_rules, recording_rules, rule_groups
 
 from tokenpulse.config import load_config
-from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES
+from tokenpulse.core.outcomes import ALL_ERROR_CLASSES, CALLER_SIDE_CLASSES, NOT_PROVIDER_CLASSES
 from tokenpulse.metrics import LATENCY_BUCKETS, LoadMetrics, ProberMetrics
 from tokenpulse.ops.rules import DEFAULT_RUNBOOK_BASE_URL
+from tokenpulse.ops.rules.recording import CALLER_SIDE
 
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 #: The stack's config: the committed rules are `tokenpulse rules` output for it.
@@ -53,7 +54,7 @@ def test_promtool_detects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The unit tests can fail: with caller-side errors counted against availability, they must."""
     (tmp_path / "rules").mkdir()
     for path in RULES_DIR.glob("*.yml"):
-        text = path.read_text(encoding="utf-8").replace('error_class!~"rate_limited|client_error"', 'error_class!~"x"')
+        text = path.read_text(encoding="utf-8").replace(CALLER_SIDE, 'error_class!~"x"')
         (tmp_path / "rules" / path.name).write_text(text, encoding="utf-8")
     (tmp_path / "tests").mkdir()
     test = RULE_TESTS_DIR / "alerts_test.yml"
@@ -151,10 +152,12 @@ def test_slo_figures_come_from_the_stack_config_and_are_bucket_bounds() -> None:
 
 
 def test_caller_side_classes_match_the_outcomes_module() -> None:
+    """Availability leaves out the caller-side classes and wrong_provider (NOT_PROVIDER_CLASSES)."""
     text = (RULES_DIR / "recording.yml").read_text(encoding="utf-8")
     matchers = set(re.findall(r'error_class!~"([^"]+)"', text))
     assert len(matchers) == 1, matchers
-    assert set(matchers.pop().split("|")) == {c.value for c in CALLER_SIDE_CLASSES}
+    assert set(matchers.pop().split("|")) == {c.value for c in NOT_PROVIDER_CLASSES}
+    assert CALLER_SIDE_CLASSES < NOT_PROVIDER_CLASSES
     assert "timeout_ttft" in ALL_ERROR_CLASSES
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 
 from tokenpulse.cli.argtypes import positive_int, positive_seconds
+from tokenpulse.config import split_pinned_routing
 from tokenpulse.core.format import fmt_number, fmt_seconds, fmt_usd, render_fields
 from tokenpulse.core.jsonwire import dumps_pretty
 from tokenpulse.core.keys import DEFAULT_KEY_ENV, belongs_to, insecure_key_problem, read_api_key, url_host
@@ -56,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="API root as written for the openai SDK, e.g. https://openrouter.ai/api/v1 or "
                         f"http://127.0.0.1:8000/v1 (default: {DEFAULT_BASE_URL}, the embedded mock)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default: {DEFAULT_MODEL})")
-    p.add_argument("--provider", help="pin one OpenRouter provider (provider.only, no fallbacks)")
+    p.add_argument("--provider", help="pin one OpenRouter provider (provider.only, no fallbacks, "
+                   "require_parameters)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="user message to send")
     p.add_argument("--max-tokens", type=positive_int, default=256, help="max output tokens (default: 256)")
     p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS,
@@ -115,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         reasoning=reasoning_setting(args.reasoning_effort),
         provider=args.provider,
+        # A pinned measurement asks for require_parameters, as the prober's and load tests' do.
+        provider_routing=split_pinned_routing({}, args.provider, require_parameters=True)[0],
     )
     prepared = prepare(args.base_url, request, api_key=api_key)
     timeouts = Timeouts(connect=args.connect_timeout, ttft=args.ttft_timeout, idle=args.idle_timeout,

@@ -24,6 +24,10 @@ class ErrorClass(StrEnum):
     PROTOCOL_ERROR = "protocol_error"  # malformed SSE/JSON, wrong content type, oversized body
     EMPTY_RESPONSE = "empty_response"  # stream finished properly but carried no token
     TRUNCATED = "truncated"  # stream closed without [DONE] or a finish reason
+    #: A pinned request served by another provider than its pin (the stream's `provider`, or the error's
+    #: `metadata.provider_name`, names someone else: tokenpulse/core/served.py). Never a sample of the
+    #: pinned provider, and not counted against its availability: the router chose, not the provider.
+    WRONG_PROVIDER = "wrong_provider"
 
 
 class Outcome(StrEnum):
@@ -40,6 +44,9 @@ class Outcome(StrEnum):
 #: Error classes that say something about the caller (quota, key, request) rather than the provider.
 #: Availability excludes them, as OpenRouter's own uptime does (DESIGN.md §4).
 CALLER_SIDE_CLASSES: frozenset[ErrorClass] = frozenset({ErrorClass.CLIENT_ERROR, ErrorClass.RATE_LIMITED})
+#: Error classes that do not lower the (pinned) provider's availability: the caller-side ones, and
+#: `wrong_provider` (the router sent the request elsewhere; the pinned provider was never asked).
+NOT_PROVIDER_CLASSES: frozenset[ErrorClass] = CALLER_SIDE_CLASSES | {ErrorClass.WRONG_PROVIDER}
 
 ALL_ERROR_CLASSES: tuple[str, ...] = tuple(c.value for c in ErrorClass)
 
@@ -62,4 +69,17 @@ def counts_against_availability(error_class: ErrorClass | str | None) -> bool:
     """True when a failure of this class is the provider's fault (it lowers availability)."""
     if error_class is None:
         return False
-    return ErrorClass(error_class) not in CALLER_SIDE_CLASSES
+    return ErrorClass(error_class) not in NOT_PROVIDER_CLASSES
+
+
+class ErrorOrigin(StrEnum):
+    """Who answered with an error, as far as the response says (a bounded label value): OpenRouter
+    itself (its own 429s carry `X-RateLimit-*` headers and no provider), the provider behind it
+    (`error.metadata.provider_name`), or unknown (neither sign: a plain OpenAI-compatible server)."""
+
+    OPENROUTER = "openrouter"
+    PROVIDER = "provider"
+    UNKNOWN = "unknown"
+
+
+ALL_ERROR_ORIGINS: tuple[str, ...] = tuple(o.value for o in ErrorOrigin)

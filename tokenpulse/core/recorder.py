@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from tokenpulse.core.outcomes import ErrorClass, Outcome, error_class_for_status
+from tokenpulse.core.errordetail import ErrorDetail, parse_error_detail, rate_limit_headers
+from tokenpulse.core.outcomes import ErrorClass, ErrorOrigin, Outcome, error_class_for_status
 from tokenpulse.core.redact import clip, redact
+from tokenpulse.core.served import ProviderPin, served_matches_pin
 from tokenpulse.core.sse import SSEDecoder
 from tokenpulse.core.usage import NO_USAGE, parse_usage
 
@@ -96,10 +98,19 @@ class StreamResult:
     connect_s: float | None = None
     tls_s: float | None = None
     connection_reused: bool | None = None
+    #: OpenRouter's details of a failed request (tokenpulse/core/errordetail.py): who answered
+    #: (`origin`), `error.metadata` / `error.availability` and the `X-RateLimit-*` headers. None when
+    #: the failure carried none (a timeout, a reset) or the request succeeded.
+    error_detail: ErrorDetail | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def error_origin(self) -> ErrorOrigin | None:
+        """Who answered with the error (a bounded label value), when the response said."""
+        return self.error_detail.origin if self.error_detail is not None else None
 
     @property
     def chunk_gaps_s(self) -> list[float]:
@@ -124,6 +135,7 @@ class StreamResult:
             del d["truth_lags_s"]
         if d["text"] is None:
             del d["text"]
+        d["error_detail"] = self.error_detail.to_dict() if self.error_detail is not None else None
         return d
 
 
@@ -145,7 +157,7 @@ class StreamRecorder:
         "_t_last_token", "_t_done", "_t_end", "_token_ns", "_truth_sent", "_truth_recv", "_truth_ok", "_usage",
         "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
         "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
-        "finished", "first_token_seen", "_cancelled",
+        "finished", "first_token_seen", "_cancelled", "_pin", "_rate_limit", "_error_obj",
     )
 
     def __init__(
@@ -156,8 +168,13 @@ class StreamRecorder:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         keep_text: bool = False,
         prompt_tokens_hint: int | None = None,
+        pin: ProviderPin | None = None,
     ) -> None:
         self.t0_ns = t0_ns
+        #: The provider the request is pinned to: a result served by another is `wrong_provider`.
+        self._pin = pin
+        self._rate_limit: dict[str, str] | None = None
+        self._error_obj: Any = None
         self._secrets = tuple(secrets)
         self._max_bytes = max_response_bytes
         self._keep_text = keep_text
@@ -214,6 +231,8 @@ class StreamRecorder:
         gen_id = lower.get("x-generation-id")
         self._generation_id = gen_id[:MAX_ID_CHARS] if gen_id and isinstance(gen_id, str) else None
         self._retry_after = _parse_retry_after(lower.get("retry-after"))
+        if status >= 400:
+            self._rate_limit = rate_limit_headers(lower)
 
     def on_bytes(self, t_ns: int, data: bytes) -> None:
         """Bytes of the body were received at `t_ns` (stamped before any parsing)."""
@@ -367,6 +386,7 @@ class StreamRecorder:
                 self._take_truth(truth)
         error = obj.get("error")
         if error:
+            self._error_obj = error
             self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, _error_text(error))
         elif self._finish_reason == "error":
             self._fail(t_ns, ErrorClass.MID_STREAM_ERROR, "finish_reason: error")
@@ -437,6 +457,33 @@ class StreamRecorder:
             bytes_received=self._bytes, keepalive_count=self._decoder.comments,
         )
 
+    def _judged(self, result: StreamResult) -> StreamResult:
+        """The error details of a failed result, and the pin's verdict: a request served by another
+        provider than its pin (the stream's `provider`, else the error's `metadata.provider_name`) is
+        `wrong_provider` whatever its outcome, unless it was cancelled (tokenpulse/core/served.py)."""
+        if result.outcome is Outcome.ERROR:
+            error = self._error_obj if self._error_obj is not None else self._body_error()
+            if error is not None or self._rate_limit:
+                result.error_detail = parse_error_detail(error, self._rate_limit, secrets=self._secrets)
+        if self._pin is None or result.outcome is Outcome.CANCELLED:
+            return result
+        detail = result.error_detail
+        served = result.provider or (detail.provider_name if detail is not None else None)
+        if served_matches_pin(self._pin, served) is False:
+            was = f" ({result.error_message})" if result.error_message else ""
+            result.outcome = Outcome.ERROR
+            result.error_class = ErrorClass.WRONG_PROVIDER
+            result.error_message = clip(redact(f"served by {served}, pinned to {self._pin.slug}{was}",
+                                               self._secrets))
+        return result
+
+    def _body_error(self) -> Any:
+        """The `error` object of a JSON error body, or None."""
+        if not self._error_body:
+            return None
+        obj = _parse_json_stdlib(bytes(self._error_body).decode("utf-8", "replace"))
+        return obj.get("error") if isinstance(obj, dict) else None
+
     def _result(self) -> StreamResult:
         t0 = self.t0_ns
         end = self._t_done if self._t_done is not None else self._t_end
@@ -474,7 +521,7 @@ class StreamRecorder:
 
         ok = self._error_class is None and self.finished
         cancelled = self._cancelled is not None
-        return StreamResult(
+        return self._judged(StreamResult(
             outcome=Outcome.OK if ok else Outcome.CANCELLED if cancelled else Outcome.ERROR,
             error_class=None if ok or cancelled else (self._error_class or ErrorClass.TRUNCATED),
             error_message=None if ok else self._cancelled if cancelled else (
@@ -506,7 +553,7 @@ class StreamRecorder:
             truth_ttft_s=truth_ttft,
             truth_lags_s=truth_lags,
             text="".join(self._text) if self._text is not None else None,
-        )
+        ))
 
 
 def failure_result(t0_ns: int, t_ns: int, error_class: ErrorClass, message: str, *,

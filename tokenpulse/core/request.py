@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from tokenpulse.core.jsonwire import dumps_compact
+from tokenpulse.core.served import ProviderPin
 
 #: OpenRouter's `reasoning.effort` values, the one list: the config model and `measure --reasoning-effort`
 #: both take them from here.
@@ -116,6 +117,9 @@ class PreparedRequest:
     body: bytes
     secrets: tuple[str, ...]
     prompt_tokens_hint: int | None = None
+    #: The provider the request is pinned to (`ChatRequest.provider`): the recorder judges the served
+    #: provider against it (`wrong_provider`).
+    pin: ProviderPin | None = None
 
     def __repr__(self) -> str:  # never print headers: they carry the key
         return f"PreparedRequest(url={self.url!r}, body_bytes={len(self.body)})"
@@ -155,4 +159,5 @@ def prepare(
         body=dumps_compact(request.body()),
         secrets=(api_key,) if api_key else (),
         prompt_tokens_hint=prompt_hint,
+        pin=ProviderPin.of(request.provider) if request.provider else None,
     )

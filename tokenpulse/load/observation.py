@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from tokenpulse.core.outcomes import ErrorClass, Outcome
+from tokenpulse.core.outcomes import ErrorClass, ErrorOrigin, Outcome
 from tokenpulse.core.recorder import StreamResult
 
 _NO_SERIES: tuple[float, ...] = ()
@@ -43,6 +43,7 @@ class Observation:
     #: The step whose measured window the request was sent in (None: warm-up, settle or no step);
     #: what the master's search tallies (load/search.py).
     step: int | None = None
+    error_origin: ErrorOrigin | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,12 +63,14 @@ class Observation:
                    output_tokens_per_s=result.output_tokens_per_s, prompt_tokens=result.prompt_tokens,
                    output_tokens=result.output_tokens, reasoning_tokens=result.reasoning_tokens,
                    tokens_estimated=result.tokens_estimated, cost_usd=cost_usd, queue_wait_s=queue_wait_s,
-                   connect_s=result.connect_s, tls_s=result.tls_s, step=step)
+                   connect_s=result.connect_s, tls_s=result.tls_s, step=step,
+                   error_origin=result.error_origin)
 
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in _FIELDS}
         d["outcome"] = self.outcome.value
         d["error_class"] = self.error_class.value if self.error_class else None
+        d["error_origin"] = self.error_origin.value if self.error_origin else None
         return d
 
     @classmethod
@@ -80,6 +83,7 @@ class Observation:
             values["target"] = int(data["target"])
             values["outcome"] = Outcome(data["outcome"])
             values["error_class"] = ErrorClass(data["error_class"]) if data.get("error_class") else None
+            values["error_origin"] = ErrorOrigin(data["error_origin"]) if data.get("error_origin") else None
             values["tokens_estimated"] = bool(data.get("tokens_estimated"))
             if values["step"] is not None and type(values["step"]) is not int:
                 return None
@@ -93,4 +97,5 @@ class Observation:
 
 
 _FIELDS = tuple(f.name for f in fields(Observation))
-_NUMBERS = tuple(n for n in _FIELDS if n not in ("target", "outcome", "error_class", "tokens_estimated", "step"))
+_NUMBERS = tuple(n for n in _FIELDS if n not in ("target", "outcome", "error_class", "tokens_estimated", "step",
+                                                 "error_origin"))

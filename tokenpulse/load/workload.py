@@ -286,16 +286,20 @@ class UserWorkload:
 
     def _chat(self, target: Target, messages: list[dict[str, Any]], out_tokens: int) -> ChatRequest:
         w = self.gen.workload
+        # The pin, require_parameters and a route's preference merge with the workload's own
+        # `extra_body.provider` in one place (config.split_pinned_routing), never replaced by it.
+        routing, extra_body = target.routing(w.extra_body)
         return ChatRequest(
-            model=target.model.id,
+            model=target.request_model,
             messages=messages,
             max_tokens=out_tokens,
             temperature=w.temperature,
             reasoning=w.reasoning.to_request() if w.reasoning else None,
             provider=target.pinned_provider,
+            provider_routing=routing,
             min_tokens=out_tokens if w.fixed_output else None,
             ignore_eos=True if w.fixed_output else None,
-            extra_body=dict(w.extra_body),
+            extra_body=extra_body,
         )
 
     def _long_prompt(self, target: Target) -> PlannedRequest:

@@ -22,7 +22,14 @@ from tokenpulse.mock.http import Request, Responder
 from tokenpulse.mock.pacer import Pacer
 from tokenpulse.mock.pump import TokenPump
 from tokenpulse.mock.request import BadRequest, ChatRequest, parse_chat_request
-from tokenpulse.mock.routing import route
+from tokenpulse.mock.routing import (
+    misroute,
+    openrouter_limited,
+    openrouter_rate_limit_headers,
+    provider_error_details,
+    route,
+    split_variant,
+)
 from tokenpulse.mock.state import FarmState
 from tokenpulse.mock.wire import COMMENT, DONE, StreamEncoder, completion_body, cost_usd, error_body, usage_obj
 
@@ -39,8 +46,8 @@ _PRE_STREAM_ERRORS: dict[str, tuple[int, str]] = {
 
 
 def send_error(resp: Responder, status: int, message: str, metadata: dict[str, Any] | None = None,
-               headers: list[tuple[str, str]] | None = None) -> None:
-    resp.send(status, error_body(status, message, metadata), headers)
+               headers: list[tuple[str, str]] | None = None, availability: dict[str, Any] | None = None) -> None:
+    resp.send(status, error_body(status, message, metadata, availability), headers)
 
 
 def key_is_invalid(req: Request) -> bool:
@@ -66,7 +73,8 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
     except BadRequest as exc:
         send_error(resp, 400, str(exc))
         return
-    model = state.farm.models.get(chat.model)
+    model_id, variant_sort = split_variant(chat.model) if openrouter else (chat.model, None)
+    model = state.farm.models.get(model_id)
     if model is None:
         status = 400 if openrouter else 404
         send_error(resp, status, f"{chat.model} is not a valid model ID", {"model": chat.model})
@@ -74,12 +82,18 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
 
     n = state.next_request_no()
     seed = state.farm.seed
-    chain = route(model, chat.provider, derive_rng(seed, "route", n))
+    if openrouter and openrouter_limited(state.farm.openrouter_rate_limit, derive_rng(seed, "or-limit", n)):
+        send_error(resp, 429, "Rate limit exceeded: too many requests for this key. Retry after the "
+                              "window resets.", {}, openrouter_rate_limit_headers())
+        return
+    chain = route(model, chat.provider, derive_rng(seed, "route", n), sort=variant_sort, params=chat.params)
     if not chain:
         send_error(resp, 404, f"No endpoints found matching your data policy and provider preferences "
                               f"for {model.id}.",
-                   {"model": model.id, "available_providers": list(model.providers)})
+                   {"model": model.id, "available_providers": list(model.providers)},
+                   availability={"code": "no_endpoints", "retryable": False})
         return
+    chain = misroute(model, chat.provider, chain, derive_rng(seed, "misroute", n))
 
     now = asyncio.get_running_loop().time()
     last_error: tuple[int, str, ProviderSpec] | None = None
@@ -117,7 +131,8 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
     assert last_error is not None  # the chain was not empty and every provider failed
     status, message, provider = last_error
     headers = [("Retry-After", str(provider.profile.errors.retry_after_s))] if status == 429 else None
-    send_error(resp, status, message, {"provider_name": provider.name}, headers)
+    metadata, availability = provider_error_details(status, provider)
+    send_error(resp, status, message, metadata, headers, availability)
 
 
 class Generation:

@@ -252,6 +252,14 @@ class ProviderSpec(_Strict):
     quantization: str = "fp8"
     max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] | None = None
     uptime_last_30m: Annotated[float, Field(ge=0, le=100)] = 99.5
+    #: Share of requests *pinned* to this provider that the router serves with another provider anyway
+    #: (seeded): what tokenpulse's `wrong_provider` class exists to catch (mock/routing.py).
+    misroute: Probability = 0.0
+    #: Where misrouted requests go (slugs of the same model's providers); empty: any other provider.
+    misroute_to: tuple[str, ...] = ()
+    #: Request parameters this provider does not support (`seed`, `tools`, ...): a request carrying one
+    #: with `provider.require_parameters: true` is not routed here (OpenRouter's documented filter).
+    unsupported_parameters: tuple[str, ...] = ()
 
 
 class OutputLength(_Strict):
@@ -286,9 +294,13 @@ class ModelSpec(_Strict):
     def _providers(cls, v: dict[str, ProviderSpec]) -> dict[str, ProviderSpec]:
         if not v:
             raise ValueError("a model needs at least one provider")
-        for slug in v:
+        for slug, spec in v.items():
             if not _SLUG.match(slug):
                 raise ValueError(f"provider slug {slug!r} must be lowercase [a-z0-9._-]")
+            unknown = [t for t in spec.misroute_to if t not in v or t == slug]
+            if unknown:
+                raise ValueError(f"provider {slug!r}: misroute_to names {', '.join(unknown)}, not another "
+                                 "provider of this model")
         return {slug: spec.model_copy(update={"slug": slug}) for slug, spec in v.items()}
 
     def price_of(self, provider: ProviderSpec) -> Pricing:
@@ -306,6 +318,9 @@ class MockFarm(_Strict):
     #: real endpoint can (mock/generations.py); [0, 0] makes it readable at once.
     generation_ready_s: tuple[Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)],
                               Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)]] = (0.5, 2.0)
+    #: Share of chat requests OpenRouter itself refuses with a 429 (its own request limits, before any
+    #: routing: `X-RateLimit-*` headers, no provider in the metadata), seeded.
+    openrouter_rate_limit: Probability = 0.0
     models: dict[str, ModelSpec]
 
     @field_validator("models")

@@ -28,6 +28,8 @@ MAX_OUTPUT_TOKENS = 32_768
 MAX_N = 128
 MAX_STOP = 16
 MAX_STOP_CHARS = 1024
+#: Top-level body fields kept for `provider.require_parameters` (a real body has a dozen).
+MAX_PARAMS = 64
 _INT64 = 2**63
 
 Effort = Literal["low", "medium", "high"]
@@ -56,6 +58,16 @@ class ProviderPrefs:
     order: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     allow_fallbacks: bool = True
+    require_parameters: bool = False
+    sort: Literal["price", "throughput", "latency"] | None = None
+    #: `max_price` in USD per million tokens: (prompt, completion), None where not bounded.
+    max_price: tuple[float | None, float | None] | None = None
+    quantizations: tuple[str, ...] | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """`only` without fallbacks: how a probe pins one provider (DESIGN.md §3)."""
+        return self.only is not None and not self.allow_fallbacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +90,8 @@ class ChatRequest:
     tool_name: str | None = None  # set when the request forces a tool call
     #: The text of each message, in order (references into the parsed body): the prefix cache's input.
     prompt_parts: tuple[str, ...] = ()
+    #: The top-level fields of the body (bounded: at most `MAX_PARAMS`), for `require_parameters`.
+    params: frozenset[str] = frozenset()
 
 
 def _message_chars(messages: list[Any]) -> int:
@@ -174,12 +188,37 @@ def _provider(value: Any) -> ProviderPrefs:
     if not isinstance(value, dict):
         raise BadRequest("provider must be an object")
     only = value.get("only")
+    sort = value.get("sort")
+    if isinstance(sort, dict):  # OpenRouter also takes {"by": ..., "partition": ...}
+        sort = sort.get("by")
+    if sort is not None and sort not in ("price", "throughput", "latency"):
+        raise BadRequest("provider.sort must be one of price, throughput, latency")
+    quantizations = value.get("quantizations")
     return ProviderPrefs(
         only=None if only is None else _str_list(only, "provider.only"),
         order=_str_list(value["order"], "provider.order") if value.get("order") is not None else (),
         ignore=_str_list(value["ignore"], "provider.ignore") if value.get("ignore") is not None else (),
         allow_fallbacks=_opt_bool(value, "allow_fallbacks", "provider.", True),
+        require_parameters=_opt_bool(value, "require_parameters", "provider.", False),
+        sort=sort,
+        max_price=_max_price(value.get("max_price")),
+        quantizations=None if quantizations is None else _str_list(quantizations, "provider.quantizations"),
     )
+
+
+def _max_price(value: Any) -> tuple[float | None, float | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("provider.max_price must be an object")
+    bounds: list[float | None] = []
+    for key in ("prompt", "completion"):
+        bound = value.get(key)
+        if bound is not None and (not isinstance(bound, (int, float)) or isinstance(bound, bool)
+                                  or not 0 <= bound < math.inf):
+            raise BadRequest(f"provider.max_price.{key} must be a non-negative number")
+        bounds.append(None if bound is None else float(bound))
+    return bounds[0], bounds[1]
 
 
 def _forced_tool(body: dict[str, Any]) -> str | None:
@@ -260,4 +299,5 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         provider=_provider(body.get("provider")),
         tool_name=_forced_tool(body),
         prompt_parts=_message_texts(messages),
+        params=frozenset(k for k in list(body)[:MAX_PARAMS] if isinstance(k, str)),
     )

@@ -55,9 +55,14 @@ def usage_obj(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int,
     }
 
 
-def error_body(code: int, message: str, metadata: dict[str, Any] | None = None) -> bytes:
-    """OpenRouter's error envelope; `code` equals the HTTP status."""
-    return _dumps({"error": {"code": code, "message": message, "metadata": metadata or {}}}).encode()
+def error_body(code: int, message: str, metadata: dict[str, Any] | None = None,
+               availability: dict[str, Any] | None = None) -> bytes:
+    """OpenRouter's error envelope; `code` equals the HTTP status. `availability` (`code`, `retryable`)
+    is what OpenRouter adds when no provider can serve the model."""
+    error: dict[str, Any] = {"code": code, "message": message, "metadata": metadata or {}}
+    if availability is not None:
+        error["availability"] = availability
+    return _dumps({"error": error}).encode()
 
 
 def _reasoning_delta(text: str) -> dict[str, Any]:

@@ -96,7 +96,8 @@ def _failures(failures: Sequence[Mapping[str, Any]]) -> str:
     items = []
     for f in failures[:MAX_FAILURES_SHOWN]:
         status = f" HTTP {_e(f['http_status'])}" if f.get("http_status") is not None else ""
-        side = "" if f.get("counts_against_availability") else " (caller-side)"
+        side = ("" if f.get("counts_against_availability") else " (served by another provider)"
+                if f.get("error_class") == "wrong_provider" else " (caller-side)")
         count = int(f.get("count") or 1)
         when = _e(f["at"])
         times = ""

@@ -28,12 +28,14 @@ from tokenpulse.report.markdown import (
     TARGET_HEADERS,
     is_open_loop,
     open_loop_rows,
+    quantile_cell,
     shape_text,
     slo_text,
     step_rows,
     target_rows,
 )
 from tokenpulse.report.matrix_render import lookup_note, matrix_tables
+from tokenpulse.report.routing import COMPARE_HEADERS, INTRO, SERVED_HEADERS, TITLE, router_blocks
 from tokenpulse.report.run import RunData
 from tokenpulse.report.search import HEADERS as SEARCH_HEADERS
 from tokenpulse.report.search import NOTE as SEARCH_NOTE
@@ -272,6 +274,11 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
              "(warm-up excluded), with the order-statistic confidence interval [low-high] (? where the sample "
              "is too small for a bound) and the sample size (the n ok column, or n= in the cell); "
              "throughput over the measured windows, ± the interval's half-width.</p>"]
+    for i, block in enumerate(router_blocks(summary.get("router_choice") or [], quantile_cell)):
+        body += ([f"<h2>{escape(TITLE)}</h2>", f"<p class='meta'>{escape(INTRO)}</p>"] if i == 0 else [])
+        body += [f"<h3>{escape(block['title'])}</h3>", f"<p>{escape(block['line'])}</p>",
+                 _table(SERVED_HEADERS, block["served"]), _table(COMPARE_HEADERS, block["compare"]),
+                 f"<p>{escape(block['verdict'])}</p>"]
     if is_open_loop(summary):
         body += ["<h2>Open loop: what an arriving user waited</h2>", _table(OPEN_LOOP_HEADERS, open_loop_rows(summary)),
                  "<p class='meta'>Queue wait: from the scheduled arrival to the send. TTFT from arrival = queue "

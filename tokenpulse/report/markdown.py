@@ -19,6 +19,7 @@ from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report import cache, prefill
 from tokenpulse.report.knee import RULE_TEXT
+from tokenpulse.report.routing import router_markdown
 from tokenpulse.report.search import HEADERS as SEARCH_HEADERS
 from tokenpulse.report.search import NOTE as SEARCH_NOTE
 from tokenpulse.report.search import answer_text, client_bound_text, search_rows
@@ -242,6 +243,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     if summary["warnings"]:
         out += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     out += ["## Per target", "", _md_table(TARGET_HEADERS, target_rows(summary)), ""]
+    out += router_markdown(summary.get("router_choice") or [], quantile_cell, _md_table)
     if is_open_loop(summary):
         out += ["## Open loop: what an arriving user waited", "",
                 "Queue wait: from the scheduled arrival to the send (all users busy). TTFT from arrival = "

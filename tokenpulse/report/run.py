@@ -50,10 +50,10 @@ KEPT_FIELDS = frozenset({
     "outcome", "error_class", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
     "queue_wait_s", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_estimated", "token_times_s",
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
-    "generation_id", "cost_usd", "provider",  # the /generation join and the provider matrix
+    "generation_id", "cost_usd", "provider",  # the /generation join, the provider matrix, report/routing.py
     "cached_tokens", "input_tokens_target",  # report/cache.py, report/prefill.py
 })
-_INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider")
+_INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider", "provider")
 
 
 _MICRO = 1e6

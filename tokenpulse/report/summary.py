@@ -37,6 +37,7 @@ from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.pareto import pareto_summary
 from tokenpulse.report.prefill import prefill_summary
+from tokenpulse.report.routing import router_choice
 from tokenpulse.report.run import RunData
 from tokenpulse.report.search import summarize_search
 from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
@@ -163,6 +164,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "targets": target_out,
         "steps": steps_out,
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
+        "router_choice": router_choice(run, target_out),
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
     }

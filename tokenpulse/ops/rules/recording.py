@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from tokenpulse.config import SLO
+from tokenpulse.core.outcomes import NOT_PROVIDER_CLASSES
 from tokenpulse.ops.rules.promql import cells, go_float, number
 
 BY = "sum by (job, endpoint, model, provider)"
-#: tokenpulse/core/outcomes.py CALLER_SIDE_CLASSES: excluded from availability, as OpenRouter's uptime does.
-CALLER_SIDE = 'error_class!~"rate_limited|client_error"'
+#: tokenpulse/core/outcomes.py NOT_PROVIDER_CLASSES: excluded from availability (the caller-side classes, as
+#: OpenRouter's uptime does, and wrong_provider: the router served the request elsewhere).
+CALLER_SIDE = 'error_class!~"' + "|".join(sorted(c.value for c in NOT_PROVIDER_CLASSES)) + '"'
 SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
 #: Windows of at least this many hours average the recorded per-target 5m rates (sampled each minute)
 #: instead of reading every raw error-class series: 360 points of one aggregated series for 6h, not

@@ -179,7 +179,8 @@ class AsyncStreamDriver:
                                                       content=request.body, extensions=_extensions(timeouts))
         t0 = clock()
         recorder = StreamRecorder(t0, secrets=request.secrets, max_response_bytes=self._max_bytes,
-                                  keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint)
+                                  keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint,
+                                  pin=request.pin)
         deadline = _Deadline(DeadlineClock(t0, timeouts))
         response: AsyncResponse | None = None
 

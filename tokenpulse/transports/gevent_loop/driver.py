@@ -95,7 +95,8 @@ class SyncStreamDriver:
         clock = time.monotonic_ns
         t0 = clock()
         recorder = StreamRecorder(t0, secrets=request.secrets, max_response_bytes=self._max_bytes,
-                                  keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint)
+                                  keep_text=keep_text, prompt_tokens_hint=request.prompt_tokens_hint,
+                                  pin=request.pin)
         deadlines = DeadlineClock(t0, timeouts)
         response: SyncResponse | None = None
         complete = False
