@@ -60,6 +60,33 @@ def recording_rules() -> list[dict[str, Any]]:
     return [rule for _, group in rule_groups() for rule in group["rules"] if "record" in rule]
 
 
+#: A subquery at a step of minutes or more beyond one (`x[3d:5m]`, `x[1h:5m]`): its steps are aligned to
+#: multiples of the step since the epoch, so its first point can be minutes away. (`[2h:1m]` has one
+#: within a minute.)
+SUBQUERY = re.compile(r"\[[0-9]+[smhdwy]:(?:[2-9]|[1-9][0-9]+)m\]|\[[0-9]+[smhdwy]:[0-9]+[hdwy]\]")
+
+
+def subquery_fed(rules: list[dict[str, Any]]) -> set[str]:
+    """The recording rules whose value rests on a subquery, directly or through other records: a fresh
+    Prometheus has no point of theirs until the wall clock passes the next multiple of the subquery's
+    step (up to 5 minutes) after the data started."""
+    exprs = {rule["record"]: rule["expr"] for rule in rules}
+    fed = {name for name, expr in exprs.items() if SUBQUERY.search(expr)}
+    grown = True
+    while grown:
+        grown = False
+        for name, expr in exprs.items():
+            if name not in fed and any(re.search(rf"(?<![\w:]){re.escape(dep)}(?![\w:])", expr) for dep in fed):
+                fed.add(name)
+                grown = True
+    return fed
+
+
+def references_any(expr: str, names: set[str]) -> bool:
+    """True when the PromQL `expr` names one of the series `names`."""
+    return any(re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr) for name in names)
+
+
 def dashboards() -> dict[str, dict[str, Any]]:
     return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARD_DIR.glob("*.json"))}
 
