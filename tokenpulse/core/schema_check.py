@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The outcome of judging one answer (bounded: these are metric label values)."""
 
     VALID = "valid"

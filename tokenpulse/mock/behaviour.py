@@ -324,7 +324,8 @@ def _within_budget(pieces: list[str], remaining: int | None) -> tuple[list[str],
     """The pieces (~4 characters a token) that fit the token budget, and whether it cut them."""
     if remaining is None:
         return pieces, False
-    kept, used = [], 0
+    kept: list[str] = []
+    used = 0
     for piece in pieces:
         tokens = max(1, math.ceil(len(piece) / 4))
         if used + tokens > remaining:

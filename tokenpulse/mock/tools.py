@@ -55,13 +55,14 @@ def generate(schema: Any, rng: random.Random, depth: int = 0) -> Any:
     if kind == "array":
         low = _int(schema.get("minItems"), 0)
         high = max(low, min(_int(schema.get("maxItems"), 3), low + MAX_ITEMS))
-        return [generate(schema.get("items"), rng, depth + 1) for _ in range(rng.randint(max(low, 1 if high else 0), high))]
+        count = rng.randint(max(low, 1 if high else 0), high)
+        return [generate(schema.get("items"), rng, depth + 1) for _ in range(count)]
     if kind == "integer":
-        low, high = _bounds(schema, 0, 100)
-        return rng.randint(math.ceil(low), max(math.ceil(low), math.floor(high)))
+        lo, hi = _bounds(schema, 0, 100)
+        return rng.randint(math.ceil(lo), max(math.ceil(lo), math.floor(hi)))
     if kind == "number":
-        low, high = _bounds(schema, 0.0, 100.0)
-        return round(rng.uniform(low, high), 2)
+        lo, hi = _bounds(schema, 0.0, 100.0)
+        return min(max(round(rng.uniform(lo, hi), 2), lo), hi)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
