@@ -24,6 +24,7 @@ from tokenpulse.core import request as request_defaults
 from tokenpulse.core.keys import insecure_key_problem
 from tokenpulse.core.redact import register_secret
 from tokenpulse.core.request import ChatRequest, ReasoningEffort, Timeouts
+from tokenpulse.core.schema_check import schema_problem
 from tokenpulse.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
@@ -96,6 +97,35 @@ class Reasoning(_Strict):
 
     def to_request(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+class ToolSpec(_Strict):
+    """One tool of the `tools` workload or a probe (OpenAI's `function`): its arguments are judged
+    against `parameters` (core/schema_check.py)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the function name (OpenAI's rule: "
+                      "letters, digits, _ and -, at most 64).")
+    description: str = Field(default="", max_length=1024, description="what the tool does, for the model.")
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"},
+                                       description="JSON Schema of the arguments.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = schema_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def as_tuple(self) -> tuple[str, str, dict[str, Any]]:
+        return (self.name, self.description, self.parameters)
+
+
+def _usable_response_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    problem = None if value is None else schema_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class ProbeProfile(_Strict):
@@ -333,8 +363,10 @@ class ProbeSettings(_Strict):
 class Workload(_Strict):
     """What load-test users send (docs/load-testing.md, "Workloads"). `kind: dataset` needs `dataset`."""
 
-    kind: Literal["synthetic", "dataset"] = Field(default="synthetic", description="`synthetic` prompts of a "
-                                                  "target length, or records from `dataset`.")
+    kind: Literal["synthetic", "dataset", "tools", "json_schema"] = Field(
+        default="synthetic", description="`synthetic` prompts of a target length, records from `dataset`, "
+        "`tools` (prompts that call the tools, then the tool's result sent back) or `json_schema` (strict "
+        "structured output): docs/load-testing.md.")
     input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000, description="synthetic prompt length in "
                                    "tokens (built at 4 characters per token).")
     input_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of the prompt length, clipped "
@@ -354,6 +386,26 @@ class Workload(_Strict):
                       "replayed.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to every request body "
                                        "as they are, e.g. `{top_p: 0.9}`.")
+
+    # kind: tools / json_schema (docs/load-testing.md, "Tool calling", "Structured output")
+    tool_choice: Literal["auto", "required"] = Field(
+        default="required", description="`tools`: the first turn's `tool_choice`; `required` makes a call "
+        "mandatory, so a response without one counts as `missing`.")
+    tools: list[ToolSpec] | None = Field(default=None, description="`tools`: the tool definitions (null: the "
+                                         "built-in get_weather and search_flights, core/structured.py).")
+    tool_prompts: list[str] | None = Field(default=None, description="`tools`: user prompts that call the "
+                                           "tools, one picked per conversation (null: built-in ones).")
+    tool_result_turn: bool = Field(default=True, description="`tools`: after a tool call, a second turn "
+                                   "sends the tool's result back and measures the answer.")
+    response_schema: dict[str, Any] | None = Field(default=None, description="`json_schema`: the JSON Schema "
+                                                   "of the answer, sent strict (null: a built-in book schema).")
+    schema_prompts: list[str] | None = Field(default=None, description="`json_schema`: user prompts (null: "
+                                             "built-in ones).")
+
+    @field_validator("response_schema")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _usable_response_schema(value)
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> Workload:
