@@ -179,3 +179,21 @@ def cdf_points(values: Iterable[float], max_points: int = 400) -> list[tuple[flo
     if points[-1][1] < 1.0:
         points.append((data[-1], 1.0))
     return points
+
+
+def proportion(successes: int, n: int, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """A rate with its sample size and Wilson score interval: `{n, k, rate, low, high, ci_level}`.
+
+    Wilson rather than p ± z·sqrt(p(1-p)/n): validity and success rates sit near 1, where the normal
+    interval runs past 1 and collapses to a point at 0 or n successes; Wilson's stays inside [0, 1] and
+    keeps close to its nominal coverage for small n. No successes to judge (n = 0): rate and bounds None."""
+    if n <= 0:
+        return {"n": 0, "k": 0, "rate": None, "low": None, "high": None, "ci_level": confidence}
+    k = min(max(successes, 0), n)
+    z = z_value(confidence)
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return {"n": n, "k": k, "rate": p, "low": max(0.0, centre - half), "high": min(1.0, centre + half),
+            "ci_level": confidence}

@@ -19,6 +19,7 @@ from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report.knee import RULE_TEXT
 from tokenpulse.report.summary import ALL
+from tokenpulse.report.validity import validity_markdown
 
 TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TTFT p99",
                   "TTFC p50", "TPOT p50", "E2E p50", "gap p99", "tok/s/req p50", "out tok/s", "req/s", "goodput",
@@ -227,6 +228,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         out += ["## Saturation knee", "", f"Rule: {RULE_TEXT}.", ""]
         rows = [[ALL, _knee_text(knee[ALL])]] + [[n, _knee_text(k)] for n, k in knee["targets"].items()]
         out += [_md_table(("target", f"knee ({knee['x']})"), rows), ""]
+    out += validity_markdown(summary.get("validity"))
     errors = _error_rows(summary)
     if errors:
         out += ["## Errors by class", "", _md_table(("target", "error class", "requests"), errors), ""]

@@ -49,6 +49,8 @@ KEPT_FIELDS = frozenset({
     "outcome", "error_class", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
     "queue_wait_s", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_estimated", "token_times_s",
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
+    # structured answers (report/validity.py)
+    "structured", "validity", "tool_required", "tool_called", "finish_reason", "first_tool_call_s",
 })
 _INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider")
 

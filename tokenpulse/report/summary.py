@@ -29,6 +29,7 @@ from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.run import RunData
+from tokenpulse.report.validity import validity_summary
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
@@ -154,6 +155,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
+        "validity": validity_summary(run.records, scheduled=not no_schedule),
     }
     summary["warnings"] = _warnings(run, summary)
     return summary
