@@ -24,7 +24,8 @@ from tokenpulse.core import request as request_defaults
 from tokenpulse.core.keys import insecure_key_problem
 from tokenpulse.core.redact import register_secret
 from tokenpulse.core.request import ChatRequest, ReasoningEffort, Timeouts
-from tokenpulse.core.schema_check import schema_problem
+from tokenpulse.core.schema_check import SchemaJudge, schema_problem
+from tokenpulse.core.structured import response_format, tool_payload
 from tokenpulse.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
@@ -144,6 +145,39 @@ class ProbeProfile(_Strict):
                                         "none, so the model's default applies).")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to the request body "
                                        "as they are, last, so they can override any field tokenpulse sets.")
+
+    # structured probes (docs/prober.md, "Tool calls and JSON answers")
+    tools: list[ToolSpec] | None = Field(default=None, description="tool definitions sent with every probe; "
+                                         "the arguments of each call are judged against their schema "
+                                         "(`tokenpulse_structured_answers_total`). Write a `prompt` that "
+                                         "calls them.")
+    tool_choice: Literal["auto", "required"] = Field(default="required", description="with `tools`: a "
+                                                     "response without a call is `missing` when required.")
+    response_schema: dict[str, Any] | None = Field(default=None, description="a JSON Schema sent as strict "
+                                                   "`response_format`; every answer is judged against it.")
+
+    @field_validator("response_schema")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _usable_response_schema(value)
+
+    @model_validator(mode="after")
+    def _one_structure(self) -> ProbeProfile:
+        if self.tools and self.response_schema is not None:
+            raise ValueError("set either tools or response_schema, not both")
+        return self
+
+    @property
+    def structured_kind(self) -> str | None:
+        """`tools` or `json_schema` when probes are judged (core/schema_check.py), else None."""
+        return "tools" if self.tools else "json_schema" if self.response_schema is not None else None
+
+    def judge(self) -> SchemaJudge | None:
+        if self.tools:
+            return SchemaJudge(tool_schemas={t.name: t.parameters for t in self.tools})
+        if self.response_schema is not None:
+            return SchemaJudge(answer_schema=self.response_schema)
+        return None
 
     def messages(self) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
@@ -600,6 +634,9 @@ class Target:
             provider=self.pinned_provider,
             provider_routing=routing,
             extra_body=extra_body,
+            tools=tool_payload([t.as_tuple() for t in p.tools]) if p.tools else None,
+            tool_choice=p.tool_choice if p.tools else None,
+            response_format=None if p.response_schema is None else response_format(p.response_schema),
         )
 
 

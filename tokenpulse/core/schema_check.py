@@ -134,3 +134,22 @@ class SchemaJudge:
         # The keyword and the path only: jsonschema's message quotes the value, i.e. the answer's text.
         where = "/".join(str(p)[:40] for p in list(error.absolute_path)[:8]) or "(root)"
         return Judgement(Verdict.SCHEMA_MISMATCH, f"{where}: fails {str(error.validator)[:40]!r}")
+
+
+def judge_response(judge: SchemaJudge, kind: str, *, ok: bool, text: str | None,
+                   tool_calls: Sequence[Mapping[str, Any]] | None, finish_reason: str | None,
+                   tool_required: bool) -> Judgement | None:
+    """The verdict on one response of a `tools` or `json_schema` request (the load test's and the
+    prober's rule), or None when there is nothing to judge: a failed request (it never answered), or
+    a `tools` request that answered in text when a call was not required."""
+    if not ok:
+        return None
+    truncated = finish_reason == "length"
+    if kind == "json_schema":
+        return judge.judge_answer(text, truncated=truncated)
+    if not tool_calls:
+        return Judgement(Verdict.MISSING, "no tool call") if tool_required else None
+    if truncated:
+        return Judgement(Verdict.TRUNCATED, "tool call cut short (finish_reason length)")
+    return judge.judge_tool_calls([(c.get("name"), str(c.get("arguments") or ""), bool(c.get("truncated")))
+                                   for c in tool_calls])

@@ -20,7 +20,7 @@ from typing import Any
 
 from tokenpulse.config import Workload
 from tokenpulse.core.recorder import StreamResult
-from tokenpulse.core.schema_check import Judgement, SchemaJudge, Verdict
+from tokenpulse.core.schema_check import SchemaJudge, judge_response
 from tokenpulse.core.structured import (
     BUILTIN_RESPONSE_SCHEMA,
     BUILTIN_SCHEMA_PROMPTS,
@@ -50,23 +50,14 @@ class StructuredCheck:
         fields: dict[str, Any] = {"structured": self.kind, "validity": None, "validity_problem": None}
         if self.kind == "tools":
             fields.update(tool_required=self.tool_required, tool_called=bool(calls), tool_call_count=len(calls))
-        if not result.ok or self.answers_tool_result:
+        if self.answers_tool_result:
             return fields
-        judgement = self._judge(result, calls)
+        judgement = judge_response(self.judge, self.kind, ok=result.ok, text=result.text, tool_calls=calls,
+                                   finish_reason=result.finish_reason, tool_required=self.tool_required)
         if judgement is not None:
             fields["validity"] = judgement.verdict.value
             fields["validity_problem"] = judgement.problem
         return fields
-
-    def _judge(self, result: StreamResult, calls: list[dict[str, Any]]) -> Judgement | None:
-        truncated = result.finish_reason == "length"
-        if self.kind == "json_schema":
-            return self.judge.judge_answer(result.text, truncated=truncated)
-        if not calls:
-            return Judgement(Verdict.MISSING, "no tool call") if self.tool_required else None
-        if truncated:
-            return Judgement(Verdict.TRUNCATED, "tool call cut short (finish_reason length)")
-        return self.judge.judge_tool_calls([(c["name"], c["arguments"], c["truncated"]) for c in calls])
 
 
 @dataclass(frozen=True, slots=True)
