@@ -126,9 +126,10 @@ class ToolCallAccumulator:
         call._chars += len(text)
 
     def calls(self) -> list[ToolCall]:
-        """The calls in order of first appearance, their arguments joined."""
+        """The calls in `index` order (the position OpenAI gives each call in the message's list),
+        their arguments joined."""
         out = []
-        for index in self._order:
+        for index in sorted(self._order):
             call = self._calls[index]
             if call._parts:
                 call.arguments = "".join(call._parts)
