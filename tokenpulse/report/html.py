@@ -26,6 +26,8 @@ from tokenpulse.report.markdown import (
 from tokenpulse.report.run import RunData
 from tokenpulse.report.summary import ALL, target_key
 from tokenpulse.report.svg import Series, line_chart
+from tokenpulse.report.validity import INTRO as VALIDITY_INTRO
+from tokenpulse.report.validity import validity_tables
 from tokenpulse.runfolder.schedule import MEASURE
 
 _CSS = """
@@ -133,6 +135,11 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
         knee = summary.get("knee")
         if knee:
             body.append(f"<p class='meta'>Knee rule: {escape(knee[ALL]['rule'])}.</p>")
+    structured = validity_tables(summary.get("validity"))
+    if structured:
+        body += ["<h2>Structured answers</h2>", f"<p class='meta'>{escape(VALIDITY_INTRO)}</p>"]
+        for text, headers, rows in structured:
+            body += [f"<p>{escape(text)}</p>", _table(headers, rows)]
     errors = [[t["name"], cls, str(n)] for t in summary["targets"] for cls, n in t["overall"]["error_classes"].items()]
     if errors:
         body += ["<h2>Errors by class</h2>", _table(("target", "error class", "requests"), errors)]

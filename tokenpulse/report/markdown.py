@@ -19,7 +19,7 @@ from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.stats import CONFIDENCE, z_value
 from tokenpulse.report.knee import RULE_TEXT
 from tokenpulse.report.summary import ALL
-from tokenpulse.report.validity import validity_markdown
+from tokenpulse.report.validity import validity_markdown, validity_tables
 
 TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TTFT p99",
                   "TTFC p50", "TPOT p50", "E2E p50", "gap p99", "tok/s/req p50", "out tok/s", "req/s", "goodput",
@@ -190,6 +190,7 @@ def console_report(summary: dict[str, Any]) -> str:
         parts.append(render_table(STEP_HEADERS, step_rows(summary)))
     if is_open_loop(summary):
         parts.append(render_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)))
+    parts += [render_table(headers, rows) for _, headers, rows in validity_tables(summary.get("validity"))]
     knee = (summary.get("knee") or {}).get(ALL)
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None

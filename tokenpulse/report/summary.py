@@ -155,7 +155,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
-        "validity": validity_summary(run.records, scheduled=not no_schedule),
+        "validity": validity_summary(run.records, scheduled=not no_schedule,
+                                     names={key: t["name"] for t, key in zip(targets, keys, strict=True)}),
     }
     summary["warnings"] = _warnings(run, summary)
     return summary

@@ -14,7 +14,7 @@ in the error figures instead. Records are read defensively: a field of the wrong
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tokenpulse.core.schema_check import VERDICTS, Verdict
@@ -67,15 +67,19 @@ def _measured(r: dict[str, Any], scheduled: bool) -> bool:
     return not scheduled or r.get("phase") == MEASURE
 
 
-def validity_summary(records: Iterable[dict[str, Any]], *, scheduled: bool = True) -> dict[str, Any] | None:
-    """`{kind: {target_provider_key: figures}}` for the structured kinds present, or None when the run
-    had none. Targets are keyed `endpoint/model/provider` as in summary.json's target names."""
+def validity_summary(records: Iterable[dict[str, Any]], *, scheduled: bool = True,
+                     names: Mapping[tuple[str, str, str], str] | None = None) -> dict[str, Any] | None:
+    """`{kind: {target name: figures}}` for the structured kinds present, or None when the run had
+    none. `names` maps (endpoint, model, provider) to the report's target names; a target it lacks is
+    named `endpoint/model/provider`."""
+    names = names or {}
     tallies: dict[str, dict[str, _Tally]] = {}
     for r in records:
         kind = r.get("structured")
         if kind not in ("tools", "json_schema") or r.get("outcome") != "ok" or not _measured(r, scheduled):
             continue
-        key = f"{r.get('endpoint')}/{r.get('model')}/{r.get('target_provider')}"
+        triple = (str(r.get("endpoint")), str(r.get("model")), str(r.get("target_provider")))
+        key = names.get(triple) or "/".join(triple)
         tallies.setdefault(kind, {}).setdefault(key, _Tally()).add(r)
     if not tallies:
         return None
@@ -92,33 +96,48 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
 
 
-def validity_markdown(validity: dict[str, Any] | None) -> list[str]:
-    """The report's section (no lines when the run had no structured workload)."""
+TOOL_HEADERS = ("target", "valid tool calls", "invalid by kind", "called when required", "finish tool_calls",
+                "first tool call p50")
+SCHEMA_HEADERS = ("target", "valid answers", "invalid by kind")
+INTRO = "Successful requests of the measured windows; [low-high]: 95% Wilson interval."
+TOOLS_TEXT = ("Tool calls: arguments that parse as JSON and validate against the tool's schema; called when "
+              "`tool_choice: required`; `finish_reason: tool_calls` among responses that called.")
+SCHEMA_TEXT = "JSON answers (`response_format: json_schema`, strict): answers that parse and validate."
+
+
+def _p50(first: dict[str, Any]) -> str:
+    if first.get("p50") is None:
+        return "-"
+    low, high = first["p50_ci"]
+    ci = "?" if low is None or high is None else f"{low * 1000:.0f}-{high * 1000:.0f}"
+    return f"{first['p50'] * 1000:.0f} ms [{ci}] (n {first['n']})"
+
+
+def validity_tables(validity: dict[str, Any] | None) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
+    """(text, headers, rows) of each table the run has: the markdown and HTML reports render these."""
+    out: list[tuple[str, tuple[str, ...], list[list[str]]]] = []
     if not validity:
-        return []
-    out = ["## Structured answers", "",
-           "Successful requests of the measured windows; [low-high]: 95% Wilson interval.", ""]
+        return out
     tools = validity.get("tools")
     if tools:
-        out += ["Tool calls: arguments that parse as JSON and validate against the tool's schema; called when "
-                "`tool_choice: required`; `finish_reason: tool_calls` among responses that called.", "",
-                "| target | valid tool calls | invalid by kind | called when required | finish tool_calls | "
-                "first tool call p50 |", "|---|---|---|---|---|---|"]
-        for key, f in tools.items():
-            first = f["first_tool_call"]
-            out_p50 = "-"
-            if first.get("p50") is not None:
-                low, high = first["p50_ci"]
-                ci = "?" if low is None or high is None else f"{low * 1000:.0f}-{high * 1000:.0f}"
-                out_p50 = f"{first['p50'] * 1000:.0f} ms [{ci}] (n {first['n']})"
-            out.append(f"| {key} | {_rate(f['valid'])} | {_kinds(f['invalid_by_kind'])} | "
-                       f"{_rate(f['called_when_required'])} | {_rate(f['finish_tool_calls'])} | {out_p50} |")
-        out.append("")
+        out.append((TOOLS_TEXT, TOOL_HEADERS, [
+            [key, _rate(f["valid"]), _kinds(f["invalid_by_kind"]), _rate(f["called_when_required"]),
+             _rate(f["finish_tool_calls"]), _p50(f["first_tool_call"])] for key, f in tools.items()]))
     schema = validity.get("json_schema")
     if schema:
-        out += ["JSON answers (`response_format: json_schema`, strict): answers that parse and validate.", "",
-                "| target | valid answers | invalid by kind |", "|---|---|---|"]
-        for key, f in schema.items():
-            out.append(f"| {key} | {_rate(f['valid'])} | {_kinds(f['invalid_by_kind'])} |")
+        out.append((SCHEMA_TEXT, SCHEMA_HEADERS, [
+            [key, _rate(f["valid"]), _kinds(f["invalid_by_kind"])] for key, f in schema.items()]))
+    return out
+
+
+def validity_markdown(validity: dict[str, Any] | None) -> list[str]:
+    """The report's section (no lines when the run had no structured workload)."""
+    tables = validity_tables(validity)
+    if not tables:
+        return []
+    out = ["## Structured answers", "", INTRO, ""]
+    for text, headers, rows in tables:
+        out += [text, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
         out.append("")
     return out
