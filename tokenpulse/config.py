@@ -24,6 +24,8 @@ from tokenpulse.core import request as request_defaults
 from tokenpulse.core.keys import insecure_key_problem
 from tokenpulse.core.redact import register_secret
 from tokenpulse.core.request import ChatRequest, ReasoningEffort, Timeouts
+from tokenpulse.core.schema_check import SchemaJudge, schema_problem
+from tokenpulse.core.structured import response_format, tool_payload
 from tokenpulse.yamlfile import YamlReadError, parse_yaml, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,62}$"
@@ -98,6 +100,35 @@ class Reasoning(_Strict):
         return self.model_dump(exclude_none=True)
 
 
+class ToolSpec(_Strict):
+    """One tool of the `tools` workload or a probe (OpenAI's `function`): its arguments are judged
+    against `parameters` (core/schema_check.py)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the function name (OpenAI's rule: "
+                      "letters, digits, _ and -, at most 64).")
+    description: str = Field(default="", max_length=1024, description="what the tool does, for the model.")
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"},
+                                       description="JSON Schema of the arguments.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = schema_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def as_tuple(self) -> tuple[str, str, dict[str, Any]]:
+        return (self.name, self.description, self.parameters)
+
+
+def _usable_response_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    problem = None if value is None else schema_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class ProbeProfile(_Strict):
     """What a probe asks. Deterministic by default (temperature 0, fixed seed) so runs compare."""
 
@@ -114,6 +145,39 @@ class ProbeProfile(_Strict):
                                         "none, so the model's default applies).")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to the request body "
                                        "as they are, last, so they can override any field tokenpulse sets.")
+
+    # structured probes (docs/prober.md, "Tool calls and JSON answers")
+    tools: list[ToolSpec] | None = Field(default=None, description="tool definitions sent with every probe; "
+                                         "the arguments of each call are judged against their schema "
+                                         "(`tokenpulse_structured_answers_total`). Write a `prompt` that "
+                                         "calls them.")
+    tool_choice: Literal["auto", "required"] = Field(default="required", description="with `tools`: a "
+                                                     "response without a call is `missing` when required.")
+    response_schema: dict[str, Any] | None = Field(default=None, description="a JSON Schema sent as strict "
+                                                   "`response_format`; every answer is judged against it.")
+
+    @field_validator("response_schema")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _usable_response_schema(value)
+
+    @model_validator(mode="after")
+    def _one_structure(self) -> ProbeProfile:
+        if self.tools and self.response_schema is not None:
+            raise ValueError("set either tools or response_schema, not both")
+        return self
+
+    @property
+    def structured_kind(self) -> str | None:
+        """`tools` or `json_schema` when probes are judged (core/schema_check.py), else None."""
+        return "tools" if self.tools else "json_schema" if self.response_schema is not None else None
+
+    def judge(self) -> SchemaJudge | None:
+        if self.tools:
+            return SchemaJudge(tool_schemas={t.name: t.parameters for t in self.tools})
+        if self.response_schema is not None:
+            return SchemaJudge(answer_schema=self.response_schema)
+        return None
 
     def messages(self) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
@@ -458,11 +522,12 @@ class ProbeSettings(_Strict):
 class Workload(_Strict):
     """What load-test users send (docs/load-testing.md, "Workloads"). `kind: dataset` needs `dataset`."""
 
-    kind: Literal["synthetic", "dataset", "prefill", "shared_prefix"] = Field(
+    kind: Literal["synthetic", "dataset", "prefill", "shared_prefix", "tools", "json_schema"] = Field(
         default="synthetic", description="`synthetic` prompts of a target length, records from `dataset`, "
-        "`prefill` (prompts of each `input_lengths` in turn, for TTFT against prompt length) or "
+        "`prefill` (prompts of each `input_lengths` in turn, for TTFT against prompt length), "
         "`shared_prefix` (a `shared_prefix_tokens` prefix on `shared_prefix_share` of the requests, for "
-        "prompt caching); docs/load-testing.md.")
+        "prompt caching), `tools` (prompts that call the tools, then the tool's result sent back) or "
+        "`json_schema` (strict structured output); docs/load-testing.md.")
     input_tokens_mean: int = Field(default=256, ge=1, le=1_000_000, description="synthetic prompt length in "
                                    "tokens (built at 4 characters per token).")
     input_tokens_stddev: int = Field(default=0, ge=0, description="normal spread of the prompt length, clipped "
@@ -491,6 +556,25 @@ class Workload(_Strict):
                                       "length in tokens of the prefix the sharing requests have in common.")
     shared_prefix_share: float = Field(default=0.8, ge=0, le=1, description="`kind: shared_prefix`: share of "
                                        "requests that start with the shared prefix; the rest are unique.")
+    # kind: tools / json_schema (docs/load-testing.md, "Tool calling", "Structured output")
+    tool_choice: Literal["auto", "required"] = Field(
+        default="required", description="`tools`: the first turn's `tool_choice`; `required` makes a call "
+        "mandatory, so a response without one counts as `missing`.")
+    tools: list[ToolSpec] | None = Field(default=None, description="`tools`: the tool definitions (null: the "
+                                         "built-in get_weather and search_flights, core/structured.py).")
+    tool_prompts: list[str] | None = Field(default=None, description="`tools`: user prompts that call the "
+                                           "tools, one picked per conversation (null: built-in ones).")
+    tool_result_turn: bool = Field(default=True, description="`tools`: after a tool call, a second turn "
+                                   "sends the tool's result back and measures the answer.")
+    response_schema: dict[str, Any] | None = Field(default=None, description="`json_schema`: the JSON Schema "
+                                                   "of the answer, sent strict (null: a built-in book schema).")
+    schema_prompts: list[str] | None = Field(default=None, description="`json_schema`: user prompts (null: "
+                                             "built-in ones).")
+
+    @field_validator("response_schema")
+    @classmethod
+    def _usable_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _usable_response_schema(value)
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> Workload:
@@ -732,6 +816,9 @@ class Target:
             provider=self.pinned_provider,
             provider_routing=routing,
             extra_body=extra_body,
+            tools=tool_payload([t.as_tuple() for t in p.tools]) if p.tools else None,
+            tool_choice=p.tool_choice if p.tools else None,
+            response_format=None if p.response_schema is None else response_format(p.response_schema),
         )
 
 

@@ -297,6 +297,11 @@ class ProberMetrics:
         self.prober_errors = Counter(_name("prober_errors"), "Probes the prober itself failed to run or record "
                                      "(an unexpected exception in its own code); never counted against the "
                                      "provider.", labels, registry=r)
+        self.structured = Counter(_name("structured_answers"), "Probes of a profile with `tools` or "
+                                  "`response_schema` whose answer was judged, by kind (tools, json_schema) and "
+                                  "verdict (valid, invalid_json, schema_mismatch, unknown_tool, truncated, "
+                                  "missing): the validity rate is valid / all.",
+                                  (*labels, "kind", "verdict"), registry=r)
         self.interval = Gauge(_name("probe_interval_seconds"), "Configured probe interval of a target.", labels,
                               registry=r)
         self.credits_remaining = Gauge(_name("openrouter_credits_remaining_usd"), "OpenRouter key credit left "

@@ -344,6 +344,7 @@ _UNITS = (  # (name suffix, unit); the first match wins
     ("_tokens_total", "tokens"),
     ("_requests_total", "requests"),
     ("tokenpulse_requests_total", "requests"),
+    ("_structured_answers_total", "answers"),
     ("_misfires_total", "probes"),
     ("_consecutive_failures", "probes"),
     ("_probes_in_flight", "probes"),

@@ -470,7 +470,7 @@ endpoint = types.SimpleNamespace(base_url="http://127.0.0.1:9/api/v1", headers={
 target = types.SimpleNamespace(endpoint=endpoint, model=types.SimpleNamespace(price=None, id="m"), provider="p")
 planned = types.SimpleNamespace(chat=ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}],
                                                  max_tokens=8), keep_text=False, turn=0, input_tokens_target=1,
-                                output_tokens_target=8)
+                                output_tokens_target=8, check=None)
 fake = types.SimpleNamespace(
     session=session, target=types.SimpleNamespace(target=target, api_key="sk-or-secret-key-123", key="k", name="t",
                                                   index=0),

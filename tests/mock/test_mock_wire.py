@@ -42,10 +42,18 @@ def test_reasoning_deltas_carry_details_and_empty_content(client: httpx.Client) 
     deltas = [c["choices"][0]["delta"] for c in res.chunks if c["choices"]]
     reasoning = [d for d in deltas if d.get("reasoning")]
     assert reasoning
+    indexes = []
     for d in reasoning:
         assert d["content"] == ""
-        assert d["reasoning_details"] == [
-            {"type": "reasoning.text", "text": d["reasoning"], "index": 0, "format": "unknown"}]
+        [detail] = d["reasoning_details"]
+        signature = detail.pop("signature", None)
+        assert detail == {"type": "reasoning.text", "text": d["reasoning"], "index": detail["index"],
+                          "format": "unknown"}
+        indexes.append((detail["index"], signature is not None))
+    # two details (index 0 then 1) when there are two chunks or more; the last piece of each is signed
+    assert [i for i, _ in indexes] == sorted(i for i, _ in indexes)
+    assert [signed for _, signed in indexes].count(True) == len({i for i, _ in indexes})
+    assert indexes[-1][1]
 
 
 def test_usage_counts_what_was_sent(client: httpx.Client) -> None:
@@ -109,7 +117,7 @@ def test_non_stream_body(client: httpx.Client) -> None:
     assert choice["finish_reason"] == "stop"
     message = choice["message"]
     assert message["role"] == "assistant" and message["content"]
-    assert message["reasoning"] and message["reasoning_details"][0]["text"] == message["reasoning"]
+    assert message["reasoning"] and "".join(d["text"] for d in message["reasoning_details"]) == message["reasoning"]
     usage = body["usage"]
     assert usage["completion_tokens"] == words(message["content"]) + words(message["reasoning"])
 
@@ -191,8 +199,12 @@ def test_forced_tool_call_streams_tool_calls(client: httpx.Client) -> None:
     assert not any(d.get("content") for d in deltas)
     finish = [c["choices"][0]["finish_reason"] for c in res.chunks if c["choices"]]
     assert finish[-1] == "tool_calls"
-    auto = stream_chat(client, chat_body(PLAIN, tools=tools, tool_choice="auto"))
-    assert auto.content()
+    # tool_choice none, and auto once the last message is the tool's result: the model answers in text
+    assert stream_chat(client, chat_body(PLAIN, tools=tools, tool_choice="none")).content()
+    body = chat_body(PLAIN, tools=tools, tool_choice="auto")
+    body["messages"] += [{"role": "assistant", "content": None, "tool_calls": [calls[0]]},
+                         {"role": "tool", "tool_call_id": calls[0]["id"], "content": "{\"ok\": true}"}]
+    assert stream_chat(client, body).content()
 
 
 def test_unknown_model(client: httpx.Client) -> None:

@@ -87,7 +87,7 @@ class _BrokenDriver:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def run(self, request: PreparedRequest, timeouts: Timeouts) -> Any:
+    async def run(self, request: PreparedRequest, timeouts: Timeouts, *, keep_text: bool = False) -> Any:
         self.calls += 1
         raise KeyError("a bug in our own code")
 

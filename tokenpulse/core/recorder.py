@@ -22,9 +22,11 @@ from typing import Any
 
 from tokenpulse.core.errordetail import ErrorDetail, parse_error_detail, rate_limit_headers
 from tokenpulse.core.outcomes import ErrorClass, ErrorOrigin, Outcome, error_class_for_status
+from tokenpulse.core.reasoning_details import ReasoningDetailsMerger
 from tokenpulse.core.redact import clip, redact
 from tokenpulse.core.served import ProviderPin, served_matches_pin
 from tokenpulse.core.sse import SSEDecoder
+from tokenpulse.core.toolcalls import ToolCallAccumulator
 from tokenpulse.core.usage import NO_USAGE, parse_usage
 
 #: An error body (or any body that is not an event stream) is read up to this many bytes, then the
@@ -102,6 +104,17 @@ class StreamResult:
     #: (`origin`), `error.metadata` / `error.availability` and the `X-RateLimit-*` headers. None when
     #: the failure carried none (a timeout, a reset) or the request succeeded.
     error_detail: ErrorDetail | None = None
+    #: Time from t0 to the first delta carrying `tool_calls` (None when no tool was called); TTFT counts
+    #: it as a token too, TTFC (first *content*) does not.
+    first_tool_call_s: float | None = None
+    #: The streamed tool calls, assembled by index (core/toolcalls.py): dicts of index, id, name,
+    #: arguments, truncated. None when the response called no tool.
+    tool_calls: list[dict[str, Any]] | None = None
+    #: With `keep_text` (a conversation goes on): the merged `reasoning_details` to send back unmodified
+    #: (core/reasoning_details.py), whether the merge had to cut them, and the `reasoning` text.
+    reasoning_details: list[dict[str, Any]] | None = None
+    reasoning_details_truncated: bool = False
+    reasoning_text: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,6 +149,15 @@ class StreamResult:
         if d["text"] is None:
             del d["text"]
         d["error_detail"] = self.error_detail.to_dict() if self.error_detail is not None else None
+        # What a conversation sends back stays in memory: a record keeps its size, not its text.
+        details = d.pop("reasoning_details")
+        d["reasoning_details_count"] = None if details is None else len(details)
+        del d["reasoning_text"]
+        calls = d["tool_calls"]
+        if calls is not None:
+            d["tool_calls"] = [{"index": c["index"], "name": c["name"], "arguments_chars": len(c["arguments"]),
+                                "truncated": c["truncated"]}
+                               for c in calls]
         return d
 
 
@@ -158,6 +180,7 @@ class StreamRecorder:
         "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
         "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
         "finished", "first_token_seen", "_cancelled", "_pin", "_rate_limit", "_error_obj",
+        "_t_first_tool", "_tools", "_details", "_reasoning_text",
     )
 
     def __init__(
@@ -211,6 +234,10 @@ class StreamRecorder:
         #: (not a property over `_t_first_token`): the sync driver reads it after every read.
         self.first_token_seen = False
         self._cancelled: str | None = None
+        self._t_first_tool: int | None = None
+        self._tools: ToolCallAccumulator | None = None
+        self._details: ReasoningDetailsMerger | None = None
+        self._reasoning_text: list[str] | None = [] if keep_text else None
 
     # ------------------------------------------------------------------------------ events in
     def on_headers(self, t_ns: int, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
@@ -354,19 +381,29 @@ class StreamRecorder:
                     # Most deltas carry only `role` and `content`: one set test instead of four lookups.
                     if not _OTHER_TOKEN_KEYS.isdisjoint(delta):
                         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                        details = delta.get("reasoning_details")
                         if reasoning and isinstance(reasoning, str):
                             carries_token = True
                             self._reasoning_chars += len(reasoning)
+                            if self._reasoning_text is not None:
+                                self._reasoning_text.append(reasoning)
                         else:  # some providers send only the structured form
-                            details = delta.get("reasoning_details")
                             detail_chars = _reasoning_details_chars(details) if details else 0
                             if detail_chars:
                                 carries_token = True
                                 self._reasoning_chars += detail_chars
+                        if details and self._text is not None:  # kept to send back (a conversation)
+                            if self._details is None:
+                                self._details = ReasoningDetailsMerger()
+                            self._details.feed(details)
                         tool_calls = delta.get("tool_calls")
                         if tool_calls and isinstance(tool_calls, list):
                             carries_token = True
                             self._content_chars += _tool_call_chars(tool_calls)
+                            if self._tools is None:
+                                self._tools = ToolCallAccumulator()
+                                self._t_first_tool = t_ns
+                            self._tools.feed(tool_calls)
                 finish = choice.get("finish_reason")
                 if finish and isinstance(finish, str):  # any other type is no finish reason
                     self._finish_reason = finish[:MAX_ID_CHARS]
@@ -553,6 +590,12 @@ class StreamRecorder:
             truth_ttft_s=truth_ttft,
             truth_lags_s=truth_lags,
             text="".join(self._text) if self._text is not None else None,
+            first_tool_call_s=secs(self._t_first_tool),
+            tool_calls=None if self._tools is None else [
+                {**c.to_dict(), "name": self._redacted(c.name)} for c in self._tools.calls()],
+            reasoning_details=None if self._details is None else self._details.details(),
+            reasoning_details_truncated=bool(self._details and self._details.truncated),
+            reasoning_text="".join(self._reasoning_text) if self._reasoning_text else None,
         ))
 
 

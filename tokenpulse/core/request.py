@@ -68,6 +68,10 @@ class ChatRequest:
     min_tokens: int | None = None
     ignore_eos: bool | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    #: OpenAI's `tools`, `tool_choice` and `response_format`, sent as they are (core/structured.py).
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: Mapping[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body. `extra_body` is applied last so users can pass any server-specific field."""
@@ -94,6 +98,12 @@ class ChatRequest:
             body["min_tokens"] = self.min_tokens
         if self.ignore_eos is not None:
             body["ignore_eos"] = self.ignore_eos
+        if self.tools:
+            body["tools"] = [dict(t) for t in self.tools]
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            body["response_format"] = dict(self.response_format)
         body.update(self.extra_body)
         return body
 

@@ -238,3 +238,14 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, Any] | Non
     return {"n": n, "slope": slope, "slope_ci": [slope - t * se_slope, slope + t * se_slope],
             "intercept": intercept, "intercept_ci": [intercept - t * se_intercept, intercept + t * se_intercept],
             "residual_sd": sd, "r2": 1.0 - sse / syy if syy > 0 else None, "ci_level": 0.95}
+
+
+def proportion(successes: int, n: int, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """A rate with its sample size and Wilson score interval (`proportion_interval`): `{n, k, rate, low,
+    high, ci_level}`, the shape the validity tables print. No request to judge (n = 0): rate and bounds
+    None."""
+    if n <= 0:
+        return {"n": 0, "k": 0, "rate": None, "low": None, "high": None, "ci_level": confidence}
+    k = min(max(successes, 0), n)
+    low, high = proportion_interval(k, n, confidence)
+    return {"n": n, "k": k, "rate": k / n, "low": low, "high": high, "ci_level": confidence}

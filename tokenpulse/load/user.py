@@ -30,6 +30,7 @@ from tokenpulse.load.cost import request_cost, worst_case_cost
 from tokenpulse.load.generations import submit_lookup
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.session import STOP_MAX_COST, STOP_MAX_REQUESTS, LoadSession, session_for
+from tokenpulse.load.structured import StructuredCheck
 from tokenpulse.runfolder.records import build_record
 from tokenpulse.runfolder.schedule import MEASURE
 from tokenpulse.transports.gevent_loop import make_sync_transport
@@ -126,7 +127,7 @@ class TokenpulseUser(User):
         if s.lookups is not None:
             submit_lookup(s.lookups, self.target, result, cost, reservation.amount)
         self._finish(result, planned.turn, planned.input_tokens_target, planned.output_tokens_target,
-                     start_time, scheduled_ns, queue_wait_s, cost)
+                     start_time, scheduled_ns, queue_wait_s, cost, planned.check)
         if cancelled is not None:
             raise cancelled
         self.stream.on_result(result)
@@ -135,7 +136,8 @@ class TokenpulseUser(User):
             gevent.sleep(error_backoff(result, s.config.load.error_backoff_s))
 
     def _finish(self, result: StreamResult, turn: int, input_target: int, output_target: int, start_time: float,
-                scheduled_ns: int | None, queue_wait_s: float | None, cost: float | None) -> None:
+                scheduled_ns: int | None, queue_wait_s: float | None, cost: float | None,
+                check: StructuredCheck | None = None) -> None:
         s = self.session
         assert s.schedule is not None and s.records is not None
         t_s = start_time - s.run_start
@@ -150,7 +152,7 @@ class TokenpulseUser(User):
             scheduled_t_s=None if scheduled_ns is None else round((scheduled_ns - s.run_start_mono_ns) * _NS, 6),
             queue_wait_s=None if queue_wait_s is None else round(queue_wait_s, 6), turn=turn,
             input_tokens_target=input_target, output_tokens_target=output_target,
-            estimated_cost_usd=cost,
+            estimated_cost_usd=cost, **(check.record_fields(result) if check is not None else {}),
         )
         s.records.write(record)
         fire = self.environment.events.request.fire

@@ -33,7 +33,9 @@ from tokenpulse.config import Target, Workload
 from tokenpulse.core.recorder import CHARS_PER_TOKEN_ESTIMATE, StreamResult
 from tokenpulse.core.request import ChatRequest
 from tokenpulse.load.calibration import PromptCalibration
+from tokenpulse.load.conversation import assistant_message, can_continue
 from tokenpulse.load.prompts import BuiltPrompt, ContextLimits, PromptBook
+from tokenpulse.load.structured import STRUCTURED_KINDS, StructuredCheck, StructuredConversation, StructuredSpec
 from tokenpulse.load.trace import MOONCAKE_BLOCK_TOKENS, TraceItem
 
 CHARS_PER_TOKEN = int(CHARS_PER_TOKEN_ESTIMATE)
@@ -76,6 +78,8 @@ class PlannedRequest:
     input_tokens_target: int
     output_tokens_target: int
     keep_text: bool
+    #: `tools` / `json_schema`: how the answer is judged (load/structured.py); None otherwise.
+    check: StructuredCheck | None = None
 
 
 def sample_length(rng: random.Random, mean: int, stddev: int) -> int:
@@ -223,6 +227,7 @@ class WorkloadGenerator:
         self.calibration = PromptCalibration()
         #: Long prompts (prefill, shared_prefix, trace replay): shared filler, context limits (prompts.py).
         self.prompts = PromptBook(self.base, INSTRUCTION, run_id=run_id, limits=ContextLimits(context))
+        self.structured = StructuredSpec(workload) if workload.kind in STRUCTURED_KINDS else None
 
     def for_user(self, user_key: str) -> UserWorkload:
         return UserWorkload(self, user_key)
@@ -247,6 +252,9 @@ class UserWorkload:
         self.conv: _Conversation | None = None
         #: (model, characters) of the last request when its prompt can calibrate (a synthetic first turn).
         self._calibrating: tuple[str, int] | None = None
+        self._structured = (None if generator.structured is None else
+                            StructuredConversation(generator.structured, self.rng))
+        self._last_structured: tuple[list[dict[str, Any]], int] | None = None
 
     def _prefix(self) -> str | None:
         if not self.gen.workload.unique_prefix:
@@ -254,6 +262,8 @@ class UserWorkload:
         return f"{self.gen.run_id}-{self.user_key}-{self.sent}-{self.rng.getrandbits(32):08x}"
 
     def next_request(self, target: Target) -> PlannedRequest:
+        if self._structured is not None:
+            return self._next_structured(target)
         w = self.gen.workload
         if w.kind in ("prefill", "shared_prefix"):
             return self._long_prompt(target)
@@ -345,19 +355,41 @@ class UserWorkload:
                               input_tokens_target=built.input_tokens, output_tokens_target=out_tokens,
                               keep_text=False)
 
+    def _next_structured(self, target: Target) -> PlannedRequest:
+        """A `tools` or `json_schema` turn (load/structured.py)."""
+        assert self._structured is not None
+        w = self.gen.workload
+        turn = self._structured.next_turn(self._prefix())
+        out_tokens = sample_length(self.rng, w.output_tokens_mean, w.output_tokens_stddev)
+        self.sent += 1
+        self._last_structured = (turn.messages, turn.turn)
+        chat = ChatRequest(
+            model=target.model.id, messages=list(turn.messages), max_tokens=out_tokens, temperature=w.temperature,
+            reasoning=w.reasoning.to_request() if w.reasoning else None, provider=target.pinned_provider,
+            extra_body=dict(w.extra_body), tools=turn.tools, tool_choice=turn.tool_choice,
+            response_format=turn.response_format,
+        )
+        in_tokens = math.ceil(chat.prompt_chars() / CHARS_PER_TOKEN)
+        return PlannedRequest(chat=chat, turn=turn.turn, input_tokens_target=in_tokens,
+                              output_tokens_target=out_tokens, keep_text=True, check=turn.check)
+
     def on_result(self, result: StreamResult) -> None:
-        """Learn the prompt's length in tokens; continue the conversation with the model's own answer,
-        or end it when the turn failed."""
+        """Learn the prompt's length in tokens; continue the conversation with the model's own answer
+        (its reasoning_details unmodified: load/conversation.py), or end it when the turn failed."""
         calibrating, self._calibrating = self._calibrating, None
         if calibrating is not None and result.ok and not result.tokens_estimated:
             self.gen.calibration.observe(calibrating[0], calibrating[1], result.prompt_tokens)
+        if self._structured is not None and self._last_structured is not None:
+            sent, turn = self._last_structured
+            self._structured.on_result(sent, turn, result)
+            return
         conv = self.conv
         if conv is None or conv.turns <= 1:
             return
-        if not result.ok or not result.text:
+        if not can_continue(result) or not result.text:
             self.conv = None  # a broken conversation restarts; its history would be meaningless
             return
-        conv.messages.append({"role": "assistant", "content": result.text})
+        conv.messages.append(assistant_message(result))
 
     def _new_conversation(self) -> _Conversation:
         w = self.gen.workload

@@ -21,8 +21,9 @@ import random
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from tokenpulse.mock.farm import ErrorMix, ModelSpec, ProviderSpec
+from tokenpulse.mock.farm import ErrorMix, ModelSpec, ProviderSpec, StructuredProfile
 from tokenpulse.mock.request import ChatRequest
+from tokenpulse.mock.tools import answer_text, detail_spans, sign, split_tokens
 
 ChunkKind = Literal["reasoning", "content", "tool"]
 
@@ -99,6 +100,15 @@ class Plan:
     fault_at: int  # index into the visible chunks before which the fault strikes
     #: Prompt tokens served from the provider's prefix cache (usage.prompt_tokens_details.cached_tokens).
     cached_tokens: int = 0
+    #: Every tool call of the answer, (id, name, arguments), and for each chunk after the reasoning
+    #: ones the index of the call its text belongs to (tool chunks only).
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
+    chunk_call: tuple[int, ...] = ()
+    #: For each reasoning chunk (they come first): (detail index, signature when the chunk ends its
+    #: detail, else None); mock/tools.py signs them so that later turns can be checked.
+    reasoning_marks: tuple[tuple[int, str | None], ...] = ()
+    #: The structured answer (tool arguments or JSON content) was broken on purpose (invalid_rate).
+    invalid: bool = False
 
     @property
     def completion_tokens(self) -> int:
@@ -223,11 +233,18 @@ def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, 
         content_words[-1] += "."  # a natural end closes its sentence (the token count is unchanged)
 
     kind: ChunkKind = "content"
-    tool_call_id = None
-    if req.tool_name is not None and content_words:
-        kind = "tool"
-        tool_call_id = f"call_{derive_rng(farm_seed, 'call', request_no).getrandbits(64):016x}"
-        content_words = _tool_argument_tokens(content_words)
+    structured = _structured(req, prof.structured, farm_seed, request_no, provider.slug)
+    calls: tuple[tuple[str, str, str], ...] = ()
+    chunk_call: tuple[int, ...] = ()
+    invalid = False
+    if structured is not None and remaining != 0:
+        kind = "tool" if structured.calls else "content"
+        calls, pieces, chunk_call, invalid = structured.calls, structured.pieces, structured.chunk_call, \
+            structured.invalid
+        content_words, hit_budget = _within_budget(pieces, remaining)
+        chunk_call = chunk_call[:len(content_words)]
+        calls = calls[:max(chunk_call) + 1] if chunk_call else ()  # calls the budget cut off entirely
+        stopped = False
     finish = ("length" if hit_budget and not stopped else
               "tool_calls" if kind == "tool" else "stop")
 
@@ -239,8 +256,13 @@ def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, 
     visible_reasoning = not req.reasoning.exclude
     chunks = _split(timing, reasoning_words, "reasoning", prof.decode.tokens_per_chunk, reasoning_speed,
                     prof.decode.chunk_jitter, visible_reasoning)
-    chunks += _split(timing, content_words, kind, prof.decode.tokens_per_chunk, speed,
-                     prof.decode.chunk_jitter, True)
+    n_reasoning = len(chunks)
+    spans = detail_spans(n_reasoning)
+    if structured is not None and content_words:  # one chunk per piece: a piece is one delta
+        chunks += _pieces(timing, content_words, kind, speed, prof.decode.chunk_jitter)
+    else:
+        chunks += _split(timing, content_words, kind, prof.decode.tokens_per_chunk, speed,
+                         prof.decode.chunk_jitter, True)
     if chunks:  # the first token's time is the TTFT itself
         chunks[0] = chunks[0]._replace(gap_s=0.0)
     n_visible = sum(1 for c in chunks if c.visible)
@@ -251,23 +273,103 @@ def plan_generation(model: ModelSpec, provider: ProviderSpec, req: ChatRequest, 
         reasoning_text="".join(reasoning_words),
         content_text="".join(content_words),
         reasoning_tokens=len(reasoning_words),
-        content_tokens=len(content_words),
+        content_tokens=sum(c.tokens for c in chunks[n_reasoning:]),
         finish_reason=finish,
-        tool_name=req.tool_name if kind == "tool" else None,
-        tool_call_id=tool_call_id,
+        tool_name=calls[0][1] if calls else None,
+        tool_call_id=calls[0][0] if calls else None,
         reasoning_visible=visible_reasoning,
         fault=fault,
         fault_at=fault_at,
         cached_tokens=min(cached_tokens, req.prompt_tokens),
+        tool_calls=calls,
+        chunk_call=chunk_call,
+        reasoning_marks=_reasoning_marks(farm_seed, [c.text for c in chunks[:n_reasoning]], spans),
+        invalid=invalid,
     )
 
 
-def _tool_argument_tokens(words: list[str]) -> list[str]:
-    """Turn n words into n tokens of a JSON arguments string: {"query": "<words>"}."""
-    out = [w.replace("\\", "\\\\").replace('"', '\\"') for w in words]
-    out[0] = '{"query": "' + out[0].lstrip()
-    out[-1] = out[-1] + '"}'
-    return out
+@dataclass(frozen=True, slots=True)
+class _Structured:
+    """A structured answer before budgeting: the calls (or none: a JSON answer), its token pieces."""
+
+    calls: tuple[tuple[str, str, str], ...]
+    pieces: list[str]
+    chunk_call: tuple[int, ...]
+    invalid: bool
+
+
+def response_invalid(farm_seed: int, request_no: int, provider_slug: str, rate: float) -> bool:
+    """Whether request `request_no` served by the provider gets a broken structured answer: the first
+    draw of its own stream, so a test can count the expected broken answers of a run."""
+    return _structured_rng(farm_seed, request_no, provider_slug).random() < rate
+
+
+def _structured_rng(farm_seed: int, request_no: int, provider_slug: str) -> random.Random:
+    return derive_rng(farm_seed, "structured", request_no, provider_slug)
+
+
+def _structured(req: ChatRequest, prof: StructuredProfile, farm_seed: int, request_no: int,
+                provider_slug: str) -> _Structured | None:
+    """The tool calls or JSON answer the request asks for, or None for plain text."""
+    rng = _structured_rng(farm_seed, request_no, provider_slug)
+    invalid = rng.random() < prof.invalid_rate  # first draw: response_invalid() repeats it
+    schemas = dict(req.tools)
+    chosen: list[tuple[str, object]] = []
+    if req.tools and req.tool_choice != "none":
+        if req.tool_choice == "named" and req.tool_name is not None:
+            chosen = [(req.tool_name, schemas.get(req.tool_name, {"type": "object"}))]
+        elif req.tool_choice == "required" or (not req.after_tool_result and rng.random() < prof.auto_call_rate):
+            count = 2 if len(req.tools) > 1 and rng.random() < prof.parallel_calls else 1
+            chosen = [req.tools[i] for i in sorted(rng.sample(range(len(req.tools)), count))]
+    if chosen:
+        calls, pieces, owner = [], [], []
+        for i, (name, schema) in enumerate(chosen):
+            arguments = answer_text(schema, rng, invalid and i == 0)
+            call_id = f"call_{derive_rng(farm_seed, 'call', request_no, i).getrandbits(64):016x}"
+            calls.append((call_id, name, arguments))
+            split = split_tokens(arguments, rng, (1, 3))
+            pieces += split
+            owner += [i] * len(split)
+        return _Structured(tuple(calls), pieces, tuple(owner), invalid)
+    if req.answer_schema is not None and not req.tools:
+        text = answer_text(req.answer_schema, rng, invalid)
+        return _Structured((), split_tokens(text, rng, (1, 3)), (), invalid)
+    return None
+
+
+def _within_budget(pieces: list[str], remaining: int | None) -> tuple[list[str], bool]:
+    """The pieces (~4 characters a token) that fit the token budget, and whether it cut them."""
+    if remaining is None:
+        return pieces, False
+    kept: list[str] = []
+    used = 0
+    for piece in pieces:
+        tokens = max(1, math.ceil(len(piece) / 4))
+        if used + tokens > remaining:
+            return kept, True
+        kept.append(piece)
+        used += tokens
+    return kept, False
+
+
+def _pieces(rng: random.Random, pieces: list[str], kind: ChunkKind, speed: float, jitter: float) -> list[Chunk]:
+    chunks = []
+    for piece in pieces:
+        tokens = max(1, math.ceil(len(piece) / 4))
+        gap = tokens / speed
+        if jitter > 0:
+            gap *= max(0.05, 1.0 + rng.gauss(0.0, jitter))
+        chunks.append(Chunk(kind, piece, tokens, gap, True))
+    return chunks
+
+
+def _reasoning_marks(farm_seed: int, texts: list[str], spans: list[int]) -> tuple[tuple[int, str | None], ...]:
+    marks: list[tuple[int, str | None]] = []
+    for i, index in enumerate(spans):
+        last = i + 1 == len(spans) or spans[i + 1] != index
+        text = "".join(t for t, s in zip(texts, spans, strict=True) if s == index) if last else ""
+        marks.append((index, sign(farm_seed, index, text) if last else None))
+    return tuple(marks)
 
 
 def batch_factor(active: int, capacity: int, batch_slowdown: float) -> float:

@@ -31,6 +31,7 @@ from tokenpulse.mock.routing import (
     split_variant,
 )
 from tokenpulse.mock.state import FarmState
+from tokenpulse.mock.tools import check_reasoning_history, merged_details
 from tokenpulse.mock.wire import COMMENT, DONE, StreamEncoder, completion_body, cost_usd, error_body, usage_obj
 
 TRUTH_HEADER = "x-tokenpulse-truth"
@@ -115,6 +116,11 @@ async def serve_chat(state: FarmState, pacer: Pacer, req: Request, resp: Respond
             continue
         if fault is not None:
             state.record_error(provider.slug, fault)
+        if model.reasoning and chat.messages:
+            problem = check_reasoning_history(chat.messages, seed, provider.profile.reasoning.details_check)
+            if problem is not None:  # a client error: no other provider would take the turn either
+                send_error(resp, 400, problem, {"provider_name": provider.name})
+                return
         cached = state.prefix_caches.cached_tokens(model.id, provider.slug, provider.profile.cache,
                                                    chat.prompt_parts, derive_rng(seed, "cache", n, provider.slug))
         plan = plan_generation(model, provider, chat, farm_seed=seed, request_no=n, fault=fault,
@@ -356,13 +362,15 @@ class Generation:
         plan = self.plan
         usage = self._usage()
         truth = None if self.truth_recv_ns is None else (self.truth_recv_ns, time.monotonic_ns())
-        tool = (None if plan.tool_name is None or plan.tool_call_id is None
-                else (plan.tool_call_id, plan.tool_name, plan.content_text))
         reasoning = plan.reasoning_text if plan.reasoning_visible and plan.reasoning_tokens else None
+        details = None
+        if reasoning:
+            texts = [c.text for c in plan.chunks[:len(plan.reasoning_marks)]]
+            details = merged_details(self.state.farm.seed, texts)
         body = completion_body(gen_id=self.gen_id, created=self.created, model=self.model.id,
                                provider_name=self.provider.name, content=plan.content_text,
                                reasoning=reasoning, finish_reason=plan.finish_reason, usage=usage,
-                               tool_call=tool, truth=truth)
+                               tool_calls=plan.tool_calls, reasoning_details=details, truth=truth)
         if plan.fault == "malformed_chunk":
             body = body[: len(body) // 2]  # a truncated JSON body, as a broken proxy would send
         self.resp.send(200, body, [("X-Generation-Id", self.gen_id)])

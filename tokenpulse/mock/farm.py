@@ -55,6 +55,7 @@ __all__ = [
     "Profile",
     "ProviderSpec",
     "ReasoningProfile",
+    "StructuredProfile",
     "TtftProfile",
     "default_farm",
     "dump_farm",
@@ -139,6 +140,21 @@ class ReasoningProfile(_Strict):
     high: Annotated[int, Field(ge=0, le=MAX_OUTPUT_TOKENS)] = 360
     jitter: Annotated[float, Field(ge=0, le=1)] = 0.25
     tokens_per_s: PositiveFloat | None = None  # None: same as decode
+    #: What a request's returned `reasoning_details` must be (mock/tools.py): `altered` refuses (400) a
+    #: turn whose signed details were changed, reordered or moved; `required` also one that dropped
+    #: them; `off` checks nothing.
+    details_check: Literal["off", "altered", "required"] = "altered"
+
+
+class StructuredProfile(_Strict):
+    """Tool calls and `json_schema` answers (mock/tools.py). `invalid_rate`: share of tool calls and
+    JSON answers that fail (half not JSON, half JSON that breaks the schema); `auto_call_rate`: share of
+    `tool_choice: auto` requests (last message from the user) that call a tool rather than answer;
+    `parallel_calls`: share of calling responses that call two tools at once."""
+
+    invalid_rate: Probability = 0.0
+    auto_call_rate: Probability = 0.9
+    parallel_calls: Probability = 0.0
 
 
 class ErrorMix(_Strict):
@@ -239,6 +255,7 @@ class Profile(_Strict):
     keepalive_ms: Annotated[float, Field(ge=0)] = 1000.0  # 0 disables `: OPENROUTER PROCESSING`
     errors: ErrorMix = ErrorMix()
     outages: tuple[OutageWindow, ...] = ()
+    structured: StructuredProfile = StructuredProfile()
 
 
 class ProviderSpec(_Strict):

@@ -53,7 +53,7 @@ class TokenPump:
         self._sent = 0
         self._fault = plan.fault
         self._deadline = deadline
-        self._tool_started = False
+        self._tool_started: set[int] = set()
         self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
     @property
@@ -94,13 +94,19 @@ class TokenPump:
         if kind == "content":
             data = enc.content(chunk.text)
         elif kind == "reasoning":
-            data = enc.reasoning(chunk.text)
-        elif not self._tool_started:  # the first tool-call delta names the call and the function
+            marks = self._plan.reasoning_marks
+            index, signature = marks[self._i] if self._i < len(marks) else (0, None)
+            data = enc.reasoning(chunk.text, index=index, signature=signature)
+        else:  # a tool call's piece; the first one of each call names the call and the function
             plan = self._plan
-            data = enc.tool_call(chunk.text, call_id=plan.tool_call_id, name=plan.tool_name)
-            self._tool_started = True
-        else:
-            data = enc.tool_call(chunk.text)
+            position = self._i - len(plan.reasoning_marks)
+            call = plan.chunk_call[position] if 0 <= position < len(plan.chunk_call) else 0
+            if call not in self._tool_started and call < len(plan.tool_calls):
+                call_id, name, _ = plan.tool_calls[call]
+                data = enc.tool_call(chunk.text, index=call, call_id=call_id, name=name)
+                self._tool_started.add(call)
+            else:
+                data = enc.tool_call(chunk.text, index=call)
         resp.write(data)
         self._sent += 1
         self._i += 1

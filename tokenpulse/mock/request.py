@@ -30,6 +30,7 @@ MAX_STOP = 16
 MAX_STOP_CHARS = 1024
 #: Top-level body fields kept for `provider.require_parameters` (a real body has a dozen).
 MAX_PARAMS = 64
+MAX_TOOLS = 128
 _INT64 = 2**63
 
 Effort = Literal["low", "medium", "high"]
@@ -92,6 +93,16 @@ class ChatRequest:
     prompt_parts: tuple[str, ...] = ()
     #: The top-level fields of the body (bounded: at most `MAX_PARAMS`), for `require_parameters`.
     params: frozenset[str] = frozenset()
+    #: The request's tools as (function name, parameters schema); `tool_choice` as auto | required |
+    #: none | named (`tool_name` then names the function).
+    tools: tuple[tuple[str, Any], ...] = ()
+    tool_choice: Literal["auto", "required", "none", "named"] = "auto"
+    #: The last message is a tool result: a model answers it rather than calling again (under auto).
+    after_tool_result: bool = False
+    #: `response_format: {type: json_schema, json_schema: {schema}}`: the schema the answer must match.
+    answer_schema: Any = None
+    #: The messages as sent, for the reasoning_details check (mock/tools.py).
+    messages: tuple[Any, ...] = ()
 
 
 def _message_chars(messages: list[Any]) -> int:
@@ -245,6 +256,55 @@ def _forced_tool(body: dict[str, Any]) -> str | None:
     return name
 
 
+def _tools(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """(name, parameters) of each tool; a tool without a usable name is a 400, as OpenAI answers."""
+    tools = body.get("tools")
+    if not tools:
+        return ()
+    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+        raise BadRequest(f"tools must be an array of at most {MAX_TOOLS} tools")
+    out = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"tools[{i}].function.name must be a string")
+        parameters = function.get("parameters") if isinstance(function, dict) else None
+        if parameters is not None and not isinstance(parameters, dict):
+            raise BadRequest(f"tools[{i}].function.parameters must be an object")
+        out.append((name, parameters or {"type": "object"}))
+    return tuple(out)
+
+
+def _tool_choice(body: dict[str, Any]) -> Literal["auto", "required", "none", "named"]:
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return "named"
+    if choice in ("required", "none"):
+        return "required" if choice == "required" else "none"
+    return "auto"
+
+
+def _answer_schema(body: dict[str, Any]) -> Any:
+    """The schema of `response_format: {type: json_schema, json_schema: {name, strict, schema}}`;
+    `{type: json_object}` is any object."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise BadRequest("response_format must be an object")
+    kind = fmt.get("type")
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise BadRequest("response_format.json_schema.schema must be an object")
+    return schema
+
+
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON (RFC 8259), though Python's decoder takes them by default."""
     raise ValueError(f"{name} is not valid JSON")
@@ -300,4 +360,9 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         tool_name=_forced_tool(body),
         prompt_parts=_message_texts(messages),
         params=frozenset(k for k in list(body)[:MAX_PARAMS] if isinstance(k, str)),
+        tools=_tools(body),
+        tool_choice=_tool_choice(body),
+        after_tool_result=isinstance(messages[-1], dict) and messages[-1].get("role") == "tool",
+        answer_schema=_answer_schema(body),
+        messages=tuple(messages),
     )

@@ -65,9 +65,13 @@ def error_body(code: int, message: str, metadata: dict[str, Any] | None = None,
     return _dumps({"error": error}).encode()
 
 
-def _reasoning_delta(text: str) -> dict[str, Any]:
-    return {"role": "assistant", "content": "", "reasoning": text,
-            "reasoning_details": [{"type": "reasoning.text", "text": text, "index": 0, "format": "unknown"}]}
+def _reasoning_delta(text: str, index: int = 0, signature: str | None = None) -> dict[str, Any]:
+    """A reasoning delta: the text twice, as OpenRouter sends it (`reasoning` and one piece of detail
+    `index`); the piece that ends a detail carries its signature (mock/tools.py)."""
+    detail: dict[str, Any] = {"type": "reasoning.text", "text": text, "index": index, "format": "unknown"}
+    if signature is not None:
+        detail["signature"] = signature
+    return {"role": "assistant", "content": "", "reasoning": text, "reasoning_details": [detail]}
 
 
 class StreamEncoder:
@@ -113,12 +117,13 @@ class StreamEncoder:
         return (self._pre + b'{"role":"assistant","content":' + _json_str(text).encode() + b"}"
                 + self._post + self._close())
 
-    def reasoning(self, text: str) -> bytes:
-        return self._delta(_dumps(_reasoning_delta(text)).encode())
+    def reasoning(self, text: str, *, index: int = 0, signature: str | None = None) -> bytes:
+        return self._delta(_dumps(_reasoning_delta(text, index, signature)).encode())
 
-    def tool_call(self, arguments: str, *, call_id: str | None = None, name: str | None = None) -> bytes:
-        """A tool-call delta; the first one of a call carries its id and function name."""
-        call: dict[str, Any] = {"index": 0}
+    def tool_call(self, arguments: str, *, index: int = 0, call_id: str | None = None,
+                  name: str | None = None) -> bytes:
+        """A piece of tool call `index`; the first piece of a call carries its id and function name."""
+        call: dict[str, Any] = {"index": index}
         if call_id is not None:
             call.update(id=call_id, type="function", function={"name": name, "arguments": arguments})
             delta: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
@@ -152,19 +157,20 @@ class StreamEncoder:
 
 def completion_body(*, gen_id: str, created: int, model: str, provider_name: str, content: str,
                     reasoning: str | None, finish_reason: str, usage: dict[str, Any],
-                    tool_call: tuple[str, str, str] | None = None,
+                    tool_calls: tuple[tuple[str, str, str], ...] = (),
+                    reasoning_details: list[dict[str, Any]] | None = None,
                     truth: tuple[int, int] | None = None) -> bytes:
-    """A non-streamed chat.completion; `tool_call` is (id, name, arguments)."""
+    """A non-streamed chat.completion; `tool_calls` are (id, name, arguments)."""
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None,
                                "reasoning": reasoning}
     if reasoning:
-        message["reasoning_details"] = [
+        message["reasoning_details"] = reasoning_details or [
             {"type": "reasoning.text", "text": reasoning, "index": 0, "format": "unknown"}]
-    if tool_call is not None:
-        call_id, name, arguments = tool_call
+    if tool_calls:
         message["content"] = None
-        message["tool_calls"] = [{"index": 0, "id": call_id, "type": "function",
-                                  "function": {"name": name, "arguments": arguments}}]
+        message["tool_calls"] = [{"index": i, "id": call_id, "type": "function",
+                                  "function": {"name": name, "arguments": arguments}}
+                                 for i, (call_id, name, arguments) in enumerate(tool_calls)]
     body: dict[str, Any] = {
         "id": gen_id, "object": "chat.completion", "created": created, "model": model,
         "provider": provider_name, "system_fingerprint": None,

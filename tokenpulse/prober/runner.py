@@ -24,6 +24,7 @@ from tokenpulse.config import SLO, ConfirmThresholds
 from tokenpulse.core.outcomes import ErrorClass
 from tokenpulse.core.recorder import StreamResult, failure_result
 from tokenpulse.core.redact import clip, redact
+from tokenpulse.core.schema_check import judge_response
 from tokenpulse.metrics import ProberMetrics
 from tokenpulse.prober.history import TargetHistory
 from tokenpulse.prober.state import DOWN, TargetState, Transition
@@ -128,7 +129,8 @@ class ProbeRunner:
         t0 = time.monotonic_ns()
         try:
             async with asyncio.timeout(probe.timeouts.total + DEADLINE_GRACE_S if probe.timeouts.total else None):
-                return await self._driver.run(probe.request, probe.timeouts)
+                return await self._driver.run(probe.request, probe.timeouts,
+                                              keep_text=probe.target.profile.response_schema is not None)
         except TimeoutError:  # the request really ran past its total timeout (and the grace)
             return failure_result(t0, time.monotonic_ns(), ErrorClass.TIMEOUT_TOTAL,
                                   "probe exceeded its total timeout", secrets=self._secrets)
@@ -143,6 +145,17 @@ class ProbeRunner:
         finally:
             log.error("prober error while %s the probe of %s (not counted against the provider): %s",
                       doing, probe.key, self._safe(f"{type(exc).__name__}: {exc}"))
+
+    def _judge(self, probe: ProbeTarget, result: StreamResult) -> None:
+        """A structured profile's verdict on the answer (core/schema_check.py), counted by kind and verdict."""
+        profile = probe.target.profile
+        kind, judge = profile.structured_kind, profile.judge()
+        if kind is None or judge is None:
+            return
+        judgement = judge_response(judge, kind, ok=result.ok, text=result.text, tool_calls=result.tool_calls,
+                                   finish_reason=result.finish_reason, tool_required=profile.tool_choice == "required")
+        if judgement is not None:
+            self._metrics.structured.labels(**probe.labels, kind=kind, verdict=judgement.verdict.value).inc()
 
     def check_blind(self, now: float) -> None:
         """Re-judge `blind` by the clock for every target (probes that stopped finishing). Cheap: a few
@@ -160,6 +173,7 @@ class ProbeRunner:
         if cost is None and not result.usage_invalid:  # invalid usage: the spend is unknown, not estimated
             cost = probe.cost_usd(result.prompt_tokens, result.output_tokens)
         m.requests.observe(labels, result, cost_usd=cost)
+        self._judge(probe, result)
         now = time.time()
         m.last_probe.labels(**labels).set(now)
         if result.ok:

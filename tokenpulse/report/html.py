@@ -43,6 +43,8 @@ from tokenpulse.report.search import answer_text, client_bound_text, search_rows
 from tokenpulse.report.servermetrics import SERVER_HEADERS, server_rows, source_text
 from tokenpulse.report.summary import ALL, target_key
 from tokenpulse.report.svg import PALETTE, Series, line_chart, target_colors
+from tokenpulse.report.validity import INTRO as VALIDITY_INTRO
+from tokenpulse.report.validity import validity_tables
 from tokenpulse.runfolder.schedule import MEASURE
 
 _CSS = """
@@ -320,6 +322,11 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
     if search:
         body += ["<h2>Capacity search</h2>", f"<p>{escape(answer_text(search))}</p>",
                  _table(SEARCH_HEADERS, search_rows(search)), f"<p class='meta'>{escape(SEARCH_NOTE)}</p>"]
+    structured = validity_tables(summary.get("validity"))
+    if structured:
+        body += ["<h2>Structured answers</h2>", f"<p class='meta'>{escape(VALIDITY_INTRO)}</p>"]
+        for text, headers, rows in structured:
+            body += [f"<p>{escape(text)}</p>", _table(headers, rows)]
     errors = [[t["name"], cls, str(n)] for t in summary["targets"] for cls, n in t["overall"]["error_classes"].items()]
     if errors:
         body += ["<h2>Errors by class</h2>", _table(("target", "error class", "requests"), errors)]

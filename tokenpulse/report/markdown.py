@@ -25,6 +25,7 @@ from tokenpulse.report.search import NOTE as SEARCH_NOTE
 from tokenpulse.report.search import answer_text, client_bound_text, search_rows
 from tokenpulse.report.servermetrics import server_markdown
 from tokenpulse.report.summary import ALL
+from tokenpulse.report.validity import validity_markdown, validity_tables
 
 TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TTFT p99",
                   "TTFC p50", "TPOT p50", "E2E p50", "gap p99", "tok/s/req p50", "out tok/s", "req/s", "goodput",
@@ -216,6 +217,7 @@ def console_report(summary: dict[str, Any]) -> str:
         parts += [render_table(headers, rows) for headers, rows in prefill.tables(summary["prefill"])]
     if summary.get("cache"):
         parts.append(render_table(cache.HEADERS, cache.rows(summary["cache"])))
+    parts += [render_table(headers, rows) for _, headers, rows in validity_tables(summary.get("validity"))]
     knee = (summary.get("knee") or {}).get(ALL)
     if knee:
         parts.append(f"knee: {knee['level']:g} {summary['knee']['x']} ({knee['reason']})" if knee["level"] is not None
@@ -274,6 +276,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     if search:
         out += ["## Capacity search", "", answer_text(search), "", SEARCH_NOTE, "",
                 _md_table(SEARCH_HEADERS, search_rows(search)), ""]
+    out += validity_markdown(summary.get("validity"))
     errors = _error_rows(summary)
     if errors:
         out += ["## Errors by class", "", _md_table(("target", "error class", "requests"), errors), ""]

@@ -52,6 +52,8 @@ KEPT_FIELDS = frozenset({
     "start_time", "t_s", "step", "phase", "endpoint", "model", "target_provider", "estimated_cost_usd",
     "generation_id", "cost_usd", "provider",  # the /generation join, the provider matrix, report/routing.py
     "cached_tokens", "input_tokens_target",  # report/cache.py, report/prefill.py
+    # structured answers (report/validity.py)
+    "structured", "validity", "tool_required", "tool_called", "finish_reason", "first_tool_call_s",
 })
 _INTERNED = ("outcome", "error_class", "phase", "endpoint", "model", "target_provider", "provider")
 

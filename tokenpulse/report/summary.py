@@ -41,6 +41,7 @@ from tokenpulse.report.routing import router_choice
 from tokenpulse.report.run import RunData
 from tokenpulse.report.search import summarize_search
 from tokenpulse.report.servermetrics import server_metrics_summary, server_warnings
+from tokenpulse.report.validity import validity_summary
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
 
@@ -167,6 +168,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "router_choice": router_choice(run, target_out),
         "chunk_gap_sample_every": run.gap_sample_every,
         "generator": _generator(run, steps, windows),
+        "validity": validity_summary(run.records, scheduled=not no_schedule,
+                                     names={key: t["name"] for t, key in zip(targets, keys, strict=True)}),
     }
     summary["pareto"] = pareto_summary(steps_out, [t["name"] for t in targets])
     summary["server_metrics"] = server_metrics_summary(run, steps_out)
