@@ -449,6 +449,7 @@ import json, sys, types
 import gevent
 from tokenpulse.load import user as user_mod
 from tokenpulse.load.cost import CostGuard
+from tokenpulse.load.bounds import RequestBudget
 from tokenpulse.core.request import ChatRequest
 
 sleeps = []
@@ -465,7 +466,7 @@ session = types.SimpleNamespace(
     opts=types.SimpleNamespace(ground_truth=False), guard=CostGuard(cap_usd=1.0), in_flight=0,
     config=types.SimpleNamespace(load=types.SimpleNamespace(error_backoff_s=0.25)), schedule=schedule,
     records=types.SimpleNamespace(write=records.append), run_start=0.0, run_start_mono_ns=0, worker_label="local",
-    on_request_done=observed.append, note_sent=lambda start_time: None)
+    on_request_done=observed.append, note_sent=lambda start_time: None, budget=RequestBudget(), lookups=None)
 endpoint = types.SimpleNamespace(base_url="http://127.0.0.1:9/api/v1", headers={}, name="e")
 target = types.SimpleNamespace(endpoint=endpoint, model=types.SimpleNamespace(price=None, id="m"), provider="p")
 planned = types.SimpleNamespace(chat=ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}],

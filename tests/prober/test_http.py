@@ -19,7 +19,7 @@ from tokenpulse.prober.service import Prober
 PROVIDERS = ["fast-a", "fast-b", "err502", "ratelimit"]
 #: Label names the prober may export, and where each one's values come from.
 ALLOWED_LABELS = {"endpoint", "model", "provider", "outcome", "error_class", "state", "le", "version", "phase",
-                  "reason", "origin", "kind", "verdict"}
+                  "reason", "origin", "kind", "verdict", "status"}
 
 
 def config_for(server: MockServerThread) -> dict[str, Any]:
