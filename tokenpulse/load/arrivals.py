@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import gevent
@@ -29,7 +28,7 @@ class ArrivalQueue:
     """Schedules arrivals for `rate_at(t)` (per second, None to stop) and hands them to users."""
 
     def __init__(self, rate_at: Callable[[float], float | None], *, share: float, poisson: bool, seed: int,
-                 start_mono_ns: int, step_of: Callable[[float], int] | None = None) -> None:
+                 start_mono_ns: int) -> None:
         self._rate_at = rate_at
         self._share = share
         self._poisson = poisson
@@ -39,10 +38,6 @@ class ArrivalQueue:
         self._greenlet: gevent.Greenlet | None = None
         self.scheduled = 0
         self.taken = 0
-        self._step_of = step_of or (lambda _t: 0)
-        #: Per step: arrivals scheduled in it (the offered load) and taken by a user in it (sent).
-        self.scheduled_by_step: Counter[int] = Counter()
-        self.taken_by_step: Counter[int] = Counter()
 
     @property
     def dropped(self) -> int:
@@ -64,7 +59,6 @@ class ArrivalQueue:
         except Empty:
             return None
         self.taken += 1
-        self.taken_by_step[self._step_of((time.monotonic_ns() - self._start_ns) / _NS)] += 1
         return scheduled
 
     def _run(self) -> None:
@@ -84,5 +78,4 @@ class ArrivalQueue:
             if self._rate_at((t_ns - self._start_ns) / _NS) is None:
                 return
             self.scheduled += 1
-            self.scheduled_by_step[self._step_of((t_ns - self._start_ns) / _NS)] += 1
             self._queue.put(t_ns)

@@ -15,10 +15,12 @@ from typing import Any
 from tokenpulse.core.stats import cdf_points
 from tokenpulse.report.markdown import (
     OPEN_LOOP_HEADERS,
+    PROMPT_HEADERS,
     STEP_HEADERS,
     TARGET_HEADERS,
     is_open_loop,
     open_loop_rows,
+    prompt_rows,
     shape_text,
     step_rows,
     target_rows,
@@ -114,6 +116,12 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
              "(warm-up excluded), with the order-statistic confidence interval [low-high] (? where the sample "
              "is too small for a bound) and the sample size (the n ok column, or n= in the cell); "
              "throughput over the measured windows, ± the interval's half-width.</p>"]
+    prompts = prompt_rows(summary)
+    if prompts:
+        body += ["<h2>Prompt length and reasoning budget</h2>", _table(PROMPT_HEADERS, prompts),
+                 "<p class='meta'>Input tokens target: what the workload asked for; prompt tokens counted: the "
+                 "server's usage (means over the n requests that have both). Reasoning exhausted: successful "
+                 "requests that spent all of max_tokens on reasoning and gave no answer.</p>"]
     if is_open_loop(summary):
         body += ["<h2>Open loop: what an arriving user waited</h2>", _table(OPEN_LOOP_HEADERS, open_loop_rows(summary)),
                  "<p class='meta'>Queue wait: from the scheduled arrival to the send. TTFT from arrival = queue "

@@ -225,10 +225,10 @@ def readers(chunks: int) -> int:
 
 
 def read_records(files: Sequence[Path], every: int, edges: list[float] | None,
-                 workers: int | None = None, chunk_bytes: int = CHUNK_BYTES) -> tuple[list[dict[str, Any]], Gaps]:
+                 workers: int | None = None, chunk_bytes: int | None = None) -> tuple[list[dict[str, Any]], Gaps]:
     """Every compact record of the files in reading order, and their counted chunk gaps merged; `workers`:
-    reading processes (None: `readers`; 1: this process)."""
-    chunks = plan_chunks(files, chunk_bytes)
+    reading processes (None: `readers`; 1: this process); `chunk_bytes`: None for CHUNK_BYTES."""
+    chunks = plan_chunks(files, CHUNK_BYTES if chunk_bytes is None else chunk_bytes)
     n = readers(len(chunks)) if workers is None else max(1, min(workers, len(chunks)))
     results = None
     if n > 1 and _can_fork():

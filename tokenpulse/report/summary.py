@@ -8,6 +8,8 @@ Layout (`SUMMARY_VERSION` 1):
                (each with `cancelled`; under an arrival rate also `rate`: offered and achieved per second)
     knee       sweeps and ramps (and rate sweeps): per target and for all targets, see knee.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
+    prompts    per target and for all: input_tokens_target beside the server's prompt_tokens, and the
+               requests that spent max_tokens on reasoning (prompts.py)
     warnings   plain sentences (generator limits, missing records, stops, estimates)
 Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
 carries its `n`, p50/p95/p99 an order-statistic interval (`p95_ci`, at `ci_level`).
@@ -28,6 +30,7 @@ from typing import Any
 from tokenpulse.core.stats import distribution, finite_values, mean
 from tokenpulse.report.figures import Happened, Started, Window, finish
 from tokenpulse.report.knee import StepPoint, find_knee
+from tokenpulse.report.prompts import prompt_figures, prompt_warnings
 from tokenpulse.report.run import RunData
 from tokenpulse.runfolder.health import CPU_WARN_RATIO, LAG_WARN_P99_S
 from tokenpulse.runfolder.schedule import MEASURE, Schedule, Step
@@ -147,6 +150,11 @@ def summarize(run: RunData) -> dict[str, Any]:
                                 for t, key in zip(targets, keys, strict=True)}
         steps_out.append(entry)
     overall_all = group(all_keys, measured_list, never_sent)
+
+    def counted(r: dict[str, Any]) -> bool:
+        """Started in a measured window (what the `Started` sums above take in)."""
+        return no_schedule or (r.get("phase") == MEASURE and r.get("step") in measured_index)
+
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
@@ -156,6 +164,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "steps": steps_out,
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
         "chunk_gap_sample_every": run.gap_sample_every,
+        "prompts": prompt_figures(run.records, counted, target_key,
+                                  dict(zip(keys, (t["name"] for t in targets), strict=True)),
+                                  flagged=run.gap_counts is not None),
         "generator": _generator(run, steps, windows),
     }
     summary["warnings"] = _warnings(run, summary)
@@ -320,6 +331,7 @@ def _warnings(run: RunData, summary: dict[str, Any]) -> list[str]:
     if est:
         out.append(f"{est} requests had no usage from the server: their token counts are estimates "
                    "(4 characters per token)")
+    out += prompt_warnings(summary["prompts"])
     dropped = info.get("arrivals_never_sent")
     if dropped:
         out.append(f"{dropped} scheduled arrivals were never sent (all users busy until the end): the target "
