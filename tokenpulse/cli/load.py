@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(console_report(summary))
         print(f"\nreport: {plan.out / 'report.html'} (also report.md, summary.json)")
     counts = tally(plan.out)
-    if counts.reasoning_exhausted:
+    if counts.reasoning_exhausted and args.quiet:  # else the report's warnings above already said it
         print(f"tokenpulse load: warning: {counts.reasoning_exhausted} of {counts.ok} successful requests spent all "
               "their max_tokens on reasoning and gave no answer (no TTFC); raise max_tokens or lower "
               "load.workload.reasoning", file=sys.stderr)
