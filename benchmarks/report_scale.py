@@ -6,7 +6,8 @@ stream, `build_record`, written by `JsonlAppender`'s encoder), as a sweep of 5 l
 and 2 worker files, with realistic variation (TTFT, token gaps, a few errors and cancellations), then runs
 `tokenpulse report RUN` in a child process and reads its wall time and peak memory: the largest sum of
 the resident sets of the report process and its reading processes (sampled every 50 ms; reading.py
-forks one per CPU).
+forks one per CPU), and the CPU time it took (user + system of the report process and its readers:
+on a machine other work shares, wall time says how busy the machine was, CPU time what the report cost).
 
 `--baseline DIR` (a checkout of an earlier revision: `git worktree add --detach DIR REV`) runs that
 tree's report on the same folder right after this one's, `--repeat` times alternately, so the two are
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -128,6 +130,7 @@ def tree_rss(pid: int) -> int:
 def run_report(tree: Path, folder: Path) -> dict:
     """`tokenpulse report FOLDER` from the checkout `tree`: exit code, wall time, peak memory."""
     env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "report", str(folder)], env=env, cwd=tree,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -144,10 +147,12 @@ def run_report(tree: Path, folder: Path) -> dict:
     wall = time.perf_counter() - t
     done.set()
     sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the readers were waited for by the report
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         print(out[-2000:], err[-4000:])
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8")) if proc.returncode == 0 else {}
-    return {"exit": proc.returncode, "wall_s": wall, "tree_peak_mib": peak[0] / 2**20,
+    return {"exit": proc.returncode, "wall_s": wall, "cpu_s": cpu, "tree_peak_mib": peak[0] / 2**20,
             "records": summary.get("run", {}).get("records")}
 
 
@@ -175,8 +180,8 @@ def main() -> None:
     for round_no in range(1, args.repeat + 1):
         for name, tree in trees:
             r = run_report(tree, folder)
-            print(f"round {round_no} {name:>10}: exit {r['exit']}, wall {r['wall_s']:.1f} s, peak RSS "
-                  f"{r['tree_peak_mib']:.0f} MiB with its readers (bound: 60 s, 2048 MiB); records read "
+            print(f"round {round_no} {name:>10}: exit {r['exit']}, wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+                  f"peak RSS {r['tree_peak_mib']:.0f} MiB with its readers (bound: 60 s, 2048 MiB); records read "
                   f"{r['records']}; load average {os.getloadavg()[0]:.2f}")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
