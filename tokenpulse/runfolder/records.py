@@ -154,7 +154,7 @@ _KIND: dict[str, int] = {
 def _valid(kind: int, value: Any) -> bool:
     """`value` (not None) is usable as a field of this kind."""
     if kind == _NUMBER:
-        return type(value) in _REAL and -_MAX_FLOAT <= value <= _MAX_FLOAT
+        return _number(value)
     if kind == _INT:
         return type(value) is int and -_MAX_FLOAT <= value <= _MAX_FLOAT
     if kind == _STRING:
