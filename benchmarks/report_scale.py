@@ -4,10 +4,18 @@ a minute and 2 GB).
 Builds a run folder of synthetic records in the real schema (a recorder-made record of a 128-token
 stream, `build_record`, written by `JsonlAppender`'s encoder), as a sweep of 5 levels across 2 targets
 and 2 worker files, with realistic variation (TTFT, token gaps, a few errors and cancellations), then runs
-`tokenpulse report RUN` in a child process and reads its peak RSS (`ru_maxrss` of the child) and wall time.
-The folder is kept (`--keep`) or removed.
+`tokenpulse report RUN` in a child process and reads its wall time and peak memory: the largest sum of
+the resident sets of the report process and its reading processes (sampled every 50 ms; reading.py
+forks one per CPU), and the CPU time it took (user + system of the report process and its readers:
+on a machine other work shares, wall time says how busy the machine was, CPU time what the report cost).
+
+`--baseline DIR` (a checkout of an earlier revision: `git worktree add --detach DIR REV`) runs that
+tree's report on the same folder right after this one's, `--repeat` times alternately, so the two are
+measured side by side under the same machine load. The folder is kept (`--keep`, and `--reuse` reads a
+kept one again instead of building it) or removed.
 
     .venv/bin/python benchmarks/report_scale.py [--records 1000000] [--tokens 128] [--dir /tmp/tp-scale]
+    .venv/bin/python benchmarks/report_scale.py --baseline /tmp/tp-main --repeat 2 --keep
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -100,31 +111,78 @@ def build(folder: Path, n: int, tokens: int) -> None:
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (0 once it is gone)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_report(tree: Path, folder: Path) -> dict:
+    """`tokenpulse report FOLDER` from the checkout `tree`: exit code, wall time, peak memory."""
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenpulse", "report", str(folder)], env=env, cwd=tree,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the readers were waited for by the report
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        print(out[-2000:], err[-4000:])
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8")) if proc.returncode == 0 else {}
+    return {"exit": proc.returncode, "wall_s": wall, "cpu_s": cpu, "tree_peak_mib": peak[0] / 2**20,
+            "records": summary.get("run", {}).get("records")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--tokens", type=int, default=128, help="output tokens (token events) per record")
     parser.add_argument("--dir", default="/tmp/tokenpulse-report-scale")
     parser.add_argument("--keep", action="store_true", help="keep the run folder")
+    parser.add_argument("--reuse", action="store_true", help="report on the folder --keep left (no build)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="a checkout of an earlier revision, "
+                        "whose report runs right after this one's on the same folder")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of (this report[, baseline report])")
     args = parser.parse_args()
     folder = Path(args.dir)
-    shutil.rmtree(folder, ignore_errors=True)
-    t = time.perf_counter()
-    build(folder, args.records, args.tokens)
+    if not (args.reuse and (folder / "meta.json").exists()):
+        shutil.rmtree(folder, ignore_errors=True)
+        t = time.perf_counter()
+        build(folder, args.records, args.tokens)
+        print(f"built {args.records:,} records of {args.tokens} tokens in {time.perf_counter() - t:.0f} s")
     size = sum(f.stat().st_size for f in folder.glob("records-*.jsonl"))
-    print(f"built {args.records:,} records of {args.tokens} tokens ({size / 1e9:.2f} GB of JSONL) in "
-          f"{time.perf_counter() - t:.0f} s")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tokenpulse", "report", str(folder)], env=env,
-                          capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-4000:])
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8")) if proc.returncode == 0 else {}
-    print(f"tokenpulse report: exit {proc.returncode}, wall {wall:.1f} s, peak RSS {peak_kb / 1024:.0f} MiB "
-          f"(bound: 60 s, 2048 MiB); records read {summary.get('run', {}).get('records')}")
+    print(f"run folder {folder}: {size / 1e9:.2f} GB of JSONL; load average {os.getloadavg()[0]:.2f}")
+    trees = [("tokenpulse", Path(__file__).resolve().parents[1])] + ([("baseline", args.baseline)]
+                                                                     if args.baseline else [])
+    for round_no in range(1, args.repeat + 1):
+        for name, tree in trees:
+            r = run_report(tree, folder)
+            print(f"round {round_no} {name:>10}: exit {r['exit']}, wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+                  f"peak RSS {r['tree_peak_mib']:.0f} MiB with its readers (bound: 60 s, 2048 MiB); records read "
+                  f"{r['records']}; load average {os.getloadavg()[0]:.2f}")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -9,10 +9,8 @@ report of what ran is still written).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from tokenpulse.cli.argtypes import positive_float, positive_int
@@ -234,11 +232,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(console_report(summary))
-        for line in rate_lines(plan.out, summary):
-            print(line)
         print(f"\nreport: {plan.out / 'report.html'} (also report.md, summary.json)")
     counts = tally(plan.out)
-    if counts.reasoning_exhausted:
+    if counts.reasoning_exhausted and args.quiet:  # else the report's warnings above already said it
         print(f"tokenpulse load: warning: {counts.reasoning_exhausted} of {counts.ok} successful requests spent all "
               "their max_tokens on reasoning and gave no answer (no TTFC); raise max_tokens or lower "
               "load.workload.reasoning", file=sys.stderr)
@@ -252,32 +248,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 130 if interrupted else 0
 
-
-def rate_lines(out: Path, summary: dict[str, Any]) -> list[str]:
-    """Open-loop runs: per step, the realized offered and achieved rates and the queue wait (the time a
-    scheduled arrival waited for a free user), each with its sample size."""
-    from tokenpulse.core.format import fmt_seconds
-    from tokenpulse.runfolder.records import META_FILE
-
-    try:
-        meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    rates = meta.get("rates") or {}
-    if meta.get("schedule", {}).get("kind") != "rate":
-        return []
-    lines = ["", "open loop (per step: arrivals scheduled / sent per second, queue wait for a free user)"]
-    for step in summary.get("steps", []):
-        index = step.get("index")
-        realized = (rates.get("steps") or {}).get(str(index), {})
-        wait = (step.get("all") or {}).get("queue_wait") or {}
-        lines.append(f"  step {index + 1} rate {step.get('level'):g}/s: offered {_rate(realized.get('offered_per_s'))}"
-                     f", achieved {_rate(realized.get('achieved_per_s'))}; queue wait p50 "
-                     f"{fmt_seconds(wait.get('p50'))} p95 {fmt_seconds(wait.get('p95'))} (n={wait.get('n', 0)})")
-    if rates.get("unsent"):
-        lines.append(f"  {rates['unsent']} scheduled arrivals were never sent (no free user before the end)")
-    return lines
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}/s"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -50,8 +49,7 @@ class ArrivalQueue:
     after the start, with a payload each: a trace replay), and hands them to users."""
 
     def __init__(self, rate_at: Callable[[float], float | None], *, share: float, poisson: bool, seed: int,
-                 start_mono_ns: int, step_of: Callable[[float], int] | None = None,
-                 burstiness: float | None = None,
+                 start_mono_ns: int, burstiness: float | None = None,
                  times: Sequence[tuple[float, Any]] | None = None) -> None:
         self._rate_at = rate_at
         self._share = share
@@ -64,10 +62,6 @@ class ArrivalQueue:
         self._greenlet: gevent.Greenlet | None = None
         self.scheduled = 0
         self.taken = 0
-        self._step_of = step_of or (lambda _t: 0)
-        #: Per step: arrivals scheduled in it (the offered load) and taken by a user in it (sent).
-        self.scheduled_by_step: Counter[int] = Counter()
-        self.taken_by_step: Counter[int] = Counter()
 
     @property
     def dropped(self) -> int:
@@ -92,7 +86,6 @@ class ArrivalQueue:
             except Empty:
                 return discarded
             self.scheduled -= 1
-            self.scheduled_by_step[self._step_of((t_ns - self._start_ns) / _NS)] -= 1
             discarded += 1
 
     def take(self, timeout: float | None = None) -> int | None:
@@ -107,7 +100,6 @@ class ArrivalQueue:
         except Empty:
             return None
         self.taken += 1
-        self.taken_by_step[self._step_of((time.monotonic_ns() - self._start_ns) / _NS)] += 1
         return arrival
 
     def _run(self) -> None:
@@ -144,5 +136,4 @@ class ArrivalQueue:
 
     def _put(self, t_ns: int, payload: Any) -> None:
         self.scheduled += 1
-        self.scheduled_by_step[self._step_of((t_ns - self._start_ns) / _NS)] += 1
         self._queue.put((t_ns, payload))

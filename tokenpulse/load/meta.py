@@ -1,16 +1,18 @@
 """meta.json: what a run was (schedule, targets, SLOs, options, seed, drain) and how it ended.
 
 Why a module: the master (or the only process) writes it twice, at the test's start (so a run killed
-early is still readable) and at the end (stop reason, Locust's totals, realized rates); the report
-reads it. The document is built from plain values (no Locust object), and written atomically (a temp
-file, then rename), so a reader never sees half of it.
+early is still readable) and at the end (stop reason, Locust's totals); the report reads it. Open-loop
+rates are not here: the report computes them from the records (summary.json `rate` per step), which a
+killed master cannot lose, so there is one implementation and it always has its data. The document
+is built from plain values (no Locust object), and written atomically (a temp file, then rename), so a
+reader never sees half of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,6 @@ from typing import Any
 from tokenpulse import __version__
 from tokenpulse.load.context import RunContext
 from tokenpulse.runfolder.records import META_FILE
-from tokenpulse.runfolder.schedule import Schedule
 
 
 def _locust_version() -> str | None:
@@ -69,22 +70,6 @@ def locust_totals(entries: Mapping[tuple[str, str], Any] | None) -> dict[str, An
             failures += entry.num_failures
     return {"e2e_requests": sum(per_type.get("E2E", {}).values()), "e2e_failures": failures,
             "requests_by_type": per_type}
-
-
-def realized_rates(schedule: Schedule, parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per step, the arrivals scheduled (offered) and sent (achieved), as counts and per second of the
-    step, with the arrivals never sent; summed over the processes that ran users (`parts`: each one's
-    `ArrivalQueue` counts, as reporting.py carries them)."""
-    parts = list(parts)
-    steps: dict[str, Any] = {}
-    for step in schedule.steps:
-        key = str(step.index)
-        scheduled = sum(int((p.get("scheduled") or {}).get(key, 0)) for p in parts)
-        sent = sum(int((p.get("sent") or {}).get(key, 0)) for p in parts)
-        d = step.duration_s
-        steps[key] = {"scheduled": scheduled, "sent": sent, "duration_s": d,
-                      "offered_per_s": scheduled / d if d else None, "achieved_per_s": sent / d if d else None}
-    return {"steps": steps, "unsent": sum(int(p.get("unsent") or 0) for p in parts)}
 
 
 def write_meta(out: Path, meta: Mapping[str, Any]) -> None:

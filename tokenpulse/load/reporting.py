@@ -3,7 +3,8 @@
 Why here and not in the session: the payload is a small protocol between versions of tokenpulse on
 different machines (one key in Locust's report dict, plain JSON-able values), so it has one writer
 and one reader, both testable without Locust. Per request: the typed wire record (observation.py);
-per second: health samples; cumulative: spend, unsent arrivals and open-loop counts per step.
+per second: health samples; cumulative: spend and unsent arrivals. (Open-loop rates per step are not
+sent: the report computes them from the records and health lines, which a killed master does not lose.)
 """
 
 from __future__ import annotations
@@ -31,17 +32,16 @@ class WorkerOutbox:
         self._health.append({"worker": worker, "cpu": cpu, "lags": lags})
 
     def flush_into(self, data: dict[str, Any], *, spent_usd: float, unsent: int,
-                   arrivals: dict[str, Any] | None, search: dict[str, Any] | None = None) -> None:
+                   search: dict[str, Any] | None = None) -> None:
         """`search` (search shape): {"t_s": now in run seconds, "sent": measured sends per step so far}."""
         data[REPORT_KEY] = {"obs": self._obs, "health": self._health, "spent": spent_usd, "dropped": unsent,
-                            "arrivals": arrivals, "search": search}
+                            "search": search}
         self._obs = []
         self._health = []
 
 
 class MasterInbox:
-    """Master side: unpacks each worker's report into the callbacks; keeps each worker's latest
-    open-loop counts (they are cumulative) for meta.json."""
+    """Master side: unpacks each worker's report into the callbacks."""
 
     def __init__(self, on_request: Callable[[Observation], None],
                  on_health: Callable[[str, float | None, list[float]], None],
@@ -49,15 +49,12 @@ class MasterInbox:
         self._on_request = on_request
         self._on_health = on_health
         self._on_search = on_search
-        self.arrivals: dict[str, dict[str, Any]] = {}
         self.skipped = 0
 
     def receive(self, client_id: str, data: dict[str, Any]) -> None:
         ours = data.get(REPORT_KEY)
         if not isinstance(ours, dict):
             return
-        if isinstance(ours.get("arrivals"), dict):
-            self.arrivals[client_id] = ours["arrivals"]
         search = ours.get("search")
         if isinstance(search, dict) and isinstance(search.get("sent"), dict) and self._on_search is not None:
             self._on_search(client_id, float(search.get("t_s") or 0.0), search["sent"])

@@ -55,7 +55,7 @@ from tokenpulse.load.exporter import LoadExporter
 from tokenpulse.load.generations import GenerationLookupWorker
 from tokenpulse.load.health import HealthMonitor, HealthSample
 from tokenpulse.load.listing import save_listings
-from tokenpulse.load.meta import build_meta, locust_totals, realized_rates, write_meta
+from tokenpulse.load.meta import build_meta, locust_totals, write_meta
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
 from tokenpulse.load.reporting import REPORT_KEY, MasterInbox, WorkerOutbox
@@ -281,9 +281,7 @@ class LoadSession:
 
             seed = (opts.arrival_seed or 0) * 1009 + (index or 0)
             self.arrivals = ArrivalQueue(rate_at, share=share, poisson=opts.arrival == "poisson", seed=seed,
-                                         start_mono_ns=self.run_start_mono_ns,
-                                         step_of=lambda t: self.schedule.locate(t)[0] if self.schedule else 0,
-                                         burstiness=opts.burstiness)
+                                         start_mono_ns=self.run_start_mono_ns, burstiness=opts.burstiness)
             self.arrivals.start()
         elif opts.trace:
             self._start_replay(ctx, index or 0)
@@ -301,8 +299,7 @@ class LoadSession:
 
         times = replay_times(items, speed=opts.speed, worker=index, workers=opts.workers)
         self.arrivals = ArrivalQueue(open_until_end, share=1.0, poisson=False, seed=0,
-                                     start_mono_ns=self.run_start_mono_ns,
-                                     step_of=lambda t: schedule.locate(t)[0], times=times)
+                                     start_mono_ns=self.run_start_mono_ns, times=times)
         self.arrivals.start()
 
     # ----------------------------------------------------------------------------- users
@@ -491,22 +488,13 @@ class LoadSession:
         return 0, schedule.spawn_rate
 
     # ------------------------------------------------------------------------------ reports
-    def _arrival_counts(self) -> dict[str, Any] | None:
-        """This process's open-loop counts so far (cumulative: the master keeps each worker's latest)."""
-        a = self.arrivals
-        if a is None:
-            return None
-        return {"scheduled": {str(k): v for k, v in a.scheduled_by_step.items()},
-                "sent": {str(k): v for k, v in a.taken_by_step.items()}, "unsent": a.dropped}
-
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         if self.has_users:
             schedule = self.schedule
             search = ({"t_s": round(self.t_now(), 3), "sent": {str(k): v for k, v in self.sent_by_step.items()}}
                       if schedule is not None and schedule.kind == "search" else None)
             self.outbox.flush_into(data, spent_usd=self.guard.spent_usd,
-                                   unsent=self.arrivals.dropped if self.arrivals else 0,
-                                   arrivals=self._arrival_counts(), search=search)
+                                   unsent=self.arrivals.dropped if self.arrivals else 0, search=search)
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         self.inbox.receive(client_id, data)
@@ -550,9 +538,6 @@ class LoadSession:
         meta["stop_reason"] = self.stop_reason or STOP_INTERRUPTED
         runner = self.env.runner
         meta["locust"] = locust_totals(runner.stats.entries if runner is not None else None)
-        if ctx.schedule.kind == "rate":
-            parts = list(self.inbox.arrivals.values()) if self.role == "master" else [self._arrival_counts() or {}]
-            meta["rates"] = realized_rates(ctx.schedule, parts)
         if self.search is not None:
             meta["search"] = self.search.to_dict()
         write_meta(ctx.out, meta)

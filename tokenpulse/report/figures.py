@@ -146,6 +146,12 @@ class Started:
         else:
             self.errors[str(r.get("error_class"))] += 1
 
+    def sort_values(self) -> None:
+        """Sort the value lists in place (their order means nothing): merged groups are then runs of
+        sorted values, which the percentiles' sort merges in near-linear time."""
+        for bucket in (*self.values.values(), self.waits, self.from_schedule):
+            bucket.sort()
+
     @staticmethod
     def merged(parts: Sequence[Started]) -> Started:
         out = Started(count_gaps=all(p.gaps is not None for p in parts))

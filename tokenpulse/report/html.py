@@ -24,10 +24,12 @@ from tokenpulse.core.stats import cdf_points, percentile
 from tokenpulse.report import cache, prefill
 from tokenpulse.report.markdown import (
     OPEN_LOOP_HEADERS,
+    PROMPT_HEADERS,
     STEP_HEADERS,
     TARGET_HEADERS,
     is_open_loop,
     open_loop_rows,
+    prompt_rows,
     quantile_cell,
     shape_text,
     slo_text,
@@ -281,6 +283,12 @@ def render_html(summary: dict[str, Any], ttfts: dict[str, list[float]] | None = 
         body += [f"<h3>{escape(block['title'])}</h3>", f"<p>{escape(block['line'])}</p>",
                  _table(SERVED_HEADERS, block["served"]), _table(COMPARE_HEADERS, block["compare"]),
                  f"<p>{escape(block['verdict'])}</p>"]
+    prompts = prompt_rows(summary)
+    if prompts:
+        body += ["<h2>Prompt length and reasoning budget</h2>", _table(PROMPT_HEADERS, prompts),
+                 "<p class='meta'>Input tokens target: what the workload asked for; prompt tokens counted: the "
+                 "server's usage (means over the n requests that have both). Reasoning exhausted: successful "
+                 "requests that spent all of max_tokens on reasoning and gave no answer.</p>"]
     if is_open_loop(summary):
         body += ["<h2>Open loop: what an arriving user waited</h2>", _table(OPEN_LOOP_HEADERS, open_loop_rows(summary)),
                  "<p class='meta'>Queue wait: from the scheduled arrival to the send. TTFT from arrival = queue "

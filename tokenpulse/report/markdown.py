@@ -32,6 +32,8 @@ TARGET_HEADERS = ("target", "requests", "n ok", "errors", "cancelled", "TTFT p50
                   "cost USD")
 STEP_HEADERS = ("step", "level", "requests", "n ok", "errors", "cancelled", "TTFT p50", "TTFT p95", "TPOT p50",
                 "out tok/s", "in tok/s", "req/s", "goodput", "gen CPU", "lag p99", "")
+PROMPT_HEADERS = ("target", "requests", "n", "input tokens target", "prompt tokens counted", "counted / target",
+                  "reasoning exhausted")
 OPEN_LOOP_HEADERS = ("step", "rate", "offered/s", "achieved/s", "never sent", "queue wait p50", "queue wait p95",
                      "TTFT p50 from arrival", "TTFT p95 from arrival", "TTFT p50 service", "TTFT p95 service",
                      "goodput")
@@ -128,6 +130,25 @@ def step_rows(summary: dict[str, Any], target: str | None = None) -> list[list[s
             _rate_cell(f["throughput"], "requests_per_s", 2), _goodput_cell(f),
             _pct(g.get("cpu_mean_max")), quantile_cell(g.get("lag"), 99), " ".join(mark),
         ])
+    return rows
+
+
+def prompt_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Per target: the prompt length asked for and the server's count (mean per request, over the
+    requests that have both: n), and the successful requests that spent max_tokens on reasoning."""
+    prompts = summary.get("prompts")
+    if not prompts:
+        return []
+    named = list(prompts["targets"].items())
+    if len(named) > 1:
+        named.append((ALL, prompts["all"]))
+    rows = []
+    for name, f in named:
+        tokens, ex = f["input_tokens"], f["reasoning_exhausted"]
+        ratio = tokens["ratio"]
+        rows.append([name, fmt_number(f["requests"]), fmt_number(tokens["n"]), fmt_number(tokens["target_mean"], 1),
+                     fmt_number(tokens["prompt_tokens_mean"], 1), "-" if ratio is None else f"{ratio:.3f}",
+                     f"{ex['requests']} of {ex['of_ok']} ok"])
     return rows
 
 
@@ -251,6 +272,13 @@ def markdown_report(summary: dict[str, Any]) -> str:
                 "Queue wait: from the scheduled arrival to the send (all users busy). TTFT from arrival = "
                 "queue wait + TTFT; the service's TTFT counts from the send.", "",
                 _md_table(OPEN_LOOP_HEADERS, open_loop_rows(summary)), ""]
+    prompts = prompt_rows(summary)
+    if prompts:
+        out += ["## Prompt length and reasoning budget", "",
+                "Input tokens target: what the workload asked for (calibrated to the server's tokenizer); "
+                "prompt tokens counted: the server's usage (means over the n requests that have both). "
+                "Reasoning exhausted: successful requests that spent all of max_tokens on reasoning (no TTFC).",
+                "", _md_table(PROMPT_HEADERS, prompts), ""]
     if len(summary["steps"]) > 1:
         out += ["## Per step (all targets)", "", _md_table(STEP_HEADERS, step_rows(summary)), ""]
         for t in summary["targets"]:

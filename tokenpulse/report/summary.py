@@ -13,6 +13,8 @@ Layout (`SUMMARY_VERSION` 1):
                run, with the generated-token cross-check (servermetrics.py); null when none was scraped
     provider_matrix  per model with two or more providers: the comparison of report/matrix.py
     generator  per step and overall: CPU share per worker, client lag percentiles, `limited` flag
+    prompts    per target and for all: input_tokens_target beside the server's prompt_tokens, and the
+               requests that spent max_tokens on reasoning (prompts.py)
     warnings   plain sentences (generator limits, missing records, stops, estimates)
 Figures are those of `figures.py`; every time is in seconds, every rate per second; every percentile
 carries its `n`, p50/p95/p99 an order-statistic interval (`p95_ci`, at `ci_level`).
@@ -37,6 +39,7 @@ from tokenpulse.report.knee import StepPoint, find_knee
 from tokenpulse.report.matrix import provider_matrix
 from tokenpulse.report.pareto import pareto_summary
 from tokenpulse.report.prefill import prefill_summary
+from tokenpulse.report.prompts import prompt_figures, prompt_warnings
 from tokenpulse.report.routing import router_choice
 from tokenpulse.report.run import RunData
 from tokenpulse.report.search import summarize_search
@@ -116,6 +119,9 @@ def summarize(run: RunData) -> dict[str, Any]:
                     h = happened[(key, ordered[j].index)] = Happened()
                 h.add(r, [w])
 
+    for acc in started.values():  # sorted once here, so every merge of them sorts in near-linear time
+        acc.sort_values()
+
     def gaps(key: tuple[str, str, str] | None, step_index: int | None) -> Counter[int] | None:
         """Counted chunk gaps of a group's successful started requests (None: counted in `Started`)."""
         if run.gap_counts is None:
@@ -157,6 +163,11 @@ def summarize(run: RunData) -> dict[str, Any]:
                                 for t, key in zip(targets, keys, strict=True)}
         steps_out.append(entry)
     overall_all = group(all_keys, measured_list, never_sent)
+
+    def counted(r: dict[str, Any]) -> bool:
+        """Started in a measured window (what the `Started` sums above take in)."""
+        return no_schedule or (r.get("phase") == MEASURE and r.get("step") in measured_index)
+
     summary: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run": _run_info(run, schedule),
@@ -167,6 +178,9 @@ def summarize(run: RunData) -> dict[str, Any]:
         "knee": _knees(schedule, steps_out, [t["name"] for t in targets]),
         "router_choice": router_choice(run, target_out),
         "chunk_gap_sample_every": run.gap_sample_every,
+        "prompts": prompt_figures(run.records, counted, target_key,
+                                  dict(zip(keys, (t["name"] for t in targets), strict=True)),
+                                  flagged=run.gap_counts is not None),
         "generator": _generator(run, steps, windows),
         "validity": validity_summary(run.records, scheduled=not no_schedule,
                                      names={key: t["name"] for t, key in zip(targets, keys, strict=True)}),
@@ -347,6 +361,7 @@ def _warnings(run: RunData, summary: dict[str, Any]) -> list[str]:
     if est:
         out.append(f"{est} requests had no usage from the server: their token counts are estimates "
                    "(4 characters per token)")
+    out += prompt_warnings(summary["prompts"])
     dropped = info.get("arrivals_never_sent")
     if dropped:
         out.append(f"{dropped} scheduled arrivals were never sent (all users busy until the end): the target "

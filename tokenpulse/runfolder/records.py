@@ -127,8 +127,9 @@ _MAX_FLOAT = sys.float_info.max
 _MAX_UNIX_TIME = 253_402_300_799
 #: Record fields that reports compute with, by the kind of value they must hold.
 _NUMBER_FIELDS = ("t_s", "scheduled_t_s", "ttfb_s", "ttft_s", "ttfc_s", "e2e_s", "tpot_s", "output_tokens_per_s",
-                  "queue_wait_s", "retry_after_s", "truth_ttft_s", "level", "users")
-_INT_FIELDS = ("step", "user_id", "turn", "http_status", "chunk_count", "bytes_received", "keepalive_count")
+                  "queue_wait_s", "retry_after_s", "truth_ttft_s", "level", "users", "first_tool_call_s")
+_INT_FIELDS = ("step", "user_id", "turn", "http_status", "chunk_count", "bytes_received", "keepalive_count",
+               "input_tokens_target", "output_tokens_target")
 _STRING_FIELDS = ("outcome", "error_class", "error_message", "phase", "endpoint", "model", "target_provider",
                   "provider", "worker", "generation_id", "finish_reason")
 _SERIES_FIELDS = ("token_times_s", "truth_lags_s")
@@ -141,41 +142,80 @@ def _number(value: Any) -> bool:
     return type(value) in _REAL and -_MAX_FLOAT <= value <= _MAX_FLOAT
 
 
+_NUMBER, _INT, _STRING, _SERIES, _TOKENS, _COST = range(6)
+#: field -> the kind of value it must hold (the tables above, as one lookup per field).
+_KIND: dict[str, int] = {
+    **dict.fromkeys(_NUMBER_FIELDS, _NUMBER), **dict.fromkeys(_INT_FIELDS, _INT),
+    **dict.fromkeys(_STRING_FIELDS, _STRING), **dict.fromkeys(_SERIES_FIELDS, _SERIES),
+    **dict.fromkeys(_TOKEN_FIELDS, _TOKENS), **dict.fromkeys(_COST_FIELDS, _COST),
+}
+
+
+def _valid(kind: int, value: Any) -> bool:
+    """`value` (not None) is usable as a field of this kind."""
+    if kind == _NUMBER:
+        return _number(value)
+    if kind == _INT:
+        return type(value) is int and -_MAX_FLOAT <= value <= _MAX_FLOAT
+    if kind == _STRING:
+        return type(value) is str
+    if kind == _SERIES:
+        return _series(value)
+    if kind == _TOKENS:
+        return token_count(value) is not INVALID
+    return cost_usd(value) is not INVALID
+
+
+def _placed(record: dict[str, Any]) -> bool:
+    """A usable `start_time`: a Unix time from 1970 to 9999."""
+    start = record.get("start_time")
+    return isinstance(start, _REAL) and not isinstance(start, bool) and 0 <= start <= _MAX_UNIX_TIME
+
+
 def clean_record(record: dict[str, Any]) -> dict[str, Any] | None:
     """`record` made safe for the reports (in place), or None when it cannot be placed in time (no
     usable `start_time`: a Unix time from 1970 to 9999). Once per record read: a few dict lookups, no
     pass over its fields."""
-    start = record.get("start_time")
-    if not (isinstance(start, _REAL) and not isinstance(start, bool) and 0 <= start <= _MAX_UNIX_TIME):
+    if not _placed(record):
         return None
-    for key in _NUMBER_FIELDS:
-        value = record.get(key)
-        if value is not None and not _number(value):
-            del record[key]
-    for key in _INT_FIELDS:
-        value = record.get(key)
-        if value is not None and not (type(value) is int and -_MAX_FLOAT <= value <= _MAX_FLOAT):
-            del record[key]
-    for key in _STRING_FIELDS:
-        value = record.get(key)
-        if value is not None and type(value) is not str:
-            del record[key]
-    for key in _SERIES_FIELDS:
-        value = record.get(key)
-        if value is not None and not _series(value):
-            del record[key]
     invalid = False
-    for key in _TOKEN_FIELDS:
-        if token_count(record.get(key)) is INVALID:
+    for key, kind in _KIND.items():
+        value = record.get(key)
+        if value is not None and not _valid(kind, value):
             del record[key]
-            invalid = True
-    for key in _COST_FIELDS:
-        if cost_usd(record.get(key)) is INVALID:
-            del record[key]
-            invalid = True
+            invalid = invalid or kind >= _TOKENS
     if invalid:
         record["usage_invalid"] = True
     return record
+
+
+def clean_fields(record: dict[str, Any], keep: frozenset[str]) -> dict[str, Any] | None:
+    """`clean_record` of only the fields in `keep`, as a new dict without None or False values (what a
+    missing field reads as anyway), or None when it cannot be placed in time. One pass over the record:
+    what a reader of a million records calls instead of cleaning fields it then drops."""
+    if not _placed(record):
+        return None
+    out: dict[str, Any] = {}
+    invalid = False
+    kinds = _KIND
+    for key, value in record.items():
+        if value is None or key not in keep:
+            continue
+        kind = kinds.get(key)
+        if kind is None:
+            if value is not False:
+                out[key] = value
+        elif type(value) is float and kind == _NUMBER:  # nearly every field: the check inline
+            if -_MAX_FLOAT <= value <= _MAX_FLOAT:
+                out[key] = value
+        elif _valid(kind, value):
+            if value is not False:
+                out[key] = value
+        elif kind >= _TOKENS:
+            invalid = True
+    if invalid and "usage_invalid" in keep:
+        out["usage_invalid"] = True
+    return out
 
 
 def _series(value: Any) -> bool:
