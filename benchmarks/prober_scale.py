@@ -59,7 +59,7 @@ LAG_P99_GOAL_S = 0.100
 def farm_yaml(models: int, providers: int) -> str:
     specs = {}
     for p in range(providers):
-        specs[f"p{p:03d}"] = {"name": f"Provider {p:03d}", "profile": {
+        specs[f"p{p:03d}"] = {"name": f"P{p:03d}", "profile": {  # the name a pin to slug p000 matches
             "ttft": {"median_ms": 300, "p99_ms": 1200},
             "decode": {"tokens_per_s": 60 + (p % 7) * 10, "request_jitter": 0.1, "chunk_jitter": 0.2,
                        "tokens_per_chunk": [1, 2]},

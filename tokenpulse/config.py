@@ -476,6 +476,17 @@ class GenerationLookups(_Strict):
                        "process; past it, one is `dropped` (counted in the report, never silently).")
     deadline_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False, description="give up on a "
                               "generation this long after its stream ended (still 404: `not_found`).")
+    first_delay_s: float = Field(default=0.5, ge=0, le=60, allow_inf_nan=False, description="the first ask "
+                                 "this long after the stream ended (then backing off while it is 404): "
+                                 "OpenRouter writes a generation a moment after the stream, so asking "
+                                 "later costs fewer requests per lookup and only delays the figures.")
+
+
+#: The prober's lookups: figures for dashboards, where a few seconds' delay costs nothing and each saved
+#: request counts (at 1,000 targets every 30 s, lookups at 5/s asking at 0.5 s cost 1.4 % of a core;
+#: docs/benchmarks.md): fewer per second, asked later.
+def _probe_generation_lookups() -> GenerationLookups:
+    return GenerationLookups(max_rate_per_s=2.0, first_delay_s=2.0)
 
 
 class ProbeSettings(_Strict):
@@ -514,9 +525,10 @@ class ProbeSettings(_Strict):
                                   "the prober's SQLite history store (`history.sqlite3`, bounded: "
                                   "docs/prober.md), so the status page's history and incidents survive a "
                                   "restart; created if missing. null: history in memory only.")
-    generations: GenerationLookups = Field(default_factory=GenerationLookups, description="after each probe "
+    generations: GenerationLookups = Field(default_factory=_probe_generation_lookups, description="after each probe "
                                            "of a `kind: openrouter` endpoint, look up what OpenRouter "
-                                           "measured (histograms of its latency and generation time).")
+                                           "measured (histograms of its latency and generation time); "
+                                           "defaults here: `max_rate_per_s: 2`, `first_delay_s: 2`.")
 
 
 class Workload(_Strict):

@@ -90,7 +90,7 @@ class GenerationLookupWorker:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.policy = RetryPolicy(deadline_s=s.deadline_s)
+        self.policy = RetryPolicy(first_delay_s=s.first_delay_s, deadline_s=s.deadline_s)
         self._bucket = TokenBucket(s.max_rate_per_s * self.share)
         self._heap: list[tuple[float, int, Lookup]] = []
         self._seq = itertools.count()

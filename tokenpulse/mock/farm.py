@@ -426,8 +426,9 @@ def default_farm() -> MockFarm:
 
 
 def dump_farm(farm: MockFarm) -> str:
-    """YAML text that load_farm() reads back into an equal farm (benchmarks write farms this way)."""
-    data = farm.model_dump(mode="json", exclude_defaults=False)
+    """YAML text that load_farm() reads back into an equal farm (benchmarks write farms this way); fields at
+    their defaults are left out, so that a farm of 1,000 providers stays under the config size limit."""
+    data = farm.model_dump(mode="json", exclude_defaults=True)
     for model in data["models"].values():
         model.pop("id", None)
         for prov in model["providers"].values():

@@ -56,7 +56,7 @@ class GenerationWatcher:
         self._metrics = metrics
         self._settings = settings
         self._keys = api_keys  # endpoint name -> key (None: no key)
-        self._policy = policy or RetryPolicy(deadline_s=settings.deadline_s)
+        self._policy = policy or RetryPolicy(first_delay_s=settings.first_delay_s, deadline_s=settings.deadline_s)
         self._bucket = TokenBucket(settings.max_rate_per_s)
         self._slots = asyncio.Semaphore(settings.in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
