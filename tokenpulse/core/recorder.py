@@ -180,7 +180,7 @@ class StreamRecorder:
         "_provider", "_generation_id", "_finish_reason", "_retry_after", "_bytes", "_error_body",
         "_error_class", "_error_message", "_content_chars", "_reasoning_chars", "_text", "_done",
         "finished", "first_token_seen", "_cancelled", "_pin", "_rate_limit", "_error_obj",
-        "_t_first_tool", "_tools", "_details", "_reasoning_text",
+        "_t_first_tool", "_tools", "_details", "_reasoning_text", "_error_json",
     )
 
     def __init__(
@@ -198,6 +198,8 @@ class StreamRecorder:
         self._pin = pin
         self._rate_limit: dict[str, str] | None = None
         self._error_obj: Any = None
+        #: (body length, parsed JSON) of the error body: the message and the error details read it once.
+        self._error_json: tuple[int, Any] | None = None
         self._secrets = tuple(secrets)
         self._max_bytes = max_response_bytes
         self._keep_text = keep_text
@@ -454,12 +456,19 @@ class StreamRecorder:
             self._error_class = error_class
             self._error_message = clip(redact(message, self._secrets))
 
+    def _error_body_json(self) -> Any:
+        """The error body parsed as JSON (`_INVALID` when it is not), parsed once per body length."""
+        n = len(self._error_body)
+        if self._error_json is None or self._error_json[0] != n:
+            self._error_json = (n, _parse_json_stdlib(bytes(self._error_body).decode("utf-8", "replace")))
+        return self._error_json[1]
+
     def _error_body_message(self) -> str:
         body = bytes(self._error_body)
         prefix = f"HTTP {self.status}" if self.status is not None else "response"
         if not body:
             return prefix
-        obj = _parse_json_stdlib(body.decode("utf-8", "replace"))
+        obj = self._error_body_json()
         if obj is _INVALID:
             title = _html_title(body)
             text = (body[:200] if title is None else title).decode("utf-8", "replace")
@@ -518,7 +527,7 @@ class StreamRecorder:
         """The `error` object of a JSON error body, or None."""
         if not self._error_body:
             return None
-        obj = _parse_json_stdlib(bytes(self._error_body).decode("utf-8", "replace"))
+        obj = self._error_body_json()
         return obj.get("error") if isinstance(obj, dict) else None
 
     def _result(self) -> StreamResult:
