@@ -75,16 +75,20 @@ def farm_yaml(models: int, providers: int) -> str:
 
 
 def config_yaml(base_url: str, models: int, providers: int, interval: float, max_in_flight: int,
-                state_dir: Path | None = None) -> str:
+                state_dir: Path | None = None, lookup_rate: float | None = None) -> str:
     slugs = [f"p{p:03d}" for p in range(providers)]
+    probe: dict[str, object] = {
+        "interval_s": interval, "jitter_s": min(3.0, interval / 10), "max_in_flight": max_in_flight,
+        "timeouts": {"connect_s": 5, "ttft_s": 15, "idle_s": 10, "total_s": 30},
+        "credits_interval_s": 300, "state_dir": None if state_dir is None else str(state_dir)}
+    if lookup_rate is not None:  # else the prober's default (config.py: probe.generations)
+        probe["generations"] = {"max_rate_per_s": lookup_rate}
     return yaml.safe_dump({
         "endpoints": [{"name": "mock", "base_url": base_url, "kind": "openrouter",
                        "models": [{"id": f"bench/model-{m}", "providers": slugs} for m in range(models)]}],
         "profiles": {"default": {"prompt": "Reply with a short paragraph about the sea.", "max_tokens": 32,
                                  "temperature": 0, "seed": 1234}},
-        "probe": {"interval_s": interval, "jitter_s": min(3.0, interval / 10), "max_in_flight": max_in_flight,
-                  "timeouts": {"connect_s": 5, "ttft_s": 15, "idle_s": 10, "total_s": 30},
-                  "credits_interval_s": 300, "state_dir": None if state_dir is None else str(state_dir)},
+        "probe": probe,
     }, sort_keys=False)
 
 
@@ -150,13 +154,18 @@ def lag_histogram(text: str) -> tuple[list[tuple[float, float]], float]:
 
 
 def totals(text: str) -> dict[str, float]:
-    out = {"probes": 0.0, "failed": 0.0, "misfires": 0.0}
+    out = {"probes": 0.0, "failed": 0.0, "misfires": 0.0, "lookups": 0.0, "lookups_found": 0.0}
     for family in text_string_to_metric_families(text):
         if family.name == "tokenpulse_requests":
             for s in family.samples:
                 if s.name.endswith("_total"):
                     out["probes"] += s.value
                     out["failed"] += s.value if s.labels["outcome"] != "ok" else 0.0
+        elif family.name == "tokenpulse_openrouter_generation_lookups":
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    out["lookups"] += s.value
+                    out["lookups_found"] += s.value if s.labels["status"] == "found" else 0.0
         elif family.name == "tokenpulse_probe_misfires":
             out["misfires"] += sum(s.value for s in family.samples if s.name.endswith("_total"))
     return out
@@ -171,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             config_file = Path(tmp) / "config.yaml"
             state_dir = Path(tmp) / "state"  # the SQLite history store is part of what is measured
             config_file.write_text(config_yaml(mock.base_url, args.models, args.providers, args.interval,
-                                               args.max_in_flight, state_dir), encoding="utf-8")
+                                               args.max_in_flight, state_dir, args.lookup_rate), encoding="utf-8")
             module = ["-m", "tokenpulse"]
             if args.profile:  # the prober's main thread, clocked by its own CPU time (not wall time)
                 module = ["-c", PROFILED.format(out=str(args.profile))]
@@ -256,6 +265,8 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
         ("targets", f"{targets} ({args.models} models x {args.providers} providers), interval {args.interval:g} s"),
         ("run", f"{elapsed:.0f} s, {counts['probes']:.0f} probes ({counts['probes'] / elapsed:.1f}/s), "
                 f"{counts['failed']:.0f} failed (1 % injected 502s), {counts['misfires']:.0f} misfires"),
+        ("/generation", f"{counts['lookups']:.0f} lookups ({counts['lookups'] / elapsed:.1f}/s), "
+                        f"{counts['lookups_found']:.0f} found"),
         ("prober CPU", f"{share * 100:.1f} % of one core (scrapes included; rendering /metrics "
                        f"~{render_cpu / elapsed * 100:.1f} %, probing ~{background * 100:.1f} %; in the kernel "
                        f"{kernel / elapsed * 100:.1f} %)"),
@@ -291,6 +302,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=180.0, help="measured run, seconds")
     parser.add_argument("--scrape-interval", type=float, default=15.0, help="/metrics scrape interval, seconds")
     parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--lookup-rate", type=float, metavar="PER_S",
+                        help="OpenRouter /generation lookups started per second at most "
+                             "(probe.generations.max_rate_per_s; 0 turns them off; default: the prober's)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the prober under cProfile (its main thread: probing and scheduling, not the "
                              "/metrics render thread) and write the stats to FILE; the CPU figures then include "

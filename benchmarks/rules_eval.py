@@ -131,6 +131,18 @@ def prom_query(base: str, expr: str) -> list[dict[str, object]]:
         return json.loads(r.read())["data"]["result"]
 
 
+def collect_rule_times(base: str, into: dict[tuple[str, str], dict[float, float]]) -> None:
+    """Each rule's own evaluation time at its group's last evaluation (/api/v1/rules), keyed by when
+    that evaluation ran, so a group evaluated once a minute counts once, not at every 15 s sample."""
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=30) as resp:
+        groups = json.load(resp)["data"]["groups"]
+    for group in groups:
+        for r in group["rules"]:
+            labels = ",".join(f"{k}={v}" for k, v in sorted((r.get("labels") or {}).items()))
+            name = r["name"] + (f"{{{labels}}}" if labels else "")
+            into.setdefault((group["name"], name), {})[hash(r.get("lastEvaluation"))] = float(r["evaluationTime"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=100)
@@ -138,6 +150,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=240)
     parser.add_argument("--scrape-interval", default="15s", help="as prometheus/prometheus.yml scrapes the prober")
     parser.add_argument("--probe-interval", type=float, default=30)
+    parser.add_argument("--top-rules", type=int, default=12, help="list the N rules with the longest median")
     args = parser.parse_args()
     run = Path(tempfile.mkdtemp(prefix="tokenpulse-rules-bench-"))
     config = load_config(config_file(run / "config.yaml", args.models, args.providers))
@@ -187,6 +200,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{prom_port}"
     durations: dict[str, list[float]] = {}
+    per_rule: dict[tuple[str, str], dict[float, float]] = {}  # (group, rule) -> {evaluated at: seconds}
     try:
         deadline = time.monotonic() + args.duration
         while time.monotonic() < deadline:
@@ -195,6 +209,7 @@ def main() -> None:
                 for sample in prom_query(base, "prometheus_rule_group_last_duration_seconds"):
                     group = str(sample["metric"]["rule_group"]).split(";")[-1]  # type: ignore[index]
                     durations.setdefault(group, []).append(float(sample["value"][1]))  # type: ignore[index]
+                collect_rule_times(base, per_rule)
             except OSError:
                 continue
         # one metric's series count, not every series (a 300k-series count can take a minute under load)
@@ -226,6 +241,13 @@ def main() -> None:
             f"| {group} | {len(values)} | {statistics.median(values):.3f} | {max(values):.3f} | "
             f"{missed_by.get(group, '0')} |"
         )
+    print(f"\nThe {args.top_rules} slowest rules (their own evaluation time, /api/v1/rules):")
+    print("| group | rule | evaluations | median (s) | slowest (s) |")
+    print("|---|---|---|---|---|")
+    ranked = sorted(per_rule.items(), key=lambda kv: -statistics.median(kv[1].values()))
+    for (group, name), times in ranked[: args.top_rules]:
+        values = list(times.values())
+        print(f"| {group} | `{name}` | {len(values)} | {statistics.median(values):.3f} | {max(values):.3f} |")
 
 
 if __name__ == "__main__":

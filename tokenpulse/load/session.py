@@ -78,10 +78,18 @@ STOP_INTERRUPTED = "interrupted"
 MSG_EXHAUSTED = "tp_exhausted"
 MSG_DRAIN = "tp_drain"
 MSG_DRAINED = "tp_drained"
+#: End of a distributed run, once no user is left: the master asks every worker for its last Locust
+#: stats (`tp_flush`); each sends them, then answers `tp_flushed` on the same socket, so the answer
+#: arrives after the stats. Locust's own last report comes after "quit", which the master waits only
+#: half a second for: under load it arrived too late and the totals missed a worker's last requests.
+MSG_FLUSH = "tp_flush"
+MSG_FLUSHED = "tp_flushed"
 #: search shape: the master announces each next step to the workers (its Step fields).
 MSG_STEP = "tp_step"
 #: After the schedule's end, how much longer than the drain the shape waits for users to stop.
 END_MARGIN_S = 10.0
+#: How long a master waits for its workers' `tp_flushed` answers before it ends the run anyway.
+FLUSH_WAIT_S = 15.0
 #: At the end of a run, how long it waits at most for its /generation lookups still pending.
 LOOKUP_WAIT_S = 30.0
 
@@ -130,6 +138,10 @@ class LoadSession:
         self.users_started = 0
         self._test_started = False
         self._ending_since: float | None = None
+        #: master, end of run: when it asked its workers for their last stats, who it asked, who answered
+        self._flush_asked_at: float | None = None
+        self._flush_asked: set[str] = set()
+        self._flushed: set[str] = set()
 
     # ------------------------------------------------------------------------ context views
     @property
@@ -396,7 +408,23 @@ class LoadSession:
             gevent.sleep(0.05)
         self.drain.drained = True
         if self.role == "worker":
+            self._send_final_stats()  # before the answer, so the master has them when it ends the run
             self._send(MSG_DRAINED, {"worker": self.worker_label, "spent": self.guard.spent_usd})
+
+    def _send_final_stats(self) -> None:
+        """Worker: send Locust's stats (and our outbox, which rides on them) now, not at the next
+        3-second report."""
+        send_stats = getattr(self.env.runner, "_send_stats", None)
+        if send_stats is not None:
+            send_stats()
+
+    def on_msg_flush(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: the master ends the run: send the last stats, then say so."""
+        self._send_final_stats()
+        self._send(MSG_FLUSHED, {"worker": self.worker_label})
+
+    def on_msg_flushed(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self._flushed.add(str(getattr(msg, "node_id", "") or (msg.data or {}).get("worker")))
 
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
@@ -484,8 +512,28 @@ class LoadSession:
         runner = self.env.runner
         users = runner.user_count if runner is not None else 0
         if (users == 0 and now > self._ending_since) or now - self._ending_since > self.drain_s + END_MARGIN_S:
-            return None
+            return None if self._workers_flushed(now) else (0, schedule.spawn_rate)
         return 0, schedule.spawn_rate
+
+    def _workers_flushed(self, now: float) -> bool:
+        """Master: whether every worker has sent its last stats (asking them the first time), or the
+        wait is over. Local runs have nothing to wait for."""
+        runner = self.env.runner
+        if self.role != "master" or runner is None:
+            return True
+        if self._flush_asked_at is None:
+            self._flush_asked_at = now
+            clients = getattr(runner, "clients", None)  # a MasterRunner's workers
+            self._flush_asked = {str(c.id) for c in clients.all} if clients is not None else set()
+            self._send(MSG_FLUSH, {})
+        missing = self._flush_asked - self._flushed
+        if not missing:
+            return True
+        if now - self._flush_asked_at > FLUSH_WAIT_S:
+            log.warning("tokenpulse: %d worker(s) did not send their last stats within %.0f s; Locust's "
+                        "totals may miss their last requests (the records do not)", len(missing), FLUSH_WAIT_S)
+            return True
+        return False
 
     # ------------------------------------------------------------------------------ reports
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
@@ -515,9 +563,7 @@ class LoadSession:
             # Report the drain's requests now: after "stop" a Locust worker sleeps for the stop timeout
             # before it handles the master's "quit" (and its final report), and by then the master has
             # printed and written its totals without them.
-            send_stats = getattr(self.env.runner, "_send_stats", None)
-            if send_stats is not None:
-                send_stats()
+            self._send_final_stats()
         self._write_final_meta()
 
     def on_quit(self) -> None:
@@ -581,9 +627,11 @@ def install(events: Any) -> None:
         if session.role == "master":
             runner.register_message(MSG_EXHAUSTED, session.on_msg_exhausted)
             runner.register_message(MSG_DRAINED, session.on_msg_drained)
+            runner.register_message(MSG_FLUSHED, session.on_msg_flushed)
             environment.events.worker_report.add_listener(session.on_worker_report)
         if session.role == "worker":
             runner.register_message(MSG_DRAIN, session.on_msg_drain)
+            runner.register_message(MSG_FLUSH, session.on_msg_flush)
             runner.register_message(MSG_STEP, session.on_msg_step)
             environment.events.report_to_master.add_listener(session.on_report_to_master)
 

@@ -1,7 +1,7 @@
 """The recording rules: SLIs per target (`job_target` level: job, endpoint, model, provider), burn rates
 against each target's own objective, latency percentiles and throughput.
 
-Cost (docs/benchmarks.md): counter windows up to 1h read the raw counters; 2h to 3d average the
+Cost (docs/benchmarks.md): counter windows up to 1h read the raw counters, once per window; 2h to 3d average the
 recorded 5m rates sampled every minute (a subquery: 1,440 points of one aggregated series per target for
 a day, instead of 5,760 raw samples of each error-class series); 30d averages the recorded 1d rates. The
 latency percentiles are one group per histogram and window, and their 1h bucket rates average the
@@ -25,6 +25,8 @@ SHORT_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
 #: 1,440 samples of each of 13 (docs/benchmarks.md). Shorter windows read the raw counters exactly.
 FROM_RECORDED = ("2h", "6h")
 LONG_WINDOWS = ("1d", "3d")
+#: Windows with the all-requests rate, the per-class error rates and the availability ratio (dashboards).
+PER_CLASS_WINDOWS = ("5m", "1h")
 TTFT_WINDOWS = ("5m", "30m", "1h", "6h")
 Rule = dict[str, Any]
 
@@ -33,61 +35,53 @@ def rule(record: str, expr: str, **extra: Any) -> Rule:
     return {"record": record, "expr": expr, **extra}
 
 
-def availability_short(slo: SLO) -> list[Rule]:
+def availability_window(slo: SLO, w: str) -> list[Rule]:
+    """One raw window's availability: the window's only read of the raw counters (per target, outcome
+    and error class), then everything else from that recorded rate, in order within the group (a rule
+    sees the results of the rules above it at the same evaluation). Before, each window read the raw
+    counters four times (all, eligible, failed, per class); at 1,000 targets those reads were the
+    slowest group's cost (docs/benchmarks.md, rules_eval.py)."""
+    by_class = f"job_target_outcome_class:tokenpulse_requests:rate{w}"
     rules = [
-        rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} (rate(tokenpulse_requests_total[{w}]))")
-        for w in ("5m", "1h")
+        rule(by_class, f"sum by (job, endpoint, model, provider, outcome, error_class) "
+                       f"(rate(tokenpulse_requests_total[{w}]))"),
+        rule(f"job_target:tokenpulse_requests_eligible:rate{w}", f"{BY} ({by_class}{{{CALLER_SIDE}}})"),
+        rule(f"job_target:tokenpulse_requests_failed:rate{w}",
+             f'{BY} ({by_class}{{outcome="error", {CALLER_SIDE}}})'),
+        *error_ratio_rules(w, slo),
     ]
-    for w in SHORT_WINDOWS:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_requests_eligible:rate{w}",
-                f"avg_over_time(job_target:tokenpulse_requests_eligible:rate5m[{w}:1m])"
-                if w in FROM_RECORDED
-                else f"{BY} (rate(tokenpulse_requests_total{{{CALLER_SIDE}}}[{w}]))",
-            )
-        )
-    for w in SHORT_WINDOWS:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_requests_failed:rate{w}",
-                f"avg_over_time(job_target:tokenpulse_requests_failed:rate5m[{w}:1m])"
-                if w in FROM_RECORDED
-                else f'{BY} (rate(tokenpulse_requests_total{{outcome="error", {CALLER_SIDE}}}[{w}]))',
-            )
-        )
-    for w in SHORT_WINDOWS:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_requests_error:ratio_rate{w}",
-                f"job_target:tokenpulse_requests_failed:rate{w} / job_target:tokenpulse_requests_eligible:rate{w}",
-            )
-        )
-    for w in ("5m", "1h"):
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_availability:ratio_rate{w}",
-                f"1 - job_target:tokenpulse_requests_error:ratio_rate{w}",
-            )
-        )
-    for w in SHORT_WINDOWS:
-        rules += burn_rules("availability", "requests_error", w, slo)
-    for w in ("5m", "1h"):
-        rules.append(
-            rule(
-                f"job_target_class:tokenpulse_requests_error:rate{w}",
-                "sum by (job, endpoint, model, provider, error_class) "
-                f'(rate(tokenpulse_requests_total{{outcome="error"}}[{w}]))',
-            )
-        )
-        rules.append(
-            rule(
-                f"job_target_class:tokenpulse_requests_error:ratio_rate{w}",
-                f"job_target_class:tokenpulse_requests_error:rate{w} / ignoring (error_class) group_left "
-                f"job_target:tokenpulse_requests:rate{w}",
-            )
-        )
+    if w in PER_CLASS_WINDOWS:
+        rules += [
+            rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} ({by_class})"),
+            rule(f"job_target_class:tokenpulse_requests_error:rate{w}",
+                 f'sum by (job, endpoint, model, provider, error_class) ({by_class}{{outcome="error"}})'),
+            rule(f"job_target_class:tokenpulse_requests_error:ratio_rate{w}",
+                 f"job_target_class:tokenpulse_requests_error:rate{w} / ignoring (error_class) group_left "
+                 f"job_target:tokenpulse_requests:rate{w}"),
+        ]
     return rules
+
+
+def availability_recorded(slo: SLO) -> list[Rule]:
+    """The 2h and 6h windows: averages of the recorded per-target 5m rates (group
+    tokenpulse-availability-5m), sampled each minute."""
+    rules = []
+    for w in FROM_RECORDED:
+        for kind in ("eligible", "failed"):
+            rules.append(rule(f"job_target:tokenpulse_requests_{kind}:rate{w}",
+                              f"avg_over_time(job_target:tokenpulse_requests_{kind}:rate5m[{w}:1m])"))
+        rules += error_ratio_rules(w, slo)
+    return rules
+
+
+def error_ratio_rules(w: str, slo: SLO) -> list[Rule]:
+    """A window's error ratio, availability (for the windows dashboards show) and burn rate."""
+    rules = [rule(f"job_target:tokenpulse_requests_error:ratio_rate{w}",
+                  f"job_target:tokenpulse_requests_failed:rate{w} / job_target:tokenpulse_requests_eligible:rate{w}")]
+    if w in PER_CLASS_WINDOWS:
+        rules.append(rule(f"job_target:tokenpulse_availability:ratio_rate{w}",
+                          f"1 - job_target:tokenpulse_requests_error:ratio_rate{w}"))
+    return rules + burn_rules("availability", "requests_error", w, slo)
 
 
 def burn_rules(sli: str, ratio: str, window: str, slo: SLO) -> list[Rule]:
@@ -148,43 +142,28 @@ def availability_long(slo: SLO) -> list[Rule]:
     return rules
 
 
-def ttft(slo: SLO) -> list[Rule]:
-    rules = []
-    for w in TTFT_WINDOWS:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_ttft_slo_events:rate{w}",
-                f"avg_over_time(job_target:tokenpulse_ttft_slo_events:rate5m[{w}:1m])"
-                if w in FROM_RECORDED
-                else f"{BY} (rate(tokenpulse_ttft_seconds_count[{w}]) or "
-                f'rate(tokenpulse_requests_total{{error_class="timeout_ttft"}}[{w}]))',
-            )
-        )
-    for w in TTFT_WINDOWS:
-        if w in FROM_RECORDED:
-            rules.append(
-                rule(
-                    f"job_target:tokenpulse_ttft_slo_good:rate{w}",
-                    f"avg_over_time(job_target:tokenpulse_ttft_slo_good:rate5m[{w}:1m])",
-                )
-            )
-            continue
+def ttft_window(slo: SLO, w: str) -> list[Rule]:
+    """One window's TTFT SLO: events (a TTFT observed, or a TTFT timeout), good events (each cell's own
+    threshold bucket), the error ratio and the burn rate. Raw windows read the histogram; 6h averages
+    the recorded 5m rates (group tokenpulse-ttft-slo-5m)."""
+    if w in FROM_RECORDED:
+        events = f"avg_over_time(job_target:tokenpulse_ttft_slo_events:rate5m[{w}:1m])"
+        good = f"avg_over_time(job_target:tokenpulse_ttft_slo_good:rate5m[{w}:1m])"
+    else:
+        events = (f"{BY} (rate(tokenpulse_ttft_seconds_count[{w}]) or "
+                  f'rate(tokenpulse_requests_total{{error_class="timeout_ttft"}}[{w}]))')
         # Each cell counts its own threshold's bucket; the cells are disjoint, so `or` unions them.
-        good = " or ".join(
+        good = BY + " (" + " or ".join(
             f"rate(tokenpulse_ttft_seconds_bucket{cell.selector(f'le={chr(34)}{go_float(cell.value)}{chr(34)}')}[{w}])"
             for cell in cells(slo, "ttft_s")
-        )
-        rules.append(rule(f"job_target:tokenpulse_ttft_slo_good:rate{w}", f"{BY} ({good})"))
-    for w in TTFT_WINDOWS:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_ttft_slo_error:ratio_rate{w}",
-                f"1 - job_target:tokenpulse_ttft_slo_good:rate{w} / job_target:tokenpulse_ttft_slo_events:rate{w}",
-            )
-        )
-    for w in TTFT_WINDOWS:
-        rules += burn_rules("ttft_slo", "ttft_slo_error", w, slo)
-    return rules
+        ) + ")"
+    return [
+        rule(f"job_target:tokenpulse_ttft_slo_events:rate{w}", events),
+        rule(f"job_target:tokenpulse_ttft_slo_good:rate{w}", good),
+        rule(f"job_target:tokenpulse_ttft_slo_error:ratio_rate{w}",
+             f"1 - job_target:tokenpulse_ttft_slo_good:rate{w} / job_target:tokenpulse_ttft_slo_events:rate{w}"),
+        *burn_rules("ttft_slo", "ttft_slo_error", w, slo),
+    ]
 
 
 #: The histograms with recorded percentiles, and the short name of each one's group.
@@ -227,10 +206,16 @@ def throughput() -> list[Rule]:
 
 
 def recording_groups(slo: SLO) -> list[dict[str, Any]]:
+    """One group per SLI and raw window (Prometheus evaluates groups concurrently, each group's rules in
+    order): at 1,000 targets one group holding every window took over a second (docs/benchmarks.md).
+    The groups that average recorded 5m rates come after the 5m groups, so promtool's tests, which
+    evaluate the groups in file order, see the same evaluation's 5m values."""
+    raw = [w for w in SHORT_WINDOWS if w not in FROM_RECORDED]
     return [
-        {"name": "tokenpulse-availability", "rules": availability_short(slo)},
+        *({"name": f"tokenpulse-availability-{w}", "rules": availability_window(slo, w)} for w in raw),
+        {"name": "tokenpulse-availability-6h", "rules": availability_recorded(slo)},
         {"name": "tokenpulse-availability-long", "interval": "5m", "rules": availability_long(slo)},
-        {"name": "tokenpulse-ttft-slo", "rules": ttft(slo)},
+        *({"name": f"tokenpulse-ttft-slo-{w}", "rules": ttft_window(slo, w)} for w in TTFT_WINDOWS),
         *({"name": f"tokenpulse-latency-{short}", "rules": latency(family, "5m")}
           for family, short in LATENCY_FAMILIES.items()),
         # an hour's percentiles move slowly: once a minute
