@@ -13,7 +13,7 @@ import pytest
 from tokenpulse.core.outcomes import ErrorClass, Outcome
 from tokenpulse.core.recorder import StreamRecorder
 from tokenpulse.load.context import build_context
-from tokenpulse.load.drain import DrainState
+from tokenpulse.load.drain import FLUSH_WAIT_S, DrainState, FlushState
 from tokenpulse.load.meta import build_meta, locust_totals, write_meta
 from tokenpulse.load.observation import Observation
 from tokenpulse.load.options import LoadOptions
@@ -67,6 +67,31 @@ def test_drain_state_rules() -> None:
     late = DrainState()
     late.begin("max_cost", now=0.0, drain_s=10.0)
     assert late.done(local=False, workers=3, now=10.5)  # the deadline ends it whoever answered
+
+
+def test_flush_waits_for_every_worker_asked() -> None:
+    """The end of a distributed run (session.py `_workers_flushed`): asked once, done when every worker
+    asked has answered; a worker that answers without being asked changes nothing."""
+    f = FlushState()
+    assert f.ask(100.0, {"w1", "w2"})
+    assert not f.ask(101.0, {"w1", "w2", "w3"})  # asked once; the first set stands
+    assert not f.done(101.0) and f.missing == {"w1", "w2"}
+    f.answer("w1")
+    f.answer("stranger")
+    assert not f.done(102.0) and f.missing == {"w2"}
+    f.answer("w2")
+    assert f.done(102.0) and not f.missing
+
+
+def test_flush_ends_anyway_after_the_wait() -> None:
+    f = FlushState()
+    f.ask(100.0, {"w1"})
+    assert not f.done(100.0 + FLUSH_WAIT_S)
+    assert f.done(100.0 + FLUSH_WAIT_S + 0.1) and f.timed_out(100.0 + FLUSH_WAIT_S + 0.1)
+    assert f.missing == {"w1"}  # said in the warning
+    empty = FlushState()
+    assert empty.ask(0.0, set())
+    assert empty.done(0.0)  # a master with no worker left: done at once
 
 
 def test_worker_report_roundtrip_through_json() -> None:

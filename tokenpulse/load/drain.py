@@ -42,3 +42,40 @@ class DrainState:
         or the deadline passed."""
         finished = self.drained if local else len(self.drained_workers) >= max(1, workers)
         return finished or self.expired(now)
+
+
+#: How long a master waits for its workers' last stats before it ends the run anyway.
+FLUSH_WAIT_S = 15.0
+
+
+@dataclass(slots=True)
+class FlushState:
+    """The end of a distributed run: the master asks every worker for its last Locust stats and ends
+    the run once each has answered (its answer follows its stats on the same socket), or once
+    `FLUSH_WAIT_S` has passed. Why: Locust's own last report comes after "quit", which a master waits
+    only half a second for, so its totals missed a busy worker's last requests."""
+
+    asked_at: float | None = None
+    asked: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+
+    def ask(self, now: float, workers: set[str]) -> bool:
+        """Record the question (True the first time only: send it then)."""
+        if self.asked_at is not None:
+            return False
+        self.asked_at, self.asked = now, set(workers)
+        return True
+
+    def answer(self, worker: str) -> None:
+        self.answered.add(worker)
+
+    @property
+    def missing(self) -> set[str]:
+        return self.asked - self.answered
+
+    def done(self, now: float) -> bool:
+        """Every worker asked has answered, or the wait is over (see `timed_out`)."""
+        return not self.missing or self.timed_out(now)
+
+    def timed_out(self, now: float) -> bool:
+        return self.asked_at is not None and now - self.asked_at > FLUSH_WAIT_S

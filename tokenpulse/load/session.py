@@ -50,7 +50,7 @@ from tokenpulse.load.arrivals import ArrivalQueue
 from tokenpulse.load.bounds import RequestBudget, request_share
 from tokenpulse.load.context import LoadTarget, RunContext, build_context
 from tokenpulse.load.cost import CostGuard, correct_spend
-from tokenpulse.load.drain import MASTER_MARGIN_S, DrainState
+from tokenpulse.load.drain import FLUSH_WAIT_S, MASTER_MARGIN_S, DrainState, FlushState
 from tokenpulse.load.exporter import LoadExporter
 from tokenpulse.load.generations import GenerationLookupWorker
 from tokenpulse.load.health import HealthMonitor, HealthSample
@@ -88,8 +88,6 @@ MSG_FLUSHED = "tp_flushed"
 MSG_STEP = "tp_step"
 #: After the schedule's end, how much longer than the drain the shape waits for users to stop.
 END_MARGIN_S = 10.0
-#: How long a master waits for its workers' `tp_flushed` answers before it ends the run anyway.
-FLUSH_WAIT_S = 15.0
 #: At the end of a run, how long it waits at most for its /generation lookups still pending.
 LOOKUP_WAIT_S = 30.0
 
@@ -139,9 +137,7 @@ class LoadSession:
         self._test_started = False
         self._ending_since: float | None = None
         #: master, end of run: when it asked its workers for their last stats, who it asked, who answered
-        self._flush_asked_at: float | None = None
-        self._flush_asked: set[str] = set()
-        self._flushed: set[str] = set()
+        self.flush = FlushState()
 
     # ------------------------------------------------------------------------ context views
     @property
@@ -424,7 +420,7 @@ class LoadSession:
         self._send(MSG_FLUSHED, {"worker": self.worker_label})
 
     def on_msg_flushed(self, environment: Environment, msg: Any, **_: Any) -> None:
-        self._flushed.add(str(getattr(msg, "node_id", "") or (msg.data or {}).get("worker")))
+        self.flush.answer(str(getattr(msg, "node_id", "") or (msg.data or {}).get("worker")))
 
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
@@ -521,19 +517,16 @@ class LoadSession:
         runner = self.env.runner
         if self.role != "master" or runner is None:
             return True
-        if self._flush_asked_at is None:
-            self._flush_asked_at = now
-            clients = getattr(runner, "clients", None)  # a MasterRunner's workers
-            self._flush_asked = {str(c.id) for c in clients.all} if clients is not None else set()
+        clients = getattr(runner, "clients", None)  # a MasterRunner's workers
+        if self.flush.ask(now, {str(c.id) for c in clients.all} if clients is not None else set()):
             self._send(MSG_FLUSH, {})
-        missing = self._flush_asked - self._flushed
-        if not missing:
-            return True
-        if now - self._flush_asked_at > FLUSH_WAIT_S:
+        if not self.flush.done(now):
+            return False
+        if self.flush.missing:
             log.warning("tokenpulse: %d worker(s) did not send their last stats within %.0f s; Locust's "
-                        "totals may miss their last requests (the records do not)", len(missing), FLUSH_WAIT_S)
-            return True
-        return False
+                        "totals may miss their last requests (the records do not)", len(self.flush.missing),
+                        FLUSH_WAIT_S)
+        return True
 
     # ------------------------------------------------------------------------------ reports
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
