@@ -141,7 +141,10 @@ def _config(tmp_path: Path, base_url: str, *, discover: bool = False) -> Path:
                   "timeouts": {"connect_s": 2, "ttft_s": 5, "idle_s": 5, "total_s": 10}},
         "load": {"workload": {"input_tokens_mean": 8, "output_tokens_mean": 8},
                  "timeouts": {"connect_s": 2, "ttft_s": 5, "idle_s": 5, "total_s": 10},
-                 "error_backoff_s": 0.2, "start_stagger_s": 0},
+                 "error_backoff_s": 0.2, "start_stagger_s": 0,
+                 # /generation lookups still run (they carry the key too), but the run's end waits for
+                 # them 3 s, not 30 (the echo server's 404s would be retried for the whole deadline)
+                 "generations": {"deadline_s": 3}},
     }
     path = tmp_path / "canary.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
