@@ -401,11 +401,10 @@ class StreamRecorder:
                         tool_calls = delta.get("tool_calls")
                         if tool_calls and isinstance(tool_calls, list):
                             carries_token = True
-                            self._content_chars += _tool_call_chars(tool_calls)
                             if self._tools is None:
                                 self._tools = ToolCallAccumulator()
                                 self._t_first_tool = t_ns
-                            self._tools.feed(tool_calls)
+                            self._content_chars += max(self._tools.feed(tool_calls), 1)  # a token at least
                 finish = choice.get("finish_reason")
                 if finish and isinstance(finish, str):  # any other type is no finish reason
                     self._finish_reason = finish[:MAX_ID_CHARS]
@@ -675,20 +674,6 @@ def _reasoning_details_chars(details: Any) -> int:
                     total += len(value)
                     break
     return total
-
-
-def _tool_call_chars(tool_calls: list[Any]) -> int:
-    """Characters of a tool-call delta (function name and arguments), at least 1: it is a token."""
-    total = 0
-    for call in tool_calls:
-        if isinstance(call, dict):
-            function = call.get("function")
-            if isinstance(function, dict):
-                for key in ("name", "arguments"):
-                    value = function.get(key)
-                    if isinstance(value, str):
-                        total += len(value)
-    return max(total, 1)
 
 
 def _error_text(error: Any) -> str:

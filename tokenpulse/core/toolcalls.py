@@ -59,27 +59,30 @@ class ToolCallAccumulator:
         #: usable pieces taken
         self.pieces = 0
 
-    def feed(self, tool_calls: Any) -> None:
-        """One delta's `tool_calls` value (any JSON value; only a list of objects is used)."""
+    def feed(self, tool_calls: Any) -> int:
+        """One delta's `tool_calls` value (any JSON value; only a list of objects is used). Returns the
+        delta's characters (function names and arguments, of every piece that carries them, kept or
+        not): the recorder's token estimate counts them, so the delta is read once."""
         if not isinstance(tool_calls, list):
             self.malformed += 1
-            return
-        for position, piece in enumerate(tool_calls):
-            self._piece(position, piece)
+            return 0
+        return sum(self._piece(position, piece) for position, piece in enumerate(tool_calls))
 
-    def _piece(self, position: int, piece: Any) -> None:
+    def _piece(self, position: int, piece: Any) -> int:
         if not isinstance(piece, dict):
             self.malformed += 1
-            return
+            return 0
+        function = piece.get("function")
+        chars = _function_chars(function)
         index = piece.get("index", position)  # some servers omit it on single-call streams
         if type(index) is not int or not 0 <= index < 1_000_000:
             self.malformed += 1
-            return
+            return chars
         call = self._calls.get(index)
         if call is None:
             if len(self._calls) >= MAX_TOOL_CALLS:
                 self.dropped += 1
-                return
+                return chars
             call = self._calls[index] = ToolCall(index=index)
             self._order.append(index)
         ok = True
@@ -90,7 +93,6 @@ class ToolCallAccumulator:
                     call.id = call_id[:MAX_NAME_CHARS]
             else:
                 ok = False
-        function = piece.get("function")
         if function is not None:
             if isinstance(function, dict):
                 name = function.get("name")
@@ -110,6 +112,7 @@ class ToolCallAccumulator:
             self.pieces += 1
         else:
             self.malformed += 1
+        return chars
 
     @staticmethod
     def _append(call: ToolCall, text: str) -> None:
@@ -139,3 +142,10 @@ class ToolCallAccumulator:
 
     def __bool__(self) -> bool:
         return bool(self._calls)
+
+
+def _function_chars(function: Any) -> int:
+    """Characters of a piece's `function` name and arguments (strings only)."""
+    if not isinstance(function, dict):
+        return 0
+    return sum(len(v) for v in (function.get("name"), function.get("arguments")) if isinstance(v, str))

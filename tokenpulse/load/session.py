@@ -417,10 +417,10 @@ class LoadSession:
     def on_msg_flush(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker: the master ends the run: send the last stats, then say so."""
         self._send_final_stats()
-        self._send(MSG_FLUSHED, {"worker": self.worker_label})
+        self._send(MSG_FLUSHED, {})
 
     def on_msg_flushed(self, environment: Environment, msg: Any, **_: Any) -> None:
-        self.flush.answer(str(getattr(msg, "node_id", "") or (msg.data or {}).get("worker")))
+        self.flush.answer(str(msg.node_id))  # the worker's client id, as `runner.clients` lists it
 
     def on_msg_exhausted(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Master: one worker's budget ran out: drain every worker."""
