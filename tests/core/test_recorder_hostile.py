@@ -327,11 +327,16 @@ def test_stats_stay_finite_for_any_finite_values() -> None:
 # ------------------------------------------------------------- the same responses through every driver
 class ScriptedServer:
     """A loopback HTTP/1.1 server (one thread) answering every request with `head` and then `body`,
-    written in 16 KiB pieces; `endless` repeats `body` until the client goes away (at most ENDLESS_CAP)."""
+    written in 16 KiB pieces; `endless` repeats `body` until the client goes away (at most ENDLESS_CAP).
+
+    `hung_up` says the client closed while the body was still going. `sent` counts what the kernel
+    took, which is more than the client read: loopback buffers hold megabytes (tcp_rmem's maximum is
+    32 MiB on some machines), so only a cap far above the drivers' own tells "stopped" from "ran out"."""
 
     def __init__(self, head: bytes, body: bytes, *, endless: bool = False) -> None:
         self.head, self.body, self.endless = head, body, endless
         self.sent = 0
+        self.hung_up = False
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)  # accept() is not woken by close(): poll the stop flag instead
         self._stop = threading.Event()
@@ -358,7 +363,7 @@ class ScriptedServer:
                 try:
                     self._answer(conn)
                 except OSError:
-                    pass  # the client closed: what an endless body waits for
+                    self.hung_up = True  # the client closed: what an endless body waits for
 
     def _answer(self, conn: socket.socket) -> None:
         data = b""
@@ -400,7 +405,9 @@ def _drive(name: str, base_url: str) -> StreamResult:
 
 
 MAX_BYTES = 4 * 1024 * 1024  # the drivers' response cap here (64 MiB by default)
-ENDLESS_CAP = 2 * MAX_BYTES  # what an "endless" body sends at most: a driver that stops reads far less
+# What an "endless" body sends at most: a driver that stops reads MAX_BYTES at most, and the kernel's
+# loopback buffers hold up to tcp_rmem's maximum (32 MiB here) plus tcp_wmem's (4 MiB) on top.
+ENDLESS_CAP = 32 * MAX_BYTES
 DRIVER_NAMES = ("async", "async-httpcore", "sync-raw")
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 HOSTILE_STREAM = (b'data: {"choices": 5}\n\n'
@@ -440,7 +447,8 @@ def test_hostile_responses_through_every_driver(case: str, driver: str) -> None:
         assert result.usage_invalid and result.tokens_estimated and result.cost_usd is None
         assert result.truth_lags_s is None and result.finish_reason is None
     if endless:
-        assert server.sent < ENDLESS_CAP  # the driver stopped reading: the server did not run out
+        # The driver stopped reading and closed: the server did not run out of body first.
+        assert server.hung_up and server.sent < ENDLESS_CAP, (server.hung_up, server.sent)
 
 
 # ------------------------------------------------------ the load test's guard around a request
