@@ -12,6 +12,9 @@ reports:
 
 - prober CPU: CPU time of the prober process over wall time (psutil), 100 % = one core, scrapes
   included; the share spent rendering /metrics is estimated from CPU sampled around each scrape;
+  also "steady CPU", the same after the first round (`--interval`): the first round holds every
+  target's one-off first probe, state change and history bucket, and a prober runs for weeks, so the
+  goal is judged on the steady figure (both are printed; the run needs `--duration` >= 2 x interval);
 - scheduler lag p50/p99: probe start minus scheduled time, exact over the prober's recent window
   (/api/status) and from the tokenpulse_scheduler_lag_seconds histogram over the whole run;
 - memory: the prober's RSS at the end;
@@ -27,6 +30,7 @@ Loopback only, bounded by `--duration` (default 180 s). Run:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import selectors
@@ -215,11 +219,20 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     next_scrape = started + args.scrape_interval
     print(f"{targets} targets every {args.interval:g} s for {args.duration:g} s; scraping /metrics every "
           f"{args.scrape_interval:g} s ...", flush=True)
+    # The first interval is the first round: every target's first probe, its first state change (from
+    # unknown) and its first history bucket. A prober runs for weeks, so its cost is the rounds after;
+    # both figures are printed, and the goal is judged on the steady one when the run is long enough.
+    warm_until = started + args.interval
+    warm_cpu: float | None = None
+    warm_at = started
     while True:
         now = time.monotonic()
+        if warm_cpu is None and now >= warm_until:
+            warm_cpu, warm_at = cpu_seconds(prober), now
         if now - started >= args.duration:
             break
-        time.sleep(max(0.0, min(next_scrape, started + args.duration) - now))
+        wake = min(next_scrape, started + args.duration, warm_until if warm_cpu is None else math.inf)
+        time.sleep(max(0.0, wake - now))
         if time.monotonic() >= next_scrape and time.monotonic() - started < args.duration:
             before_cpu, t0 = cpu_seconds(prober), time.monotonic()
             response = client.get("/metrics")
@@ -228,7 +241,8 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
             last_text = response.text
             next_scrape += args.scrape_interval
     elapsed = time.monotonic() - started
-    cpu = cpu_seconds(prober) - cpu0
+    cpu_seconds_at_end = cpu_seconds(prober)
+    cpu = cpu_seconds_at_end - cpu0
     kernel = prober.cpu_times().system - sys0
     mock_cpu = cpu_seconds(mock) - mock_cpu0
     rss = prober.memory_info().rss
@@ -248,6 +262,9 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     counts = totals(final)
     buckets, lag_count = lag_histogram(final)
     share = cpu / elapsed
+    steady_s = elapsed - (warm_at - started) if warm_cpu is not None else 0.0
+    # At least one whole round after the first, else the steady figure is not one.
+    steady = (cpu_seconds_at_end - warm_cpu) / steady_s if warm_cpu is not None and steady_s >= args.interval else None
     # CPU spent during scrapes beyond the background rate: the rendering's share.
     scrape_wall = sum(s["wall"] for s in scrapes)
     background = (cpu - sum(s["cpu"] for s in scrapes)) / max(elapsed - scrape_wall, 1e-9)
@@ -270,6 +287,10 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
         ("prober CPU", f"{share * 100:.1f} % of one core (scrapes included; rendering /metrics "
                        f"~{render_cpu / elapsed * 100:.1f} %, probing ~{background * 100:.1f} %; in the kernel "
                        f"{kernel / elapsed * 100:.1f} %)"),
+        ("steady CPU", f"{steady * 100:.1f} % of one core after the first round ({steady_s:.0f} s; the first "
+                       f"{args.interval:g} s: {(warm_cpu - cpu0) / (warm_at - started) * 100:.1f} %)"
+                       if steady is not None and warm_cpu is not None else
+                       f"n/a (needs --duration >= 2 x --interval = {2 * args.interval:g} s)"),
         ("scheduler lag", f"p50 {ms(lag_p50)}, p99 {ms(lag_p99)} (exact, last {min(int(lag_count), 4096)} "
                           f"probes); histogram p50 {ms(hist_p50)}, p99 {ms(hist_p99)}, "
                           f"{within_100ms * 100:.2f} % <= 100 ms over {lag_count:.0f} probes"),
@@ -285,8 +306,10 @@ def measure(args: argparse.Namespace, targets: int, proc: subprocess.Popen[str],
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
-    ok_cpu, ok_lag = share < CPU_GOAL, (lag_p99 or 0) < LAG_P99_GOAL_S
-    print(f"goal: CPU < {CPU_GOAL * 100:.0f} % of one core: {'met' if ok_cpu else 'MISSED'}; "
+    judged = steady if steady is not None else share
+    ok_cpu, ok_lag = judged < CPU_GOAL, (lag_p99 or 0) < LAG_P99_GOAL_S
+    print(f"goal: {'steady ' if steady is not None else ''}CPU < {CPU_GOAL * 100:.0f} % of one core: "
+          f"{'met' if ok_cpu else 'MISSED'}; "
           f"lag p99 < {LAG_P99_GOAL_S * 1000:.0f} ms: {'met' if ok_lag else 'MISSED'}")
     if args.show_log:
         print("".join(list(tail.lines)[-args.show_log:]), end="")
