@@ -175,3 +175,44 @@ def test_shape_options(shape: str, given: dict[str, Any], ok: bool) -> None:
     else:
         with pytest.raises(UsageError, match="does not apply"):
             check_shape_options(args)
+
+
+def test_the_listings_provider_names_reach_every_processs_pins(tmp_path: Path) -> None:
+    """The master reads the endpoints listing at the start (load/listing.py); the display names it
+    returns travel in the parsed options (as Locust sends them to workers) into each LoadTarget, and
+    from there into each request's pin, so a provider whose name does not contain its slug is not
+    judged `wrong_provider`."""
+    from tokenpulse.core.request import ChatRequest, prepare
+    from tokenpulse.core.served import ProviderPin, served_matches_pin
+    from tokenpulse.load.listing import save_listings
+    from tokenpulse.mock import MockServerThread
+    from tokenpulse.mock.farm import farm_from_data
+
+    profile = {"ttft": {"median_ms": 20, "p99_ms": 40}, "decode": {"tokens_per_s": 500}}
+    farm = farm_from_data({"seed": 1, "models": {"m/a": {
+        "name": "A", "context_length": 4096, "pricing": {"prompt": 0.1, "completion": 0.2},
+        "providers": {"p1": {"name": "Acme Inference", "profile": profile},
+                      "p2": {"name": "P2 Cloud", "profile": profile}}}}}, "test farm")
+    with MockServerThread(farm) as server:
+        config = CONFIG.replace("http://127.0.0.1:9/api/v1", server.base_url).replace(
+            "  - name: mock\n", "  - name: mock\n    kind: openrouter\n")
+        parsed = SimpleNamespace(tp_config="cfg.yaml", tp_config_text=config, tp_out=str(tmp_path),
+                                 tp_shape="fixed", tp_run_time=10.0, tp_models="m/a")
+        ctx = build_context(LoadOptions.from_parsed(parsed), has_users=False)
+        assert all(t.provider_names == () for t in ctx.targets)  # before the listing is read
+        names = save_listings(tmp_path, ctx.targets)
+    assert sorted(names) == [["mock", "m/a", "p1", "Acme Inference"], ["mock", "m/a", "p2", "P2 Cloud"]]
+    assert list(tmp_path.glob("listing-*.json"))  # the matrix report's snapshot, as before
+    parsed.tp_provider_names = json.dumps(names)  # what the master sets before Locust's spawn message
+    worker_ctx = build_context(LoadOptions.from_parsed(parsed), has_users=True)
+    by_name = {t.name: t for t in worker_ctx.targets}
+    assert by_name["p1"].provider_names == ("Acme Inference",)
+    p1 = by_name["p1"]
+    pin = prepare(server.base_url, ChatRequest(model="m/a", messages=[], provider=p1.target.provider),
+                  provider_names=p1.provider_names).pin
+    assert pin == ProviderPin("p1", ("Acme Inference",))
+    assert served_matches_pin(pin, "Acme Inference") is True and served_matches_pin(pin, "P2 Cloud") is False
+    assert served_matches_pin(ProviderPin("p1"), "Acme Inference") is False  # the slug rule alone would fail
+    for hostile in ("not json", "[[1, 2, 3, 4]]", '{"a": 1}', '[["mock", "m/a", "p1"]]'):
+        parsed.tp_provider_names = hostile
+        assert LoadOptions.from_parsed(parsed).provider_names == ()

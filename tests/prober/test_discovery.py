@@ -35,7 +35,7 @@ from tokenpulse.metrics import ProberMetrics
 from tokenpulse.mock import MockServerThread
 from tokenpulse.prober import credits, discovery
 from tokenpulse.prober.credits import CreditsPoller
-from tokenpulse.prober.discovery import MAX_PROVIDERS, DiscoveryError, discover_providers, parse_endpoints
+from tokenpulse.prober.discovery import MAX_PROVIDERS, DiscoveryError, discover_listing, parse_endpoints
 from tokenpulse.prober.once import probe_once
 from tokenpulse.prober.service import Prober
 from tokenpulse.transports.asyncio_loop.driver import new_async_client
@@ -129,7 +129,7 @@ def test_discovery_and_credits_requests_are_bounded(hostile: HostileServer, shor
     async def scenario() -> str:
         async with new_async_client() as client:  # the prober's own client (LeanTransport)
             with pytest.raises(DiscoveryError) as failed:
-                await asyncio.wait_for(discover_providers(client, endpoint, "hung/listing", api_key="sk-x"), 10)
+                await asyncio.wait_for(discover_listing(client, endpoint, "hung/listing", api_key="sk-x"), 10)
             await asyncio.wait_for(CreditsPoller(client, metrics, endpoint, "sk-x").poll(), 10)
         return str(failed.value)
 
@@ -244,3 +244,41 @@ def test_once_reports_a_hung_discovery_and_probes_the_rest(farm_server: MockServ
     assert [(r.probe.provider, r.result.ok) for r in report.rows] == [("fast-a", True)]
     assert report.discovery_errors == ["discovery of hung/listing on broken: no complete response within 1 s"]
     assert not report.ok
+
+
+def _renamed_farm() -> dict[str, Any]:
+    """A provider whose display name neither equals nor contains its slug (`zeta` is "Acme Inference"):
+    only the listing's `provider_name` tells the prober that its streams come from the pinned provider."""
+    from prober_support import FAST, farm_data
+
+    data = farm_data()
+    data["models"][REASONING_MODEL]["providers"] = {"zeta": {"name": "Acme Inference", "profile": dict(FAST)}}
+    return data
+
+
+def test_a_discovered_provider_is_judged_by_the_listings_name() -> None:
+    from prober_support import make_farm
+
+    from tokenpulse.core.outcomes import ErrorClass
+    from tokenpulse.core.request import ChatRequest, prepare
+    from tokenpulse.core.served import ProviderPin
+
+    # Without the listing's name the slug rule would call every answer another provider's.
+    pin = prepare("http://127.0.0.1:1/api/v1", ChatRequest(model="m", messages=[], provider="zeta")).pin
+    assert pin == ProviderPin("zeta")
+    with MockServerThread(make_farm(_renamed_farm())) as server:
+        config = make_config(discover_config(server.base_url, REASONING_MODEL))
+        report = asyncio.run(probe_once(config))  # `tokenpulse probe --once`
+        (row,) = report.rows
+        assert row.probe.provider == "zeta" and row.probe.request.pin == ProviderPin("zeta", ("Acme Inference",))
+        assert row.result is not None and row.result.ok, (row.result and row.result.error_class)
+
+        async def scheduled() -> Prober:  # the scheduled prober's discovery gives its probes the name too
+            prober, _ = await run_prober(config, 2.0, interval=INTERVAL)
+            return prober
+
+        prober = asyncio.run(scheduled())
+        labels = {"endpoint": "mock", "model": REASONING_MODEL, "provider": "zeta"}
+        assert sample(prober, "tokenpulse_requests_total", **labels, outcome="ok", error_class="none") >= 1
+        assert sample(prober, "tokenpulse_requests_total", **labels, outcome="error",
+                      error_class=ErrorClass.WRONG_PROVIDER.value) == 0

@@ -61,3 +61,29 @@ def test_no_router_target_no_section_and_overlap_is_no_difference(tmp_path: Path
     assert summary["router_choice"] == [] and "router's own choice" not in markdown_report(summary)
     close = _run(tmp_path, route_ttft=0.1, jitter=0.05)  # the fastest pin's own distribution
     assert close["router_choice"][0]["verdict"].startswith("no difference shown")
+
+
+def test_served_names_are_matched_by_the_saved_listings_names(tmp_path: Path) -> None:
+    """A provider whose display name does not contain its slug ("Acme Inference" for `swiftinfer`)
+    is matched through the listing the run saved at its start, as the run's own pins were."""
+    import json
+
+    from tokenpulse.runfolder.generations import listing_file
+
+    meta, records = closed_loop([2], step_s=30.0, targets=(("swiftinfer", MODELS[0]),), ttft=0.1)
+    for r in records:
+        r["provider"] = "Acme Inference"
+    for i in range(20):
+        r = record(2.0 + i * 0.25, ttft=0.2, provider=ROUTE)
+        r["provider"] = "Acme Inference"
+        records.append(r)
+    meta["targets"].append({"index": 1, "name": ROUTE, "endpoint": "mock", "model": MODELS[0], "provider": ROUTE,
+                            "price": None})
+    folder = write_run(tmp_path / "renamed", meta, records)
+    (row,) = summarize(load_run(folder))["router_choice"][0]["served"]
+    assert row["provider"] == "Acme Inference" and row["pinned_target"] is None  # the slug rule finds no pin
+    listing_file(folder, "mock", MODELS[0]).write_text(json.dumps({
+        "endpoint": "mock", "model": MODELS[0], "fetched_at": 0, "http_status": 200,
+        "endpoints": [{"tag": "swiftinfer", "provider_name": "Acme Inference"}]}), encoding="utf-8")
+    (row,) = summarize(load_run(folder))["router_choice"][0]["served"]
+    assert row["pinned_target"] == "swiftinfer"

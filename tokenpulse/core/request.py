@@ -147,8 +147,13 @@ def prepare(
     api_key: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
     want_ground_truth: bool = False,
+    provider_names: Sequence[str] = (),
 ) -> PreparedRequest:
-    """Serialize once; drivers send the same bytes every time (cheap for load tests)."""
+    """Serialize once; drivers send the same bytes every time (cheap for load tests).
+
+    `provider_names` are the display names an endpoints listing gives the pinned provider (its
+    `provider_name`): when known, they decide whether a served name is the pinned provider
+    (core/served.py), rather than the normalized comparison of name and slug."""
     headers = {
         "Content-Type": "application/json",
         "Accept": "text/event-stream",
@@ -169,5 +174,5 @@ def prepare(
         body=dumps_compact(request.body()),
         secrets=(api_key,) if api_key else (),
         prompt_tokens_hint=prompt_hint,
-        pin=ProviderPin.of(request.provider) if request.provider else None,
+        pin=ProviderPin.of(request.provider, provider_names) if request.provider else None,
     )

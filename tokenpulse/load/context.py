@@ -31,6 +31,9 @@ class LoadTarget:
     target: Target
     name: str
     api_key: str | None
+    #: The endpoints listing's display names of the pinned provider (empty when unknown): they decide
+    #: whether a served name is this provider (core/served.py).
+    provider_names: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -76,7 +79,11 @@ def build_context(opts: LoadOptions, *, has_users: bool) -> RunContext:
             log.error("tokenpulse: environment variable %s is not set on this load generator; requests to "
                       "%s go without a key", env_name,
                       ", ".join(sorted({t.endpoint.name for t in targets if t.endpoint.api_key_env == env_name})))
+    listed: dict[tuple[str, str, str], list[str]] = {}
+    for endpoint, model, tag, provider_name in opts.provider_names:
+        listed.setdefault((endpoint, model, tag), []).append(provider_name)
     return RunContext(opts=opts, config=config, schedule=schedule,
-                      targets=tuple(LoadTarget(i, t, names[i], keys.for_endpoint(t.endpoint))
+                      targets=tuple(LoadTarget(i, t, names[i], keys.for_endpoint(t.endpoint),
+                                               tuple(listed.get((t.endpoint.name, t.model.id, t.provider), ())))
                                     for i, t in enumerate(targets)),
                       out=Path(opts.out))

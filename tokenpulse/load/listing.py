@@ -57,11 +57,14 @@ def _redacted(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def save_listings(out: Path, targets: Iterable[LoadTarget]) -> list[Path]:
+def save_listings(out: Path, targets: Iterable[LoadTarget]) -> list[list[str]]:
     """Read and save the listing of every OpenRouter model of the run (once per endpoint and model).
     A listing that cannot be read is saved with its status and no endpoints, and logged: the matrix
-    then says it has no published figures, rather than failing the run."""
-    written: list[Path] = []
+    then says it has no published figures, rather than failing the run.
+
+    Returns the providers' display names as rows `[endpoint, model, tag, provider_name]`, for the
+    pins of every process's requests (LoadOptions.provider_names)."""
+    names: list[list[str]] = []
     seen: set[tuple[str, str]] = set()
     for t in targets:
         endpoint, model = t.target.endpoint, t.target.model.id
@@ -79,5 +82,8 @@ def save_listings(out: Path, targets: Iterable[LoadTarget]) -> list[Path]:
         path.write_text(json.dumps({"endpoint": endpoint.name, "model": model, "fetched_at": time.time(),
                                     "http_status": status, "endpoints": entries or []}) + "\n",
                         encoding="utf-8")
-        written.append(path)
-    return written
+        for entry in entries or []:
+            tag, provider_name = entry.get("tag"), entry.get("provider_name")
+            if isinstance(tag, str) and tag and isinstance(provider_name, str) and provider_name:
+                names.append([endpoint.name, model, tag, provider_name])
+    return names

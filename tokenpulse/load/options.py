@@ -112,6 +112,9 @@ class LoadOptions:
     trace_format: str = ""
     speed: float = 1.0
     context: tuple[tuple[str, int], ...] = ()
+    #: (endpoint, model, provider tag, display name) from the endpoints listings the master read at the
+    #: start (load/listing.py), so every worker judges who served a request by the listing's names.
+    provider_names: tuple[tuple[str, str, str, str], ...] = ()
 
     @classmethod
     def from_parsed(cls, parsed: Any) -> LoadOptions:
@@ -159,6 +162,7 @@ class LoadOptions:
             trace_format=get("tp_trace_format") or "",
             speed=float(get("tp_speed") or 1.0),
             context=tuple(sorted(json.loads(get("tp_context") or "{}").items())),
+            provider_names=_provider_names(get("tp_provider_names")),
         )
 
     def schedule(self, config_warmup_s: float) -> Schedule:
@@ -173,3 +177,15 @@ class LoadOptions:
         return build_schedule(self.shape, users=self.users, spawn_rate=self.spawn_rate or None,
                               run_time_s=self.run_time_s, warmup_s=warmup, levels=list(self.levels) or None,
                               step_s=self.step_time_s or None, rate=self.rate or None)
+
+
+def _provider_names(text: object) -> tuple[tuple[str, str, str, str], ...]:
+    """The master's `tp_provider_names` (JSON rows of four strings); anything else is no names."""
+    try:
+        rows = json.loads(text) if isinstance(text, str) and text else []
+    except ValueError:
+        return ()
+    if not isinstance(rows, list):
+        return ()
+    return tuple((r[0], r[1], r[2], r[3]) for r in rows
+                 if isinstance(r, list) and len(r) == 4 and all(isinstance(v, str) and v for v in r))

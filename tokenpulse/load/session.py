@@ -30,6 +30,7 @@ with users, `records-<tag>.jsonl` / `health-<tag>.jsonl` / `generations-<tag>.js
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -236,7 +237,12 @@ class LoadSession:
             ctx = self._configure()
             self.run_start = parsed.tp_run_start
             write_meta(ctx.out, build_meta(ctx, role=self.role, run_start=self.run_start))
-            save_listings(ctx.out, ctx.targets)  # what OpenRouter published as the run began (matrix report)
+            # What OpenRouter published as the run began (matrix report), and the providers' display
+            # names, which go to every worker with the parsed options (Locust sends them at spawn).
+            names = save_listings(ctx.out, ctx.targets)
+            if names:
+                parsed.tp_provider_names = json.dumps(names)
+                ctx = self._configure()
         else:
             ctx = self._configure()
             self.run_start = ctx.opts.run_start or time.time()

@@ -89,7 +89,8 @@ class TokenpulseUser(User):
         planned = self.stream.next_request(target) if replayed is None else self.stream.replay(target, replayed)
         prepared = prepare(target.endpoint.base_url, planned.chat, api_key=self.target.api_key,
                            extra_headers=target.endpoint.headers,
-                           want_ground_truth=bool(s.opts and s.opts.ground_truth))
+                           want_ground_truth=bool(s.opts and s.opts.ground_truth),
+                           provider_names=self.target.provider_names)
         price = target.model.price
         reservation = s.guard.reserve(self.target.key,
                                       worst_case_cost(price, prepared.prompt_tokens_hint, planned.chat.max_tokens))

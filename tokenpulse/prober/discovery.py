@@ -21,6 +21,7 @@ import httpx
 
 from tokenpulse.config import PROVIDER_PATTERN, Endpoint
 from tokenpulse.core.redact import clip, redact
+from tokenpulse.core.served import MAX_NAME_CHARS
 from tokenpulse.metrics import OPENROUTER_QUANTILES, OPENROUTER_UPTIME_WINDOWS, QUANTIZATIONS
 from tokenpulse.prober.fetch import FetchError, fetch
 
@@ -55,6 +56,9 @@ class ListedProvider:
     uptime: dict[str, float] = field(default_factory=dict)  # window -> 0..1
     latency_s: dict[str, float] = field(default_factory=dict)  # quantile -> seconds
     throughput: dict[str, float] = field(default_factory=dict)  # quantile -> tokens/s
+    #: The listing's display name of the provider (`provider_name`, "DeepInfra"): what a stream's
+    #: `provider` field says when this provider served it (core/served.py). Never a label.
+    provider_name: str | None = None
 
 
 def _ratio(value: object) -> float | None:
@@ -93,9 +97,18 @@ def listed_provider(tag: str, entry: Mapping[str, object]) -> ListedProvider:
     pricing = entry.get("pricing")
     pricing = pricing if isinstance(pricing, Mapping) else {}
     uptime = {w: r for w in OPENROUTER_UPTIME_WINDOWS if (r := _ratio(entry.get(f"uptime_last_{w}"))) is not None}
+    name = entry.get("provider_name")
+    provider_name = name if isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS else None
     return ListedProvider(tag, quantization, _finite(pricing.get("prompt")), _finite(pricing.get("completion")),
                           uptime, _percentiles(entry.get("latency_last_30m"), 1000.0),
-                          _percentiles(entry.get("throughput_last_30m"), 1.0))
+                          _percentiles(entry.get("throughput_last_30m"), 1.0), provider_name)
+
+
+def listing_names(endpoint: str, model: str, listing: Sequence[ListedProvider]) -> dict[tuple[str, str, str],
+                                                                                       tuple[str, ...]]:
+    """(endpoint, model, tag) -> the listing's display name of each provider that has one: what
+    `targets.plan` gives the probes' pins (core/served.py)."""
+    return {(endpoint, model, p.tag): (p.provider_name,) for p in listing if p.provider_name}
 
 
 def endpoints_url(base_url: str, model_id: str) -> str:
@@ -109,17 +122,11 @@ def auth_headers(endpoint: Endpoint, api_key: str | None) -> dict[str, str]:
     return headers
 
 
-async def discover_providers(client: httpx.AsyncClient, endpoint: Endpoint, model_id: str, *,
-                             api_key: str | None, timeout_s: float | None = None) -> list[str]:
-    """The provider tags serving `model_id` on `endpoint`, in the listing's order, deduplicated.
-    Raises DiscoveryError within `timeout_s` (default `TIMEOUT_S`) whatever the server does."""
-    return [p.tag for p in await discover_listing(client, endpoint, model_id, api_key=api_key,
-                                                  timeout_s=timeout_s)]
-
-
 async def discover_listing(client: httpx.AsyncClient, endpoint: Endpoint, model_id: str, *,
                            api_key: str | None, timeout_s: float | None = None) -> list[ListedProvider]:
-    """The providers serving `model_id` with their listing figures (see `discover_providers`)."""
+    """The providers serving `model_id` on `endpoint` with their listing figures and names, in the
+    listing's order, deduplicated by tag. Raises DiscoveryError within `timeout_s` (default
+    `TIMEOUT_S`) whatever the server does."""
     secrets = (api_key,) if api_key else ()
     where = f"discovery of {model_id} on {endpoint.name}"
     try:

@@ -20,7 +20,7 @@ from tokenpulse.core.format import fmt_number, fmt_seconds, render_table
 from tokenpulse.core.recorder import StreamResult
 from tokenpulse.metrics import ProberMetrics
 from tokenpulse.prober.admission import CLIENT_MAX_CONNECTIONS, InFlightCap
-from tokenpulse.prober.discovery import DiscoveryError, discover_providers
+from tokenpulse.prober.discovery import DiscoveryError, discover_listing, listing_names
 from tokenpulse.prober.runner import ProbeRunner
 from tokenpulse.prober.targets import (
     ProbeTarget,
@@ -76,18 +76,21 @@ async def probe_once(config: Config, *, metrics: ProberMetrics | None = None) ->
         errors: list[str] = []
         wanted = discovery_models(config)
         # Concurrently: each listing request is bounded by discovery.TIMEOUT_S, and so is the lot.
-        found = await asyncio.gather(*(discover_providers(client, endpoint, endpoint.models[index].id,
-                                                          api_key=keys.for_endpoint(endpoint))
+        found = await asyncio.gather(*(discover_listing(client, endpoint, endpoint.models[index].id,
+                                                        api_key=keys.for_endpoint(endpoint))
                                        for endpoint, index in wanted), return_exceptions=True)
-        for (endpoint, index), providers in zip(wanted, found, strict=True):
-            if isinstance(providers, DiscoveryError):
-                log.warning("%s", providers)
-                errors.append(str(providers))
-            elif isinstance(providers, BaseException):
-                raise providers
+        names: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        for (endpoint, index), listing in zip(wanted, found, strict=True):
+            if isinstance(listing, DiscoveryError):
+                log.warning("%s", listing)
+                errors.append(str(listing))
+            elif isinstance(listing, BaseException):
+                raise listing
             else:
-                targets += discovered_targets(config, endpoint, index, providers)
-        probes = plan(targets, keys)
+                model_id = endpoint.models[index].id
+                targets += discovered_targets(config, endpoint, index, [p.tag for p in listing])
+                names.update(listing_names(endpoint.name, model_id, listing))
+        probes = plan(targets, keys, provider_names=names)
         runner = ProbeRunner(AsyncStreamDriver(client), metrics or ProberMetrics(), slo=config.slo,
                              confirm=config.probe.confirm, secrets=keys.secrets)
         cap = InFlightCap(config.probe.max_in_flight, config.slo.ttft_s)  # the scheduled prober's cap

@@ -41,7 +41,7 @@ from tokenpulse.gctune import freeze_setup_heap
 from tokenpulse.metrics import ProberMetrics
 from tokenpulse.prober.admission import CLIENT_MAX_CONNECTIONS
 from tokenpulse.prober.credits import CreditsPoller, wants_credits
-from tokenpulse.prober.discovery import DiscoveryError, ListedProvider, discover_listing
+from tokenpulse.prober.discovery import DiscoveryError, ListedProvider, discover_listing, listing_names
 from tokenpulse.prober.exposition import FastExposition
 from tokenpulse.prober.generations import GenerationWatcher
 from tokenpulse.prober.http import HttpServer, Response, text
@@ -240,7 +240,8 @@ class Prober:
         if new:
             log.info("discovered %d provider(s) of %s on %s: %s", len({t.provider for t in new}), item.model_id,
                      endpoint.name, ", ".join(sorted({t.provider for t in new})))
-        return plan(new, self.keys, interval_override=self.interval_override)
+        names = listing_names(endpoint.name, item.model_id, listing)
+        return plan(new, self.keys, interval_override=self.interval_override, provider_names=names)
 
     def _retire_unlisted(self, item: DiscoveredModel, listed: dict[str, ListedProvider], now: float) -> None:
         """Retire the probed providers that no successful listing has named for `retire_after_s`."""

@@ -8,7 +8,7 @@ schedule (`--interval` override, jitter bound) is decided here once too, not in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tokenpulse.config import Config, Endpoint, Target
@@ -81,14 +81,20 @@ def key_ring(endpoints: Iterable[Endpoint]) -> KeyRing:
     return keys
 
 
-def plan(targets: Iterable[Target], keys: KeyRing, *, interval_override: float | None = None) -> list[ProbeTarget]:
-    """Build the probes of `targets`; `interval_override` replaces every target's interval."""
+def plan(targets: Iterable[Target], keys: KeyRing, *, interval_override: float | None = None,
+         provider_names: Mapping[tuple[str, str, str], Sequence[str]] | None = None) -> list[ProbeTarget]:
+    """Build the probes of `targets`; `interval_override` replaces every target's interval.
+    `provider_names` maps (endpoint, model, provider tag) to the display names the endpoints listing
+    gives that provider, for judging who served each probe (core/served.py): discovered providers
+    have them; for the others the served name is compared with the slug."""
     planned: list[ProbeTarget] = []
+    names = provider_names or {}
     for target in targets:
         interval = interval_override if interval_override is not None else target.interval_s
         endpoint = target.endpoint
         request = prepare(endpoint.base_url, target.chat_request(), api_key=keys.for_endpoint(endpoint),
-                          extra_headers=endpoint.headers)
+                          extra_headers=endpoint.headers,
+                          provider_names=names.get((endpoint.name, target.model.id, target.provider), ()))
         planned.append(ProbeTarget(target=target, request=request, interval_s=interval,
                                    jitter_s=effective_jitter(interval, target.jitter_s)))
     return planned

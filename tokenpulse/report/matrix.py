@@ -22,32 +22,17 @@ Only measured-phase records count, as in the rest of the report.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 from tokenpulse.core.stats import distribution, proportion_interval
 from tokenpulse.report.run import RunData
-from tokenpulse.runfolder.generations import LISTING_GLOB
+from tokenpulse.runfolder.generations import read_listings
 from tokenpulse.runfolder.schedule import MEASURE
 
 WRONG_PROVIDER = "wrong_provider"
 #: Failures OpenRouter's uptime leaves out (the caller's, not the provider's).
 _NOT_PROVIDER_FAILURES = frozenset({"client_error", "rate_limited", WRONG_PROVIDER})
-
-
-def _listings(folder: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for path in sorted(folder.glob(LISTING_GLOB)):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(doc, dict) and isinstance(doc.get("endpoints"), list):
-            entries = [e for e in doc["endpoints"] if isinstance(e, dict)]
-            out[(str(doc.get("endpoint")), str(doc.get("model")))] = entries
-    return out
 
 
 def _listed(entries: list[dict[str, Any]], provider: str) -> dict[str, Any] | None:
@@ -160,7 +145,7 @@ def provider_matrix(run: RunData, summary: dict[str, Any]) -> list[dict[str, Any
     for r in run.records:
         if r.get("phase") in (None, MEASURE):
             by_target[(str(r.get("endpoint")), str(r.get("model")), str(r.get("target_provider")))].append(r)
-    listings = _listings(run.path)
+    listings = read_listings(run.path)
     slo = summary["slo"]
     out = []
     for (endpoint, model), targets in groups.items():

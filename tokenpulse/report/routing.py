@@ -19,8 +19,9 @@ from typing import Any
 
 from tokenpulse.config import NO_PROVIDER, ROUTE_PREFIX
 from tokenpulse.core.redact import clip
-from tokenpulse.core.served import served_matches_pin
+from tokenpulse.core.served import ProviderPin, served_matches_pin
 from tokenpulse.report.run import RunData
+from tokenpulse.runfolder.generations import listed_names, read_listings
 from tokenpulse.runfolder.schedule import MEASURE
 
 #: A record whose stream named no provider.
@@ -54,11 +55,15 @@ def router_choice(run: RunData, targets: Sequence[dict[str, Any]]) -> list[dict[
         served.setdefault(key, Counter())[name] += 1
         if r.get("outcome") == "ok":
             served_ok.setdefault(key, Counter())[name] += 1
+    listings = read_listings(run.path)  # the listing's display names decide, as during the run
     out = []
     for t in routes:
         key = (t["endpoint"], t["model"], t["provider"])
         pinned = [p for p in targets if (p["endpoint"], p["model"]) == (t["endpoint"], t["model"])
                   and not is_route(p["provider"]) and p["provider"] != NO_PROVIDER]
+        entries = listings.get((t["endpoint"], t["model"]), [])
+        pins = [(p["provider"], ProviderPin.of(p["provider"], listed_names(entries, p["provider"])))
+                for p in pinned]
         counts = served.get(key, Counter())
         total = sum(counts.values())
         rows: list[dict[str, Any]] = []
@@ -68,7 +73,7 @@ def router_choice(run: RunData, targets: Sequence[dict[str, Any]]) -> list[dict[
                 rows.append({"provider": OTHERS, "pinned_target": None, "requests": rest,
                              "ok": None, "share": rest / total})
                 break
-            match = next((p["provider"] for p in pinned if served_matches_pin(p["provider"], name)), None)
+            match = next((slug for slug, pin in pins if served_matches_pin(pin, name)), None)
             rows.append({"provider": name, "pinned_target": match, "requests": n,
                          "ok": served_ok.get(key, Counter())[name], "share": n / total if total else None})
         best = _best_pinned(pinned)

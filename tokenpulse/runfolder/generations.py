@@ -18,6 +18,7 @@ it cost (`total_cost`), the join makes that its `estimated_cost_usd`, so the rep
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +47,27 @@ def generations_file(out: Path, tag: str) -> Path:
 def listing_file(out: Path, endpoint: str, model: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{endpoint}-{model}")
     return out / f"listing-{safe}.json"
+
+
+def read_listings(folder: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(endpoint, model) -> the entries of its saved endpoints listing (load/listing.py writes them);
+    an unreadable file is left out, as a listing never read."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob(LISTING_GLOB)):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("endpoints"), list):
+            entries = [e for e in doc["endpoints"] if isinstance(e, dict)]
+            out[(str(doc.get("endpoint")), str(doc.get("model")))] = entries
+    return out
+
+
+def listed_names(entries: list[dict[str, Any]], tag: str) -> tuple[str, ...]:
+    """The display names (`provider_name`) a saved listing gives the provider `tag`: a pin's names."""
+    return tuple(str(e["provider_name"]) for e in entries
+                 if e.get("tag") == tag and isinstance(e.get("provider_name"), str) and e["provider_name"])
 
 
 @dataclass(slots=True)
