@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tokenpulse demo --wait
 
+# Two test files at a time (pytest-xdist): most of the suite waits on real servers, Prometheus rule
+# evaluations and Locust runs rather than using a core, so two workers halve the wall time on two cores.
+# --dist loadfile keeps each file in one worker (its module-scoped servers start once).
+# TEST_WORKERS=0 runs it serially.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # ruff and mypy, as CI runs them (settings in pyproject.toml).
 lint: $(STAMP)
