@@ -482,7 +482,7 @@ planned = types.SimpleNamespace(chat=ChatRequest(model="m", messages=[{"role": "
                                 output_tokens_target=8, check=None)
 fake = types.SimpleNamespace(
     session=session, target=types.SimpleNamespace(target=target, api_key="sk-or-secret-key-123", key="k", name="t",
-                                                  index=0),
+                                                  index=0, provider_names=()),
     stream=types.SimpleNamespace(next_request=lambda t: planned, on_result=results.append), driver=Driver(),
     timeouts=None, user_id=0,
     environment=types.SimpleNamespace(events=types.SimpleNamespace(request=types.SimpleNamespace(
