@@ -20,7 +20,7 @@ Nothing here is ever a metric label: the served name stays in the record, labels
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 #: Served names longer than this are not provider names (a hostile server); compared after cutting.
@@ -44,6 +44,14 @@ class ProviderPin:
     @classmethod
     def of(cls, slug: str, names: Iterable[str] = ()) -> ProviderPin:
         return cls(slug=slug, names=tuple(n for n in names if isinstance(n, str) and n))
+
+
+def listed_name(entry: Mapping[str, object]) -> str | None:
+    """The display name (`provider_name`) of one endpoints-listing entry, when it is a usable one: what
+    the pin of that entry's `tag` takes as its names. The prober's parsed listing, a load run's listing
+    and the run folder's saved copy all read it here."""
+    name = entry.get("provider_name")
+    return name if isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS else None
 
 
 def served_matches_pin(pin: ProviderPin | str, served_name: object) -> bool | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenpulse.core.redact import clip
+from tokenpulse.core.served import listed_name
 from tokenpulse.load.context import LoadTarget
 from tokenpulse.load.fetch import bounded_get
 from tokenpulse.runfolder.generations import listing_file
@@ -83,7 +84,7 @@ def save_listings(out: Path, targets: Iterable[LoadTarget]) -> list[list[str]]:
                                     "http_status": status, "endpoints": entries or []}) + "\n",
                         encoding="utf-8")
         for entry in entries or []:
-            tag, provider_name = entry.get("tag"), entry.get("provider_name")
-            if isinstance(tag, str) and tag and isinstance(provider_name, str) and provider_name:
+            tag, provider_name = entry.get("tag"), listed_name(entry)
+            if isinstance(tag, str) and tag and provider_name:
                 names.append([endpoint.name, model, tag, provider_name])
     return names

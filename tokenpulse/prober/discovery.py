@@ -21,7 +21,7 @@ import httpx
 
 from tokenpulse.config import PROVIDER_PATTERN, Endpoint
 from tokenpulse.core.redact import clip, redact
-from tokenpulse.core.served import MAX_NAME_CHARS
+from tokenpulse.core.served import listed_name
 from tokenpulse.metrics import OPENROUTER_QUANTILES, OPENROUTER_UPTIME_WINDOWS, QUANTIZATIONS
 from tokenpulse.prober.fetch import FetchError, fetch
 
@@ -97,11 +97,9 @@ def listed_provider(tag: str, entry: Mapping[str, object]) -> ListedProvider:
     pricing = entry.get("pricing")
     pricing = pricing if isinstance(pricing, Mapping) else {}
     uptime = {w: r for w in OPENROUTER_UPTIME_WINDOWS if (r := _ratio(entry.get(f"uptime_last_{w}"))) is not None}
-    name = entry.get("provider_name")
-    provider_name = name if isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS else None
     return ListedProvider(tag, quantization, _finite(pricing.get("prompt")), _finite(pricing.get("completion")),
                           uptime, _percentiles(entry.get("latency_last_30m"), 1000.0),
-                          _percentiles(entry.get("throughput_last_30m"), 1.0), provider_name)
+                          _percentiles(entry.get("throughput_last_30m"), 1.0), listed_name(entry))
 
 
 def listing_names(endpoint: str, model: str, listing: Sequence[ListedProvider]) -> dict[tuple[str, str, str],

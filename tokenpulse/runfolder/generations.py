@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenpulse.core.generation import valid_generation_id
+from tokenpulse.core.served import listed_name
 from tokenpulse.core.usage import INVALID, cost_usd, token_count
 from tokenpulse.runfolder.records import iter_jsonl
 
@@ -66,8 +67,7 @@ def read_listings(folder: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
 
 def listed_names(entries: list[dict[str, Any]], tag: str) -> tuple[str, ...]:
     """The display names (`provider_name`) a saved listing gives the provider `tag`: a pin's names."""
-    return tuple(str(e["provider_name"]) for e in entries
-                 if e.get("tag") == tag and isinstance(e.get("provider_name"), str) and e["provider_name"])
+    return tuple(name for e in entries if e.get("tag") == tag and (name := listed_name(e)))
 
 
 @dataclass(slots=True)
