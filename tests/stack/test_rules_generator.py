@@ -140,3 +140,50 @@ def test_another_configs_rules_pass_promtool(tmp_path: Path, promtool: str) -> N
     )
     assert test.returncode == 0, test.stdout + test.stderr
     shutil.rmtree(out)
+
+
+def _recorded_layout() -> tuple[list[dict], list[dict]]:
+    files = generate(load_config(STACK_CONFIG), source="examples/mock.yaml")
+    recording = yaml.safe_load(files["rules/recording.yml"])["groups"]
+    alerts = yaml.safe_load(files["rules/alerts.yml"])["groups"]
+    return recording, alerts
+
+
+def test_no_group_holds_two_full_reads_of_a_raw_family() -> None:
+    """A group's rules run one after another, so two reads of every per-target series of a family with
+    many series per target (13-29: requests by class, histogram buckets; a few tenths of a second each
+    at 1,000 targets, rules_eval.py) in one group add up. A narrowed read (one `le`, one error class)
+    is ~1 series per target and does not count."""
+    import re
+
+    full_read = re.compile(r"rate\((tokenpulse_requests_total|tokenpulse_[a-z_]+_bucket)(\[|\{\})")
+    recording, _ = _recorded_layout()
+    for group in recording:
+        reads = [m.group(1) for r in group["rules"] for m in full_read.finditer(r["expr"])]
+        assert len(reads) <= 1, (group["name"], reads)
+
+
+def test_alerts_read_nothing_recorded_only_for_dashboards() -> None:
+    """Dashboard-only groups are evaluated every 30 s; an alert reading one of their series, directly or
+    through the rules it reads, would fire up to 15 s late."""
+    import re
+
+    def names(expr: str) -> set[str]:
+        return set(re.findall(r"[a-z_]+:[a-z_0-9]+:[a-z_0-9]+", expr))
+
+    recording, alerts = _recorded_layout()
+    slow = {r["record"] for g in recording if g.get("interval") == "30s" for r in g["rules"]}
+    assert slow, "the layout has dashboard-only groups"
+    reads: dict[str, set[str]] = {}
+    for g in recording:
+        for r in g["rules"]:
+            reads.setdefault(r["record"], set()).update(names(r["expr"]))
+    for alert in (r for g in alerts for r in g["rules"]):
+        seen: set[str] = set()
+        todo = names(alert["expr"])
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo |= reads.get(name, set())
+        assert not seen & slow, (alert["alert"], seen & slow)

@@ -28,6 +28,11 @@ LONG_WINDOWS = ("1d", "3d")
 #: Windows with the all-requests rate, the per-class error rates and the availability ratio (dashboards).
 PER_CLASS_WINDOWS = ("5m", "1h")
 TTFT_WINDOWS = ("5m", "30m", "1h", "6h")
+#: The evaluation interval of the groups only dashboards read (per-class rates, latency percentiles):
+#: the prober probes a target every 30-60 s, so a 5m figure evaluated every 15 s repeats itself, and
+#: these groups are most of the rules' work at 1,000 targets (docs/benchmarks.md). Groups that alerts
+#: read keep the global 15 s.
+DASHBOARD_INTERVAL = "30s"
 Rule = dict[str, Any]
 
 
@@ -40,9 +45,10 @@ def availability_window(slo: SLO, w: str) -> list[Rule]:
     and error class), then everything else from that recorded rate, in order within the group (a rule
     sees the results of the rules above it at the same evaluation). Before, each window read the raw
     counters four times (all, eligible, failed, per class); at 1,000 targets those reads were the
-    slowest group's cost (docs/benchmarks.md, rules_eval.py)."""
+    slowest group's cost (docs/benchmarks.md, rules_eval.py). The dashboards' per-class rates are a
+    group of their own (`availability_classes`)."""
     by_class = f"job_target_outcome_class:tokenpulse_requests:rate{w}"
-    rules = [
+    return [
         rule(by_class, f"sum by (job, endpoint, model, provider, outcome, error_class) "
                        f"(rate(tokenpulse_requests_total[{w}]))"),
         rule(f"job_target:tokenpulse_requests_eligible:rate{w}", f"{BY} ({by_class}{{{CALLER_SIDE}}})"),
@@ -50,16 +56,25 @@ def availability_window(slo: SLO, w: str) -> list[Rule]:
              f'{BY} ({by_class}{{outcome="error", {CALLER_SIDE}}})'),
         *error_ratio_rules(w, slo),
     ]
-    if w in PER_CLASS_WINDOWS:
-        rules += [
-            rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} ({by_class})"),
-            rule(f"job_target_class:tokenpulse_requests_error:rate{w}",
-                 f'sum by (job, endpoint, model, provider, error_class) ({by_class}{{outcome="error"}})'),
-            rule(f"job_target_class:tokenpulse_requests_error:ratio_rate{w}",
-                 f"job_target_class:tokenpulse_requests_error:rate{w} / ignoring (error_class) group_left "
-                 f"job_target:tokenpulse_requests:rate{w}"),
-        ]
-    return rules
+
+
+def availability_classes(w: str) -> list[Rule]:
+    """A window's all-requests rate, per-class error rates and their ratios (dashboards only), from the
+    window's recorded rate by outcome and class (`availability_window`).
+
+    A group of its own: a group's rules run one after another, so its duration is their sum, and these
+    three write ~14 series per target (they were 0.21 of the 5m group's 0.44 s at 1,000 targets,
+    rules_eval.py). Alerts read none of them, so the one evaluation (15 s) they may lag the window's
+    own group does not delay a page."""
+    by_class = f"job_target_outcome_class:tokenpulse_requests:rate{w}"
+    return [
+        rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} ({by_class})"),
+        rule(f"job_target_class:tokenpulse_requests_error:rate{w}",
+             f'sum by (job, endpoint, model, provider, error_class) ({by_class}{{outcome="error"}})'),
+        rule(f"job_target_class:tokenpulse_requests_error:ratio_rate{w}",
+             f"job_target_class:tokenpulse_requests_error:rate{w} / ignoring (error_class) group_left "
+             f"job_target:tokenpulse_requests:rate{w}"),
+    ]
 
 
 def availability_recorded(slo: SLO) -> list[Rule]:
@@ -172,28 +187,29 @@ LATENCY_FAMILIES = {"ttft_seconds": "ttft", "ttfc_seconds": "ttfc", "tpot_second
 
 
 def latency(family: str, w: str) -> list[Rule]:
-    """Bucket rates per target and `le` of one histogram, and their percentiles, over one window.
+    """Bucket rates per target and `le` of one histogram over one window, and their percentiles.
 
     Cost (docs/benchmarks.md, rules_eval.py): a histogram has 19-29 bucket series per target, so at 1,000
     targets one family's 5m bucket rates read up to 29,000 series; one group per family and window keeps
     each group's evaluation to that (Prometheus evaluates groups concurrently). The 1h rates average the
     recorded 5m ones at 5-minute steps (12 points of each recorded series, the same hour in 12 windows
     that do not overlap) instead of reading an hour of raw samples of every bucket series."""
-    bucket_rate = f"job_target_le:tokenpulse_{family}_bucket:rate{w}"
+    return [bucket_rate_rule(family, w), *quantile_rules(family, w)]
+
+
+def bucket_rate_rule(family: str, w: str) -> Rule:
     expr = (f"sum by (job, endpoint, model, provider, le) (rate(tokenpulse_{family}_bucket[{w}]))" if w == "5m"
             else f"avg_over_time(job_target_le:tokenpulse_{family}_bucket:rate5m[{w}:5m])")
-    rules = [rule(bucket_rate, expr)]
+    return rule(f"job_target_le:tokenpulse_{family}_bucket:rate{w}", expr)
+
+
+def quantile_rules(family: str, w: str) -> list[Rule]:
+    """The percentiles of one histogram's recorded bucket rates (dashboards only)."""
+    bucket_rate = f"job_target_le:tokenpulse_{family}_bucket:rate{w}"
     # Decode speed: lower is worse, so the 5th percentile is the slow tail, not the 95th.
     quantiles = ("0.5", "0.05") if family == "output_tokens_per_second" else ("0.5", "0.95", "0.99")
-    for q in quantiles:
-        rules.append(
-            rule(
-                f"job_target:tokenpulse_{family}:quantile_rate{w}",
-                f"histogram_quantile({q}, {bucket_rate})",
-                labels={"quantile": q},
-            )
-        )
-    return rules
+    return [rule(f"job_target:tokenpulse_{family}:quantile_rate{w}", f"histogram_quantile({q}, {bucket_rate})",
+                 labels={"quantile": q}) for q in quantiles]
 
 
 def throughput() -> list[Rule]:
@@ -207,19 +223,32 @@ def throughput() -> list[Rule]:
 
 def recording_groups(slo: SLO) -> list[dict[str, Any]]:
     """One group per SLI and raw window (Prometheus evaluates groups concurrently, each group's rules in
-    order): at 1,000 targets one group holding every window took over a second (docs/benchmarks.md).
-    The groups that average recorded 5m rates come after the 5m groups, so promtool's tests, which
-    evaluate the groups in file order, see the same evaluation's 5m values."""
+    order, so a group takes the sum of its rules): at 1,000 targets one group holding every window took
+    over a second (docs/benchmarks.md). What only dashboards read (per-class rates, the 5m percentiles)
+    is split from the raw read it derives from, so no group holds more than one raw read of 13,000-29,000
+    series plus what alerts need in the same evaluation. Groups that read another group's results come
+    after it, so promtool's tests, which evaluate the groups in file order, see the same evaluation's
+    values (Prometheus itself may give them the previous evaluation's, 15 s older). Groups only
+    dashboards read are evaluated every `DASHBOARD_INTERVAL`."""
     raw = [w for w in SHORT_WINDOWS if w not in FROM_RECORDED]
-    return [
-        *({"name": f"tokenpulse-availability-{w}", "rules": availability_window(slo, w)} for w in raw),
+    groups: list[dict[str, Any]] = []
+    for w in raw:
+        groups.append({"name": f"tokenpulse-availability-{w}", "rules": availability_window(slo, w)})
+        if w in PER_CLASS_WINDOWS:
+            groups.append({"name": f"tokenpulse-availability-{w}-classes", "interval": DASHBOARD_INTERVAL,
+                           "rules": availability_classes(w)})
+    groups += [
         {"name": "tokenpulse-availability-6h", "rules": availability_recorded(slo)},
         {"name": "tokenpulse-availability-long", "interval": "5m", "rules": availability_long(slo)},
         *({"name": f"tokenpulse-ttft-slo-{w}", "rules": ttft_window(slo, w)} for w in TTFT_WINDOWS),
-        *({"name": f"tokenpulse-latency-{short}", "rules": latency(family, "5m")}
-          for family, short in LATENCY_FAMILIES.items()),
-        # an hour's percentiles move slowly: once a minute
-        *({"name": f"tokenpulse-latency-{short}-1h", "interval": "1m", "rules": latency(family, "1h")}
-          for family, short in LATENCY_FAMILIES.items()),
-        {"name": "tokenpulse-throughput", "rules": throughput()},
     ]
+    for family, short in LATENCY_FAMILIES.items():
+        groups.append({"name": f"tokenpulse-latency-{short}", "interval": DASHBOARD_INTERVAL,
+                       "rules": [bucket_rate_rule(family, "5m")]})
+        groups.append({"name": f"tokenpulse-latency-{short}-quantiles", "interval": DASHBOARD_INTERVAL,
+                       "rules": quantile_rules(family, "5m")})
+    # an hour's percentiles move slowly: once a minute
+    groups += [{"name": f"tokenpulse-latency-{short}-1h", "interval": "1m", "rules": latency(family, "1h")}
+               for family, short in LATENCY_FAMILIES.items()]
+    groups.append({"name": "tokenpulse-throughput", "rules": throughput()})
+    return groups
