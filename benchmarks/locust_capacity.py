@@ -162,6 +162,11 @@ def run_tokenpulse(base_url: str, levels: list[int], step_s: float, warmup_s: fl
                              "models": [{"id": MODEL, "providers": [PROVIDER]}]}],
               "load": {"workload": {"input_tokens_mean": 32, "output_tokens_mean": TOKENS, "fixed_output": True},
                        "timeouts": {"connect_s": 10, "ttft_s": 30, "idle_s": 15, "total_s": 60}}}
+    config_py = tree / "tokenpulse" / "config.py"
+    if config_py.exists() and "class GenerationLookups" in config_py.read_text(encoding="utf-8"):
+        # OpenRouter's /generation lookups (a few per second, off the streams' path) are not what this
+        # measures, and a baseline from before them has none: off, so both trees do the same work.
+        config["load"]["generations"] = {"max_rate_per_s": 0}
     cfg = work / f"bench{tag}.yaml"
     cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = work / f"locust-run{tag}"
