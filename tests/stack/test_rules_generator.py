@@ -4,6 +4,7 @@ express exactly are config errors (exit 2, `FILE: field.path: problem`)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -154,8 +155,6 @@ def test_no_group_holds_two_full_reads_of_a_raw_family() -> None:
     many series per target (13-29: requests by class, histogram buckets; a few tenths of a second each
     at 1,000 targets, rules_eval.py) in one group add up. A narrowed read (one `le`, one error class)
     is ~1 series per target and does not count."""
-    import re
-
     full_read = re.compile(r"rate\((tokenpulse_requests_total|tokenpulse_[a-z_]+_bucket)(\[|\{\})")
     recording, _ = _recorded_layout()
     for group in recording:
@@ -166,8 +165,6 @@ def test_no_group_holds_two_full_reads_of_a_raw_family() -> None:
 def test_alerts_read_nothing_recorded_only_for_dashboards() -> None:
     """Dashboard-only groups are evaluated every 30 s; an alert reading one of their series, directly or
     through the rules it reads, would fire up to 15 s late."""
-    import re
-
     def names(expr: str) -> set[str]:
         return set(re.findall(r"[a-z_]+:[a-z_0-9]+:[a-z_0-9]+", expr))
 

@@ -40,6 +40,16 @@ def rule(record: str, expr: str, **extra: Any) -> Rule:
     return {"record": record, "expr": expr, **extra}
 
 
+def by_class_rate(w: str) -> str:
+    """The recorded rate of one window per target, outcome and error class: the window's one raw read."""
+    return f"job_target_outcome_class:tokenpulse_requests:rate{w}"
+
+
+def bucket_rate(family: str, w: str) -> str:
+    """The recorded bucket rates per target and `le` of one histogram over one window."""
+    return f"job_target_le:tokenpulse_{family}_bucket:rate{w}"
+
+
 def availability_window(slo: SLO, w: str) -> list[Rule]:
     """One raw window's availability: the window's only read of the raw counters (per target, outcome
     and error class), then everything else from that recorded rate, in order within the group (a rule
@@ -47,7 +57,7 @@ def availability_window(slo: SLO, w: str) -> list[Rule]:
     counters four times (all, eligible, failed, per class); at 1,000 targets those reads were the
     slowest group's cost (docs/benchmarks.md, rules_eval.py). The dashboards' per-class rates are a
     group of their own (`availability_classes`)."""
-    by_class = f"job_target_outcome_class:tokenpulse_requests:rate{w}"
+    by_class = by_class_rate(w)
     return [
         rule(by_class, f"sum by (job, endpoint, model, provider, outcome, error_class) "
                        f"(rate(tokenpulse_requests_total[{w}]))"),
@@ -66,7 +76,7 @@ def availability_classes(w: str) -> list[Rule]:
     three write ~14 series per target (they were 0.21 of the 5m group's 0.44 s at 1,000 targets,
     rules_eval.py). Alerts read none of them, so the one evaluation (15 s) they may lag the window's
     own group does not delay a page."""
-    by_class = f"job_target_outcome_class:tokenpulse_requests:rate{w}"
+    by_class = by_class_rate(w)
     return [
         rule(f"job_target:tokenpulse_requests:rate{w}", f"{BY} ({by_class})"),
         rule(f"job_target_class:tokenpulse_requests_error:rate{w}",
@@ -199,16 +209,16 @@ def latency(family: str, w: str) -> list[Rule]:
 
 def bucket_rate_rule(family: str, w: str) -> Rule:
     expr = (f"sum by (job, endpoint, model, provider, le) (rate(tokenpulse_{family}_bucket[{w}]))" if w == "5m"
-            else f"avg_over_time(job_target_le:tokenpulse_{family}_bucket:rate5m[{w}:5m])")
-    return rule(f"job_target_le:tokenpulse_{family}_bucket:rate{w}", expr)
+            else f"avg_over_time({bucket_rate(family, '5m')}[{w}:5m])")
+    return rule(bucket_rate(family, w), expr)
 
 
 def quantile_rules(family: str, w: str) -> list[Rule]:
     """The percentiles of one histogram's recorded bucket rates (dashboards only)."""
-    bucket_rate = f"job_target_le:tokenpulse_{family}_bucket:rate{w}"
+    rates = bucket_rate(family, w)
     # Decode speed: lower is worse, so the 5th percentile is the slow tail, not the 95th.
     quantiles = ("0.5", "0.05") if family == "output_tokens_per_second" else ("0.5", "0.95", "0.99")
-    return [rule(f"job_target:tokenpulse_{family}:quantile_rate{w}", f"histogram_quantile({q}, {bucket_rate})",
+    return [rule(f"job_target:tokenpulse_{family}:quantile_rate{w}", f"histogram_quantile({q}, {rates})",
                  labels={"quantile": q}) for q in quantiles]
 
 
